@@ -133,13 +133,14 @@ class NetworkAddress(tuple):
             return cls(Network.TORV3, _decode_onion(text), port)
         if lowered.endswith(".b32.i2p"):
             return cls(Network.I2P, _decode_i2p(text), port)
+        # inet_pton raises ValueError, not OSError, for text with a NUL.
         try:
             return cls(Network.IPV4, socket.inet_pton(socket.AF_INET, text), port)
-        except OSError:
+        except (OSError, ValueError):
             pass
         try:
             raw = socket.inet_pton(socket.AF_INET6, text)
-        except OSError:
+        except (OSError, ValueError):
             raise ProtocolError(
                 f"{text!r} is not an IPv4, IPv6, .onion or .b32.i2p address",
                 field="host",
@@ -174,7 +175,7 @@ class NetworkAddress(tuple):
             if default_port is None:
                 raise ProtocolError(f"{text!r} has no port", field="port")
             return cls.from_host(host, default_port, cjdns=cjdns)
-        if not port.isdigit():
+        if not (port.isascii() and port.isdigit()):
             raise ProtocolError(f"{text!r}: port {port!r} is not a number", field="port")
         return cls.from_host(host, int(port), cjdns=cjdns)
 
@@ -365,9 +366,14 @@ def _decode_i2p(text):
             f"{text!r}: an I2P name has 52 base32 characters", field="host"
         )
     try:
-        return base64.b32decode(label.upper() + "====")
+        raw = base64.b32decode(label.upper() + "====")
     except ValueError:
         raise ProtocolError(f"{text!r} is not base32", field="host") from None
+    # 52 characters carry 260 bits; Core (ConvertBits without padding)
+    # rejects a name whose 4 spare bits are not zero.
+    if base64.b32encode(raw).decode("ascii").rstrip("=") != label.upper():
+        raise ProtocolError(f"{text!r} is not canonical base32", field="host")
+    return raw
 
 
 class AddrEntry(tuple):

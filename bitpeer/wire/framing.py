@@ -15,7 +15,13 @@ import struct
 import attr
 
 from .encoding import checksum
-from .errors import BadChecksum, BadMagic, BadMessageType, PayloadTooLarge
+from .errors import (
+    BadChecksum,
+    BadMagic,
+    BadMessageType,
+    PayloadTooLarge,
+    ProtocolError,
+)
 from .messages import decode_message
 
 HEADER_SIZE = 24
@@ -39,10 +45,15 @@ def encode_frame(magic, message):
 
 def encode_raw_frame(magic, command, payload):
     """A frame from a message type and payload bytes."""
-    return (
-        _HEADER.pack(magic, command.encode("ascii"), len(payload), checksum(payload))
-        + payload
-    )
+    raw_type = command.encode("ascii")
+    if len(raw_type) > MESSAGE_TYPE_SIZE:
+        # struct's "12s" would silently cut it to another message type.
+        raise ProtocolError(
+            f"message type {command!r} is longer than {MESSAGE_TYPE_SIZE} bytes",
+            field="command",
+            message_type=command,
+        )
+    return _HEADER.pack(magic, raw_type, len(payload), checksum(payload)) + payload
 
 
 @attr.frozen

@@ -26,6 +26,7 @@ from .address import (
     encode_v2_entries,
 )
 from .encoding import (
+    MAX_SIZE,
     UINT32_MAX,
     UINT64_MAX,
     Reader,
@@ -235,7 +236,8 @@ class MemPool(_Empty):
 
 # -- version -----------------------------------------------------------------
 
-_UNSPECIFIED = NetworkAddress(Network.IPV6, bytes(16), 0)
+#: ``::`` port 0: what Core puts in a version for an address it will not say.
+UNSPECIFIED_ADDRESS = NetworkAddress(Network.IPV6, bytes(16), 0)
 
 
 def _v1_address(instance, attribute, value):
@@ -264,9 +266,9 @@ class Version(Message):
     version: int = attr.ib(default=PROTOCOL_VERSION, validator=_int32)
     services: int = attr.ib(default=0, validator=_uint64)
     timestamp: int = attr.ib(default=0, validator=_int64)
-    addr_recv: NetworkAddress = attr.ib(default=_UNSPECIFIED, validator=_v1_address)
+    addr_recv: NetworkAddress = attr.ib(default=UNSPECIFIED_ADDRESS, validator=_v1_address)
     addr_recv_services: int = attr.ib(default=0, validator=_uint64)
-    addr_from: NetworkAddress = attr.ib(default=_UNSPECIFIED, validator=_v1_address)
+    addr_from: NetworkAddress = attr.ib(default=UNSPECIFIED_ADDRESS, validator=_v1_address)
     addr_from_services: int = attr.ib(default=0, validator=_uint64)
     nonce: int = attr.ib(default=0, validator=_uint64)
     user_agent: str = attr.ib(default="", validator=_text(MAX_SUBVERSION_LENGTH))
@@ -507,7 +509,10 @@ _INV_ENTRY = struct.Struct("<I32s")
 
 
 class _Inventory(Message):
-    """inv, getdata and notfound share one layout and one limit."""
+    """inv, getdata and notfound share one layout; inv and getdata one limit."""
+
+    #: More entries is Misbehaviour.
+    max_items = MAX_INV_SZ
 
     def encode_payload(self):
         pack = _INV_ENTRY.pack
@@ -518,13 +523,13 @@ class _Inventory(Message):
     @classmethod
     def decode_payload(cls, payload):
         r = Reader(payload)
-        count = _count(r, "inventory", MAX_INV_SZ, _INV_ENTRY.size)
+        count = _count(r, "inventory", cls.max_items, _INV_ENTRY.size)
         body = r.take(count * _INV_ENTRY.size, "inventory")
         return cls(tuple(InvVector(t, h) for t, h in _INV_ENTRY.iter_unpack(body)))
 
 
-def _inventory():
-    return attr.ib(converter=tuple, validator=_items(InvVector, MAX_INV_SZ))
+def _inventory(limit=MAX_INV_SZ):
+    return attr.ib(converter=tuple, validator=_items(InvVector, limit))
 
 
 @_register
@@ -548,10 +553,16 @@ class GetData(_Inventory):
 @_register
 @attr.frozen
 class NotFound(_Inventory):
-    """Says the objects asked for are not available."""
+    """
+    Says the objects asked for are not available.  Unlike inv and getdata,
+    Core puts no limit on its length: it reads the whole vector and ignores
+    it when longer than it could have asked for (net_processing.cpp,
+    NOTFOUND).  Only CompactSize's MAX_SIZE and the frame size bound it.
+    """
 
     command: ClassVar[str] = "notfound"
-    inventory: tuple = _inventory()
+    max_items: ClassVar[int] = MAX_SIZE
+    inventory: tuple = _inventory(MAX_SIZE)
 
 
 # -- headers and locators ----------------------------------------------------
@@ -645,7 +656,15 @@ class Headers(Message):
     @classmethod
     def decode_payload(cls, payload):
         r = Reader(payload)
-        count = _count(r, "headers", MAX_HEADERS_RESULTS, _HEADER.size + 1)
+        # Core reads the count alone and calls Misbehaving before reading any
+        # header (net_processing.cpp, HEADERS), so the payload's length does
+        # not matter here, unlike the vectors _count handles.
+        count = r.compact_size("headers")
+        if count > MAX_HEADERS_RESULTS:
+            raise Misbehaviour(
+                f"{count} entries exceed the limit of {MAX_HEADERS_RESULTS}",
+                field="headers",
+            )
         headers = []
         for _ in range(count):
             headers.append(BlockHeader(*_HEADER.unpack(r.take(_HEADER.size, "headers"))))

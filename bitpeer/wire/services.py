@@ -39,10 +39,8 @@ def describe(services):
     names = []
     for bit in range(64):
         if services >> bit & 1:
-            try:
-                names.append(ServiceFlags(1 << bit).name)
-            except ValueError:
-                names.append(f"BIT{bit}")
+            # An unknown bit gives a pseudo-member whose name is None.
+            names.append(ServiceFlags(1 << bit).name or f"BIT{bit}")
     return "|".join(names) or "NONE"
 
 

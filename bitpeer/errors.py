@@ -1,0 +1,77 @@
+"""
+Why a peer connection failed or ended.
+
+Each class has a short ``reason`` code, the word the crawler stores and counts
+(``refused``, ``handshake-timeout``...), and a message that tells a person what
+happened.  Codec faults are wire.errors.ProtocolError; when one ends a
+connection it arrives wrapped in ProtocolViolation.
+"""
+
+
+class PeerError(Exception):
+    """Base of every failure of a peer connection."""
+
+    reason = "error"
+
+
+class ConnectFailed(PeerError):
+    """The TCP connection could not be made (refused, unreachable, ...)."""
+
+    reason = "connect-failed"
+
+
+class ConnectionRefused(ConnectFailed):
+    """Nothing listens at the address."""
+
+    reason = "refused"
+
+
+class ConnectTimeout(ConnectFailed):
+    """The TCP connection did not complete in time (often a blackhole)."""
+
+    reason = "connect-timeout"
+
+
+class HandshakeTimeout(PeerError):
+    """version/verack did not complete in time."""
+
+    reason = "handshake-timeout"
+
+
+class IdleTimeout(PeerError):
+    """Nothing was received for too long."""
+
+    reason = "idle-timeout"
+
+
+class SelfConnection(PeerError):
+    """The peer's version nonce is one of ours: we are talking to ourselves."""
+
+    reason = "self-connection"
+
+
+class ObsoleteVersion(PeerError):
+    """The peer's protocol version is below MIN_PEER_PROTO_VERSION."""
+
+    reason = "obsolete-version"
+
+
+class ProtocolViolation(PeerError):
+    """
+    The peer broke a rule after which the connection is closed.
+
+    @ivar error: the wire.errors.ProtocolError, or None for a rule of the
+        handshake (``wtxidrelay`` after ``verack``...).
+    """
+
+    reason = "protocol-error"
+
+    def __init__(self, message, error=None):
+        super().__init__(message)
+        self.error = error
+
+
+class ConnectionClosed(PeerError):
+    """The connection closed (by the peer, or by us) before the work was done."""
+
+    reason = "closed"

@@ -1,0 +1,297 @@
+"""
+The public handle on one connection: what an application holds and calls.
+
+A Peer is created by BitcoinProtocol for every connection.  It offers
+Deferreds for the one-shot results (the handshake, the getaddr answer, a ping
+round trip) and callbacks for message streams (``subscribe``).  Every Deferred
+is fresh per caller and cancellable, and every waiter errbacks with a
+bitpeer.errors.PeerError when the connection is lost.
+"""
+
+import attr
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.python.failure import Failure
+
+from .errors import ConnectionClosed
+from .wire.address import NetworkAddress
+from .wire.messages import GetAddr, Message, Ping, SendAddrV2, WtxidRelay
+from .wire.services import describe
+
+
+@attr.frozen
+class PeerInfo:
+    """
+    What a peer told us in its handshake.
+
+    @ivar address: where the peer is (for inbound, where it connected from).
+    @ivar their_view_of_us: ``addr_recv`` from its version: the address it
+        sees us at, the raw material of the external-address vote.
+    @ivar clock_offset: its timestamp minus our clock when the version
+        arrived, in seconds.
+    @ivar handshake_latency: seconds from TCP connect to the handshake's
+        completion.
+    """
+
+    address: NetworkAddress
+    inbound: bool
+    version: int
+    services: int
+    user_agent: str
+    start_height: int
+    relay: bool | None
+    their_view_of_us: NetworkAddress
+    timestamp: int
+    nonce: int
+    clock_offset: float
+    handshake_latency: float
+
+    @property
+    def services_text(self):
+        """The service bits as names, e.g. ``NETWORK|WITNESS``."""
+        return describe(self.services)
+
+    def as_dict(self):
+        """A JSON-ready dict (addresses as text, services as number and names)."""
+        out = attr.asdict(self, recurse=False)
+        out["address"] = str(self.address)
+        out["network"] = self.address.network_name
+        out["their_view_of_us"] = str(self.their_view_of_us)
+        out["services_text"] = self.services_text
+        return out
+
+
+@attr.frozen
+class GetAddrResult:
+    """
+    The addresses a peer gave in answer to getaddr.
+
+    @ivar outcome: ``answered`` (a message with more than one entry came),
+        ``idle`` (no addr message for the idle timeout), ``timeout`` (the
+        total timeout), or ``closed`` (the connection ended after some
+        addresses had arrived).
+    @ivar messages: how many addr/addrv2 messages contributed.
+    """
+
+    addresses: tuple
+    outcome: str
+    messages: int
+    elapsed: float
+
+
+class OneShot:
+    """
+    A result that many callers can wait for: each gets a fresh Deferred, a
+    cancelled caller is simply removed, and callers that come after the
+    result get it at once.
+    """
+
+    def __init__(self):
+        self._waiters = []
+        self._result = None
+        self.done = False
+
+    def when(self):
+        """A Deferred for the result."""
+        if self.done:
+            if isinstance(self._result, Failure):
+                return fail(self._result)
+            return succeed(self._result)
+        waiter = Deferred(canceller=self._waiters.remove)
+        self._waiters.append(waiter)
+        return waiter
+
+    def fire(self, result):
+        """Deliver ``result`` (a value or a Failure) to every waiter, once."""
+        if self.done:
+            return
+        self.done, self._result = True, result
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if isinstance(result, Failure):
+                waiter.errback(result)
+            else:
+                waiter.callback(result)
+
+
+class _AddrCollector:
+    """
+    Gathers the answer to our one getaddr.
+
+    Core answers in a single message, but may announce itself first in a
+    one-entry message; so the answer is complete at the first message with
+    more than one entry (Core's addr-fetch rule), else after ``idle`` seconds
+    without an addr message (counted from the getaddr), else after ``total``
+    seconds.  At most ``limit`` addresses are kept.
+    """
+
+    def __init__(self, clock, idle, total, limit):
+        self.clock = clock
+        self.idle, self.limit = idle, limit
+        self.entries = []
+        self.messages = 0
+        self.started = clock.seconds()
+        self.result = OneShot()
+        self._idle_call = clock.callLater(idle, self._finish, "idle")
+        self._total_call = clock.callLater(total, self._finish, "timeout")
+
+    def add(self, entries):
+        if self.result.done:
+            return
+        self.messages += 1
+        room = self.limit - len(self.entries)
+        self.entries.extend(entries[:room])
+        if len(entries) > 1:
+            self._finish("answered")
+        else:
+            self._idle_call.reset(self.idle)
+
+    def _finish(self, outcome):
+        for call in (self._idle_call, self._total_call):
+            if call.active():
+                call.cancel()
+        self.result.fire(
+            GetAddrResult(
+                tuple(self.entries),
+                outcome,
+                self.messages,
+                self.clock.seconds() - self.started,
+            )
+        )
+
+    def lost(self, failure):
+        """The connection ended: keep what arrived, or pass the failure on."""
+        if self.entries:
+            self._finish("closed")
+        else:
+            for call in (self._idle_call, self._total_call):
+                if call.active():
+                    call.cancel()
+            self.result.fire(failure)
+
+
+class Peer:
+    """
+    One connected peer.
+
+    @ivar address: the peer's NetworkAddress.
+    @ivar info: its PeerInfo once the handshake is done, else None.
+    """
+
+    def __init__(self, protocol, address):
+        self._protocol = protocol
+        self.address = address
+        self.info = None
+        self._handshake = OneShot()
+        self._closed = OneShot()
+        self._collector = None
+        self._pings = {}
+        self._subscribers = {}
+
+    def __repr__(self):
+        state = "handshaken" if self.info else "connecting"
+        return f"<Peer {self.address} {state}>"
+
+    # -- one-shot results ---------------------------------------------------
+
+    def whenHandshaken(self):
+        """A Deferred that fires with the PeerInfo when version/verack is done."""
+        return self._handshake.when()
+
+    def whenClosed(self):
+        """
+        A Deferred that fires when the connection has ended, with the
+        PeerError saying why (it never errbacks).
+        """
+        return self._closed.when()
+
+    def getaddr(self):
+        """
+        Ask for addresses, once per connection (a node answers only once):
+        a Deferred of GetAddrResult.  Called before the handshake is done, it
+        waits for it; called again, it gives the first answer.
+        """
+        if self._collector is not None:
+            return self._collector.result.when()
+        if self.info is None:
+            return self.whenHandshaken().addCallback(lambda _: self.getaddr())
+        options = self._protocol.options
+        self._collector = _AddrCollector(
+            self._protocol.clock,
+            options.getaddr_idle_timeout,
+            options.getaddr_timeout,
+            options.max_addresses,
+        )
+        result = self._collector.result.when()
+        self._protocol.sendMessage(GetAddr())
+        return result
+
+    def ping(self):
+        """
+        Send a ping; a Deferred of the round-trip time in seconds, which
+        errbacks with TimeoutError after ``options.ping_timeout``.
+        """
+        if self.info is None:
+            return self.whenHandshaken().addCallback(lambda _: self.ping())
+        protocol = self._protocol
+        nonce = protocol.random.getrandbits(64) or 1
+        sent = protocol.clock.seconds()
+        done = Deferred(canceller=lambda d: self._pings.pop(nonce, None))
+        self._pings[nonce] = (sent, done)
+        protocol.sendMessage(Ping(nonce))
+        return done.addTimeout(protocol.options.ping_timeout, protocol.clock)
+
+    # -- streams ------------------------------------------------------------
+
+    def subscribe(self, message_class, callback):
+        """
+        Call ``callback(peer, message)`` for every received message of
+        ``message_class`` (``Message`` for all of them).  Returns a function
+        that unsubscribes.
+        """
+        callbacks = self._subscribers.setdefault(message_class, [])
+        callbacks.append(callback)
+        return lambda: callbacks.remove(callback) if callback in callbacks else None
+
+    def send(self, message):
+        """
+        Send any message.  ``wtxidrelay`` and ``sendaddrv2`` after our verack
+        are refused: Core disconnects for them.
+        """
+        if isinstance(message, (WtxidRelay, SendAddrV2)) and self._protocol.verack_sent:
+            raise ValueError(f"{message.command} after verack makes Core disconnect")
+        self._protocol.sendMessage(message)
+
+    def close(self):
+        """Close the connection politely (pending writes are flushed)."""
+        self._protocol.close(ConnectionClosed("closed by us"))
+
+    # -- called by BitcoinProtocol -------------------------------------------
+
+    def _handshaken(self, info):
+        self.info = info
+        self._handshake.fire(info)
+
+    def _deliver(self, message):
+        for cls in (type(message), Message):
+            for callback in tuple(self._subscribers.get(cls, ())):
+                callback(self, message)
+
+    def _addresses(self, entries):
+        if self._collector is not None:
+            self._collector.add(entries)
+
+    def _pong(self, nonce):
+        pending = self._pings.pop(nonce, None)
+        if pending is not None:
+            sent, done = pending
+            done.callback(self._protocol.clock.seconds() - sent)
+
+    def _lost(self, error):
+        failure = Failure(error)
+        self._handshake.fire(failure)
+        if self._collector is not None:
+            self._collector.lost(failure)
+        pings, self._pings = self._pings, {}
+        for _, done in pings.values():
+            done.errback(failure)
+        self._closed.fire(error)

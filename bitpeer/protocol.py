@@ -1,0 +1,375 @@
+"""
+BitcoinProtocol: one connection, framed, handshaken and dispatched.
+
+It follows Bitcoin Core's rules (PROTOCOL.md sections 2-4), seen from either
+side of a connection:
+
+- outbound (we dialled): ``version`` goes first, so the first 16 bytes are
+  magic + "version" and a v2-enabled node stays on v1; on the peer's version
+  we send ``wtxidrelay`` (peer >= 70016), ``sendaddrv2`` and ``verack``, and
+  never either of the first two after verack;
+- inbound (we were dialled): we speak only after the peer's version, then
+  answer in Core's order: version, wtxidrelay, sendaddrv2 (peer >= 70016),
+  verack; getaddr is answered once per connection, after the handshake;
+- both: messages before version are ignored, messages other than the
+  handshake's before the peer's verack are ignored, a second version or
+  verack is ignored, wtxidrelay/sendaddrv2 after verack close the connection,
+  as do the codec's fatal faults; dropped messages are logged and skipped.
+
+Everything time-related runs on the injected clock.
+"""
+
+import attr
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+
+from . import __version__
+from .errors import (
+    ConnectionClosed,
+    HandshakeTimeout,
+    IdleTimeout,
+    ObsoleteVersion,
+    ProtocolViolation,
+    SelfConnection,
+)
+from .peer import Peer, PeerInfo
+from .wire.address import NetworkAddress
+from .wire.errors import ProtocolError
+from .wire.framing import FrameDecoder, encode_frame
+from .wire.messages import (
+    MAX_ADDR_TO_SEND,
+    MIN_PEER_PROTO_VERSION,
+    PROTOCOL_VERSION,
+    WTXID_RELAY_VERSION,
+    Addr,
+    AddrV2,
+    GetAddr,
+    Ping,
+    Pong,
+    UNSPECIFIED_ADDRESS,
+    SendAddrV2,
+    VerAck,
+    Version,
+    WtxidRelay,
+)
+
+#: Core answers getaddr with at most this share of its address book.
+MAX_PCT_ADDR_TO_SEND = 23
+
+
+def _positive(instance, attribute, value):
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
+
+
+@attr.frozen
+class PeerOptions:
+    """
+    How we present ourselves and how long we wait.  Times are seconds.
+
+    The defaults suit a crawler: services NODE_NONE and relay off, so nodes
+    neither ask us for headers nor send transaction invs; a handshake timeout
+    well under Core's 60 s; getaddr answers waited for as PROTOCOL.md 9.6
+    advises.
+    """
+
+    user_agent: str = f"/bitpeer:{__version__}/"
+    start_height: int = 0
+    services: int = 0
+    relay: bool = False
+    version: int = PROTOCOL_VERSION
+    handshake_timeout: float = attr.ib(default=20.0, validator=_positive)
+    idle_timeout: float = attr.ib(default=180.0, validator=_positive)
+    getaddr_idle_timeout: float = attr.ib(default=10.0, validator=_positive)
+    getaddr_timeout: float = attr.ib(default=30.0, validator=_positive)
+    ping_timeout: float = attr.ib(default=30.0, validator=_positive)
+    #: Addresses kept from one getaddr answer (Core sends at most 1000 in
+    #: one message, plus its self-announcement).
+    max_addresses: int = attr.ib(default=2 * MAX_ADDR_TO_SEND, validator=_positive)
+
+
+def address_of(endpoint_address):
+    """The NetworkAddress of a Twisted IPv4Address/IPv6Address."""
+    host = endpoint_address.host.split("%", 1)[0]
+    return NetworkAddress.from_host(host, endpoint_address.port)
+
+
+class BitcoinProtocol(Protocol):
+    """
+    One Bitcoin P2P connection.  ``peer`` is the application's handle on it.
+
+    @ivar inbound: True when the peer dialled us.
+    @ivar peer_version: the peer's Version message, once received.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        network,
+        options,
+        clock,
+        random,
+        nonces,
+        inbound,
+        address=None,
+        address_source=None,
+        on_peer=None,
+    ):
+        self.network = network
+        self.options = options
+        self.clock = clock
+        self.random = random
+        self.nonces = nonces
+        self.inbound = inbound
+        self.address = address
+        self.address_source = address_source
+        self.on_peer = on_peer
+        self.decoder = FrameDecoder(network.magic)
+        self.peer = None
+        self.peer_version = None
+        self.verack_sent = False
+        self.verack_received = False
+        self.wants_addrv2 = False
+        self.getaddr_answered = False
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self._close_reason = None
+        self._timers = []
+
+    # -- connection lifecycle -----------------------------------------------
+
+    def connectionMade(self):
+        if self.address is None:
+            self.address = address_of(self.transport.getPeer())
+        self.peer = Peer(self, self.address)
+        self.connected_at = self.clock.seconds()
+        self.nonce = self.random.getrandbits(64)
+        if not self.inbound:
+            # Core's CheckIncomingNonce: our pending outbound nonces.
+            self.nonces.add(self.nonce)
+        self._handshake_call = self.clock.callLater(
+            self.options.handshake_timeout,
+            self._timeout,
+            HandshakeTimeout(
+                f"no version/verack within {self.options.handshake_timeout:g} s"
+            ),
+        )
+        self._idle_call = self.clock.callLater(
+            self.options.idle_timeout,
+            self._timeout,
+            IdleTimeout(f"nothing received for {self.options.idle_timeout:g} s"),
+        )
+        if not self.inbound:
+            self._send_version()
+        if self.on_peer is not None:
+            self.on_peer(self.peer)
+
+    def connectionLost(self, reason):
+        for call in (self._handshake_call, self._idle_call):
+            if call.active():
+                call.cancel()
+        self.nonces.discard(self.nonce)
+        error = self._close_reason or ConnectionClosed(
+            f"connection closed by peer: {reason.getErrorMessage()}"
+        )
+        self.log.debug("{peer} closed: {error}", peer=self.address, error=error)
+        self.peer._lost(error)
+
+    def close(self, error, abort=False):
+        """
+        End the connection; ``error`` (a PeerError) is what every waiter
+        receives.  ``abort`` drops unsent data, for peers we give up on.
+        """
+        if self._close_reason is None:
+            self._close_reason = error
+        if abort:
+            self.transport.abortConnection()
+        else:
+            self.transport.loseConnection()
+
+    def _timeout(self, error):
+        self.log.debug("{peer}: {error}", peer=self.address, error=error)
+        self.close(error, abort=True)
+
+    def _violation(self, rule, error=None):
+        self.log.debug("{peer} broke a rule: {rule}", peer=self.address, rule=rule)
+        self.close(ProtocolViolation(rule, error), abort=True)
+
+    # -- receiving ------------------------------------------------------------
+
+    def dataReceived(self, data):
+        self.bytes_received += len(data)
+        if self._idle_call.active():
+            self._idle_call.reset(self.options.idle_timeout)
+        for item in self.decoder.feed(data):
+            if self._close_reason is not None:
+                return
+            if isinstance(item, ProtocolError):
+                self._fault(item)
+                continue
+            try:
+                message = item.decode()
+            except ProtocolError as error:
+                self._fault(error)
+                continue
+            self._dispatch(message)
+
+    def _fault(self, error):
+        if error.fatal:
+            self._violation(str(error), error)
+        else:
+            self.log.debug(
+                "{peer}: dropped a message: {error}", peer=self.address, error=error
+            )
+
+    def _dispatch(self, message):
+        handler = self._HANDLERS.get(type(message))
+        if self.peer_version is None and not isinstance(message, Version):
+            # Core: "non-version message before version handshake".
+            self.log.debug(
+                "{peer}: ignored {command} before version",
+                peer=self.address,
+                command=message.command,
+            )
+        elif handler is not None:
+            handler(self, message)
+        if self._close_reason is None:
+            self.peer._deliver(message)
+
+    def _on_version(self, message):
+        if self.peer_version is not None:
+            self.log.debug("{peer}: ignored redundant version", peer=self.address)
+            return
+        if message.version < MIN_PEER_PROTO_VERSION:
+            self.close(
+                ObsoleteVersion(
+                    f"peer uses obsolete version {message.version} "
+                    f"(< {MIN_PEER_PROTO_VERSION})"
+                ),
+                abort=True,
+            )
+            return
+        if message.nonce in self.nonces:
+            self.close(SelfConnection(f"connected to self at {self.address}"), abort=True)
+            return
+        self.peer_version = message
+        self.version_received_at = self.clock.seconds()
+        if self.inbound:
+            self._send_version()
+        if message.version >= WTXID_RELAY_VERSION:
+            self.sendMessage(WtxidRelay())
+        # Core sends sendaddrv2 only to peers announcing 70016; as the dialler
+        # we always ask, since BIP155 does not gate it and old peers ignore it.
+        if not self.inbound or message.version >= WTXID_RELAY_VERSION:
+            self.sendMessage(SendAddrV2())
+        self.sendMessage(VerAck())
+        self.verack_sent = True
+
+    def _on_verack(self, message):
+        if self.verack_received:
+            return
+        self.verack_received = True
+        self.nonces.discard(self.nonce)
+        if self._handshake_call.active():
+            self._handshake_call.cancel()
+        version = self.peer_version
+        now = self.clock.seconds()
+        self.peer._handshaken(
+            PeerInfo(
+                address=self.address,
+                inbound=self.inbound,
+                version=version.version,
+                services=version.services,
+                user_agent=version.user_agent,
+                start_height=version.start_height,
+                relay=version.relay,
+                their_view_of_us=version.addr_recv,
+                timestamp=version.timestamp,
+                nonce=version.nonce,
+                clock_offset=version.timestamp - self.version_received_at,
+                handshake_latency=now - self.connected_at,
+            )
+        )
+
+    def _before_verack_only(self, message):
+        # Core: "<type> received after verack" is a disconnect.
+        if self.verack_received:
+            self._violation(f"{message.command} received after verack")
+        elif isinstance(message, SendAddrV2):
+            self.wants_addrv2 = True
+
+    def _on_ping(self, message):
+        if self.verack_received and message.nonce is not None:
+            self.sendMessage(Pong(message.nonce))
+
+    def _on_pong(self, message):
+        if self.verack_received:
+            self.peer._pong(message.nonce)
+
+    def _on_addr(self, message):
+        if self.verack_received:
+            self.peer._addresses(message.addresses)
+
+    def _on_getaddr(self, message):
+        # Core answers only inbound peers, only after verack, only once.
+        if (
+            not self.inbound
+            or not self.verack_received
+            or self.getaddr_answered
+            or self.address_source is None
+        ):
+            self.log.debug("{peer}: ignored getaddr", peer=self.address)
+            return
+        self.getaddr_answered = True
+        self.sendMessage(self._address_answer())
+
+    _HANDLERS = {
+        Version: _on_version,
+        VerAck: _on_verack,
+        SendAddrV2: _before_verack_only,
+        WtxidRelay: _before_verack_only,
+        Ping: _on_ping,
+        Pong: _on_pong,
+        Addr: _on_addr,
+        AddrV2: _on_addr,
+        GetAddr: _on_getaddr,
+    }
+
+    def _address_answer(self):
+        """
+        What Core's GetAddresses gives: a random sample of at most 1000 and
+        23% of the known addresses, in addrv2 if the peer asked for it, else
+        in addr with the networks v1 cannot carry left out.
+        """
+        known = list(self.address_source())
+        count = min(MAX_ADDR_TO_SEND, len(known) * MAX_PCT_ADDR_TO_SEND // 100)
+        chosen = self.random.sample(known, count)
+        if self.wants_addrv2:
+            return AddrV2(chosen)
+        return Addr([e for e in chosen if e.address.is_v1_compatible])
+
+    # -- sending --------------------------------------------------------------
+
+    def sendMessage(self, message):
+        """Frame and write one message."""
+        frame = encode_frame(self.network.magic, message)
+        self.bytes_sent += len(frame)
+        self.transport.write(frame)
+
+    def _send_version(self):
+        options = self.options
+        self.sendMessage(
+            Version(
+                version=options.version,
+                services=options.services,
+                timestamp=int(self.clock.seconds()),
+                addr_recv=(
+                    self.address if self.address.is_v1_compatible else UNSPECIFIED_ADDRESS
+                ),
+                nonce=self.nonce,
+                user_agent=options.user_agent,
+                start_height=options.start_height,
+                relay=options.relay,
+            )
+        )

@@ -125,7 +125,7 @@ def classify_connect_error(failure):
         return ConnectionRefused(failure.getErrorMessage())
     if failure.check(_netError.TimeoutError, _netError.UserError):
         return ConnectTimeout(failure.getErrorMessage())
-    if failure.check(_netError.ConnectError):
+    if failure.check(_netError.ConnectError, _netError.DNSLookupError):
         return ConnectFailed(failure.getErrorMessage())
     return None
 

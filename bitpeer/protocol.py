@@ -134,6 +134,9 @@ class BitcoinProtocol(Protocol):
         self.getaddr_answered = False
         self.bytes_received = 0
         self.bytes_sent = 0
+        #: Messages lost to non-fatal faults, and the first such fault.
+        self.dropped = 0
+        self.first_dropped = None
         self._close_reason = None
         self._timers = []
 
@@ -149,11 +152,7 @@ class BitcoinProtocol(Protocol):
             # Core's CheckIncomingNonce: our pending outbound nonces.
             self.nonces.add(self.nonce)
         self._handshake_call = self.clock.callLater(
-            self.options.handshake_timeout,
-            self._timeout,
-            HandshakeTimeout(
-                f"no version/verack within {self.options.handshake_timeout:g} s"
-            ),
+            self.options.handshake_timeout, self._handshake_timeout
         )
         self._idle_call = self.clock.callLater(
             self.options.idle_timeout,
@@ -192,6 +191,18 @@ class BitcoinProtocol(Protocol):
         self.log.debug("{peer}: {error}", peer=self.address, error=error)
         self.close(error, abort=True)
 
+    def _handshake_timeout(self):
+        rule = f"no version/verack within {self.options.handshake_timeout:g} s"
+        if self.first_dropped is None:
+            self._timeout(HandshakeTimeout(rule))
+        else:
+            # The handshake failed because the peer's messages were bad:
+            # that is the fault to report, not the wait.
+            self._violation(
+                f"{rule}; {self.dropped} messages dropped, first: {self.first_dropped}",
+                self.first_dropped,
+            )
+
     def _violation(self, rule, error=None):
         self.log.debug("{peer} broke a rule: {rule}", peer=self.address, rule=rule)
         self.close(ProtocolViolation(rule, error), abort=True)
@@ -219,6 +230,9 @@ class BitcoinProtocol(Protocol):
         if error.fatal:
             self._violation(str(error), error)
         else:
+            self.dropped += 1
+            if self.first_dropped is None:
+                self.first_dropped = error
             self.log.debug(
                 "{peer}: dropped a message: {error}", peer=self.address, error=error
             )
@@ -233,7 +247,7 @@ class BitcoinProtocol(Protocol):
                 command=message.command,
             )
         elif handler is not None:
-            handler(self, message)
+            getattr(self, handler)(message)
         if self._close_reason is None:
             self.peer._deliver(message)
 
@@ -324,16 +338,18 @@ class BitcoinProtocol(Protocol):
         self.getaddr_answered = True
         self.sendMessage(self._address_answer())
 
+    #: Handler method names by message class (names, so subclasses such as
+    #: the simulated nodes can override a handler).
     _HANDLERS = {
-        Version: _on_version,
-        VerAck: _on_verack,
-        SendAddrV2: _before_verack_only,
-        WtxidRelay: _before_verack_only,
-        Ping: _on_ping,
-        Pong: _on_pong,
-        Addr: _on_addr,
-        AddrV2: _on_addr,
-        GetAddr: _on_getaddr,
+        Version: "_on_version",
+        VerAck: "_on_verack",
+        SendAddrV2: "_before_verack_only",
+        WtxidRelay: "_before_verack_only",
+        Ping: "_on_ping",
+        Pong: "_on_pong",
+        Addr: "_on_addr",
+        AddrV2: "_on_addr",
+        GetAddr: "_on_getaddr",
     }
 
     def _address_answer(self):

@@ -1,0 +1,267 @@
+"""
+How each kind of simulated node talks.
+
+The honest node is the project's own inbound BitcoinProtocol (what NodeFactory
+builds), answering getaddr from the population.  Each misbehaving kind is the
+smallest change that produces one fault seen on the real network.
+"""
+
+import struct
+
+import attr
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import LoopingCall
+
+from ..protocol import BitcoinProtocol, PeerOptions
+from ..wire.encoding import checksum, compact_size
+from ..wire.framing import encode_frame, encode_raw_frame
+from ..wire.messages import MAX_ADDR_TO_SEND, VerAck, Version
+
+
+@attr.frozen
+class Prebuilt:
+    """A message whose payload is already encoded (the population's answers)."""
+
+    command: str
+    payload: bytes
+
+    def encode_payload(self):
+        return self.payload
+
+
+def node_options(profile):
+    """The PeerOptions a simulated node presents: its own version data."""
+    return PeerOptions(
+        user_agent=profile.user_agent,
+        start_height=profile.start_height,
+        services=profile.services,
+        relay=True,
+        version=profile.version,
+    )
+
+
+class HonestNode(BitcoinProtocol):
+    """
+    Core's behaviour: BitcoinProtocol inbound, answering getaddr with the
+    node's answer from the population, optionally after ``response_delay``
+    and with every write delayed by the node's latency.
+    """
+
+    def __init__(self, simnet, profile, address, random):
+        super().__init__(
+            simnet.network,
+            simnet.options_for(profile),
+            simnet.clock,
+            random,
+            simnet.nonces,
+            inbound=True,
+            address=address,
+            address_source=lambda: simnet.population.answer_entries(profile.index),
+        )
+        self.simnet = simnet
+        self.profile = profile
+
+    def _address_answer(self):
+        command, payload = self.simnet.population.answer(self.profile.index, self.wants_addrv2)
+        self.simnet.count(self.profile.kind, "getaddr")
+        return Prebuilt(command, payload)
+
+    def _on_getaddr(self, message):
+        delay = self.simnet.response_delay
+        if delay:
+            self.clock.callLater(delay, super()._on_getaddr, message)
+        else:
+            super()._on_getaddr(message)
+
+    def _on_verack(self, message):
+        super()._on_verack(message)
+        self.simnet.count(self.profile.kind, "handshakes")
+
+    def sendMessage(self, message):
+        latency = self.profile.latency
+        if latency:
+            frame = self._frame(message)
+            self.clock.callLater(latency, self._write_if_open, frame)
+        else:
+            self.transport.write(self._frame(message))
+
+    def _frame(self, message):
+        return encode_frame(self.network.magic, message)
+
+    def _write_if_open(self, frame):
+        if self.transport.connected:
+            self.transport.write(frame)
+
+
+class NeverVerack(HonestNode):
+    """Answers version with version (and wtxidrelay, sendaddrv2), never verack."""
+
+    def sendMessage(self, message):
+        if not isinstance(message, VerAck):
+            super().sendMessage(message)
+
+
+class SecondVersion(HonestNode):
+    """Sends its version twice; Core ignores the second, and so must we."""
+
+    def _send_version(self):
+        super()._send_version()
+        super()._send_version()
+
+
+class NonceEcho(HonestNode):
+    """Answers with the dialler's own nonce, as a connection to oneself would."""
+
+    def _send_version(self):
+        self.nonce = self.peer_version.nonce
+        super()._send_version()
+
+
+class WrongMagic(HonestNode):
+    """Frames everything with another network's magic."""
+
+    def _frame(self, message):
+        return encode_frame(bytes(b ^ 0xFF for b in self.network.magic), message)
+
+
+class BadChecksum(HonestNode):
+    """Every frame's checksum is wrong, so every message is dropped."""
+
+    def _frame(self, message):
+        frame = bytearray(super()._frame(message))
+        frame[20] ^= 0xFF
+        return bytes(frame)
+
+
+class TooManyAddr(HonestNode):
+    """Answers getaddr with 1001 entries: Core calls that misbehaving."""
+
+    def _address_answer(self):
+        entries = self.simnet.population.answer_entries(self.profile.index, v2=False)
+        entry = entries[0]
+        body = b"".join(
+            struct.pack("<IQ16s", entry.time, entry.services, entry.address.v1_bytes())
+            + struct.pack(">H", entry.address.port)
+            for _ in range(MAX_ADDR_TO_SEND + 1)
+        )
+        return Prebuilt("addr", compact_size(MAX_ADDR_TO_SEND + 1) + body)
+
+
+class BadAddrV2(HonestNode):
+    """Answers with an addrv2 whose IPv4 entry claims 5 bytes: Core drops it."""
+
+    def _address_answer(self):
+        bad_entry = struct.pack("<I", self.simnet.population.now) + b"\x09\x01\x05" + bytes(5)
+        return Prebuilt("addrv2", b"\x01" + bad_entry + b"\x20\x8d")
+
+
+class _Raw(Protocol):
+    """Base of the kinds that do not speak the protocol at all."""
+
+    def __init__(self, simnet, profile, address, random):
+        self.simnet = simnet
+        self.profile = profile
+        self.random = random
+        self._started = False
+
+    def version_frame(self):
+        options = self.simnet.options_for(self.profile)
+        return encode_frame(
+            self.simnet.network.magic,
+            Version(
+                version=options.version,
+                services=options.services,
+                timestamp=int(self.simnet.clock.seconds()),
+                nonce=self.random.getrandbits(64),
+                user_agent=options.user_agent,
+                start_height=options.start_height,
+                relay=True,
+            ),
+        )
+
+    def dataReceived(self, data):
+        if not self._started:
+            self._started = True
+            self.first_data()
+
+    def first_data(self):
+        """Called once, when the dialler has spoken."""
+
+
+class Silent(_Raw):
+    """Accepts the connection and never says a word."""
+
+
+class VersionThenSilence(_Raw):
+    """Sends its version, then nothing more."""
+
+    def first_data(self):
+        self.transport.write(self.version_frame())
+
+
+class Garbage(_Raw):
+    """Sends random bytes instead of a version."""
+
+    def first_data(self):
+        self.transport.write(self.random.randbytes(64))
+
+
+class HugeHeader(_Raw):
+    """Sends a header declaring a 4 GB payload."""
+
+    def first_data(self):
+        header = struct.pack(
+            "<4s12sI4s", self.simnet.network.magic, b"version", 0xFFFFFFFF, checksum(b"")
+        )
+        self.transport.write(header)
+
+
+class DisconnectMidMessage(_Raw):
+    """Sends half of its version frame and hangs up."""
+
+    def first_data(self):
+        frame = self.version_frame()
+        self.transport.write(frame[: len(frame) // 2])
+        self.transport.loseConnection()
+
+
+class Slow(_Raw):
+    """Sends its version and verack one byte per second."""
+
+    def first_data(self):
+        self._bytes = self.version_frame() + encode_raw_frame(
+            self.simnet.network.magic, "verack", b""
+        )
+        self._trickle = LoopingCall(self._one)
+        self._trickle.clock = self.simnet.clock
+        self._trickle.start(1.0)
+
+    def _one(self):
+        if not self._bytes or not self.transport.connected:
+            self._trickle.stop()
+            return
+        self.transport.write(self._bytes[:1])
+        self._bytes = self._bytes[1:]
+
+    def connectionLost(self, reason):
+        if self._started and self._trickle.running:
+            self._trickle.stop()
+
+
+#: The protocol class of each kind.
+BEHAVIOURS = {
+    "honest": HonestNode,
+    "silent": Silent,
+    "version-then-silence": VersionThenSilence,
+    "never-verack": NeverVerack,
+    "garbage": Garbage,
+    "wrong-magic": WrongMagic,
+    "bad-checksum": BadChecksum,
+    "huge-header": HugeHeader,
+    "too-many-addr": TooManyAddr,
+    "bad-addrv2": BadAddrV2,
+    "disconnect-mid-message": DisconnectMidMessage,
+    "slow": Slow,
+    "second-version": SecondVersion,
+    "nonce-echo": NonceEcho,
+}

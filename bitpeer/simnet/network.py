@@ -1,0 +1,310 @@
+"""
+SimNet: a simulated Bitcoin network on 127.0.0.0/8, in this process.
+
+Sockets, not nodes, are what the open-file limit counts, so the whole network
+needs four: one listener serving every reachable node (bound to the port on
+all addresses, it tells the node by the address the dialler chose, and
+accepts only loopback peers), one socket bound but not listening (connections
+to it are refused), one listener that never accepts and whose backlog is kept
+full (connections to it time out, as to a blackholed host), and one socket
+per accepted connection.
+"""
+
+import json
+import os
+import random
+import resource
+import socket
+
+from twisted.internet import defer
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from ..networks import REGTEST
+from ..protocol import address_of
+from .behaviours import BEHAVIOURS, node_options
+from .population import KINDS, Population, node_seed
+
+#: Sockets the simulation needs besides one per open connection.
+FIXED_SOCKETS = 8
+
+
+def open_file_limit():
+    """The soft limit on open files."""
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class _Dispatch(Protocol):
+    """
+    The protocol the shared listener builds: it learns which node was dialled
+    from the socket's local address, then hands the connection to that node's
+    behaviour and relays to it.
+    """
+
+    def __init__(self, simnet):
+        self.simnet = simnet
+        self.inner = None
+
+    def connectionMade(self):
+        peer = self.transport.getPeer()
+        local = self.transport.getHost()
+        if not peer.host.startswith("127."):
+            self.transport.abortConnection()
+            return
+        profile = self.simnet.node_at(local.host)
+        if profile is None:
+            self.transport.abortConnection()
+            return
+        self.simnet.count(profile.kind, "connections")
+        behaviour = BEHAVIOURS[profile.kind]
+        rng = random.Random(node_seed(self.simnet.seed, profile.index) ^ self.simnet.next_serial())
+        self.inner = behaviour(self.simnet, profile, address_of(peer), rng)
+        self.simnet.open.add(self)
+        self.inner.makeConnection(self.transport)
+
+    def dataReceived(self, data):
+        self.inner.dataReceived(data)
+
+    def connectionLost(self, reason):
+        if self.inner is not None:
+            self.simnet.open.discard(self)
+            self.inner.connectionLost(reason)
+
+
+class _DispatchFactory(Factory):
+    def __init__(self, simnet):
+        self.simnet = simnet
+
+    def buildProtocol(self, addr):
+        return _Dispatch(self.simnet)
+
+
+class SimNet:
+    """
+    A simulated network of ``nodes`` reachable nodes and ``dead`` addresses
+    that lead nowhere (a ``blackholed`` share of them time out, the rest are
+    refused), plus ``stale`` addresses gossiped with old timestamps and
+    ``exotic`` Tor v3, I2P and CJDNS addresses.
+
+    Each reachable node answers getaddr with ``min(1000, 23% of book_size)``
+    entries.  ``misbehaving`` is the share of nodes spread over every
+    misbehaving kind, or ``kinds`` gives a share per kind.  ``latency`` (s)
+    delays each node's writes by its own draw around that value;
+    ``response_delay`` (s) delays getaddr answers.
+
+    ``start()`` binds the sockets and returns the ground truth (a dict, see
+    ``truth``); ``stop()`` closes every socket and returns a Deferred.
+    """
+
+    log = Logger()
+
+    def __init__(self, reactor, nodes=1000, dead=0, *, kinds=None, seed=1, misbehaving=0.0,
+                 blackholed=0.25, stale=None, exotic=None, book_size=4348, latency=0.0,
+                 response_delay=0.0, network=REGTEST, port=0, clock=None):
+        if nodes < 1:
+            raise ValueError("a simulated network needs at least one node")
+        if dead < 0 or not 0 <= blackholed <= 1 or not 0 <= misbehaving <= 1:
+            raise ValueError("dead must be >= 0 and the shares within 0..1")
+        self.reactor = reactor
+        self.clock = clock if clock is not None else reactor
+        self.nodes, self.dead, self.seed = nodes, dead, seed
+        self.kinds, self.misbehaving = kinds, misbehaving
+        self.blackholed_share = blackholed
+        self.stale = nodes // 20 if stale is None else stale
+        self.exotic = nodes // 20 if exotic is None else exotic
+        self.book_size, self.latency, self.response_delay = book_size, latency, response_delay
+        self.network = network
+        self.port = port
+        self.nonces = set()
+        self.open = set()
+        self.population = None
+        self.counters = {}
+        self._by_ip = {}
+        self._options = {}
+        self._serial = 0
+        self._sockets = []
+        self._listener = None
+
+    # -- lifecycle --------------------------------------------------------------
+
+    def start(self):
+        """Bind every socket, build the population; return the ground truth."""
+        self._listener = self.reactor.listenTCP(
+            self.port, _DispatchFactory(self), backlog=1024, interface="0.0.0.0"
+        )
+        try:
+            node_port = self._listener.getHost().port
+            refused_port = self._bound_socket(listen=False)
+            blackhole_port = self._bound_socket(listen=True)
+            self._fill_backlog(blackhole_port)
+            self.population = Population(
+                nodes=self.nodes, dead=self.dead, blackholed_share=self.blackholed_share,
+                stale=self.stale, exotic=self.exotic, book_size=self.book_size,
+                seed=self.seed, now=self.clock.seconds(), misbehaving=self.misbehaving,
+                kinds=self.kinds, latency=self.latency,
+                ports={"node": node_port, "refused": refused_port,
+                       "blackholed": blackhole_port, "stale": refused_port},
+            )
+        except BaseException:
+            self._close_sockets()
+            self._listener.stopListening()
+            raise
+        self._by_ip = {p.address.host_text: p for p in self.population.nodes}
+        return self.truth()
+
+    def stop(self):
+        """Close every socket and connection; a Deferred that fires when done."""
+        for dispatch in list(self.open):
+            dispatch.transport.abortConnection()
+        self._close_sockets()
+        if self._listener is None:
+            return defer.succeed(None)
+        listener, self._listener = self._listener, None
+        return defer.maybeDeferred(listener.stopListening)
+
+    def _bound_socket(self, listen):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sockets.append(sock)
+        sock.bind(("0.0.0.0", 0))
+        if listen:
+            sock.listen(0)
+        return sock.getsockname()[1]
+
+    def _fill_backlog(self, port):
+        """Occupy the never-accepting listener's queue so later SYNs are dropped."""
+        for _ in range(2):
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            filler.setblocking(False)
+            self._sockets.append(filler)
+            filler.connect_ex(("127.0.0.1", port))
+
+    def _close_sockets(self):
+        sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            sock.close()
+
+    # -- used by the node behaviours ------------------------------------------------
+
+    def node_at(self, host):
+        """The NodeProfile living at ``host`` (dotted text), or None."""
+        return self._by_ip.get(host)
+
+    def options_for(self, profile):
+        """PeerOptions for a node, made once per node."""
+        options = self._options.get(profile.index)
+        if options is None:
+            options = self._options[profile.index] = node_options(profile)
+        return options
+
+    def next_serial(self):
+        """A number unique to each connection, so nonces differ per connection."""
+        self._serial += 1
+        return self._serial
+
+    def count(self, kind, event):
+        """Count one event (connections, handshakes, getaddr) for a kind."""
+        per_kind = self.counters.setdefault(kind, {})
+        per_kind[event] = per_kind.get(event, 0) + 1
+
+    # -- outputs ----------------------------------------------------------------------
+
+    def seeds(self, count=3):
+        """A few honest reachable nodes to start a crawl from."""
+        honest = [n.address for n in self.population.nodes if n.kind == "honest"]
+        return honest[:count]
+
+    def truth(self):
+        """
+        The ground truth: every node with its kind, the verdict a correct
+        crawler reaches and its advertised version data; the dead, stale and
+        exotic addresses; counts.
+        """
+        population = self.population
+        nodes = [n.as_dict() for n in population.nodes]
+        return {
+            "seed": self.seed,
+            "network": self.network.name,
+            "created": population.now,
+            "answer_size": population.answer_size,
+            "nodes": nodes,
+            "refused": [str(a) for a in population.refused],
+            "blackholed": [str(a) for a in population.blackholed],
+            "stale": [str(a) for a in population.stale],
+            "exotic": [str(a) for a in population.exotic],
+            "counts": {
+                "nodes": len(nodes),
+                "reachable": sum(KINDS[n["kind"]] == "reachable" for n in nodes),
+                "honest": sum(n["kind"] == "honest" for n in nodes),
+                "refused": len(population.refused),
+                "blackholed": len(population.blackholed),
+                "stale": len(population.stale),
+                "exotic": len(population.exotic),
+            },
+        }
+
+    def stats(self):
+        """The counters by kind, plus open connections."""
+        return {"open_connections": len(self.open), "by_kind": self.counters}
+
+
+def check_limits(nodes, dead, concurrency=0):
+    """
+    Refuse a network this process cannot serve: the open-file limit must
+    cover the fixed sockets and the connections a crawler may hold open.
+    Returns None, or raises ValueError saying what to change.
+    """
+    limit = open_file_limit()
+    needed = FIXED_SOCKETS + concurrency
+    if needed > limit:
+        raise ValueError(
+            f"{concurrency} concurrent connections need {needed} open files, "
+            f"the limit is {limit}: lower the concurrency or raise 'ulimit -n'"
+        )
+    if nodes + dead > 253 * 256 * 254:
+        raise ValueError(f"{nodes + dead} addresses do not fit in 127.1.0.0/8")
+
+
+def write_json(path, data):
+    """Write ``data`` as JSON, atomically (a reader never sees half a file)."""
+    temporary = f"{path}.tmp"
+    with open(temporary, "w") as stream:
+        json.dump(data, stream, indent=1)
+    os.replace(temporary, path)
+
+
+class StatsLogger:
+    """Logs the counters every ``interval`` seconds and writes them to a file."""
+
+    log = Logger()
+
+    def __init__(self, simnet, interval=5.0, path=None):
+        self.simnet, self.path = simnet, path
+        self._loop = LoopingCall(self.report)
+        self._loop.clock = simnet.clock
+        self.interval = interval
+
+    def start(self):
+        self._loop.start(self.interval, now=False)
+
+    def stop(self):
+        if self._loop.running:
+            self._loop.stop()
+        self.report()
+
+    def report(self):
+        stats = self.simnet.stats()
+        totals = {}
+        for per_kind in stats["by_kind"].values():
+            for event, value in per_kind.items():
+                totals[event] = totals.get(event, 0) + value
+        self.log.info(
+            "simnet: {open} open, {connections} connections, {handshakes} handshakes, "
+            "{getaddr} getaddr answers",
+            open=stats["open_connections"],
+            connections=totals.get("connections", 0),
+            handshakes=totals.get("handshakes", 0),
+            getaddr=totals.get("getaddr", 0),
+        )
+        if self.path:
+            write_json(self.path, stats)

@@ -24,7 +24,7 @@ from twisted.logger import Logger
 from ..networks import REGTEST
 from ..protocol import address_of
 from .behaviours import BEHAVIOURS, node_options
-from .population import KINDS, Population, node_seed
+from .population import KINDS, Population, loopback_index, node_seed
 
 #: Sockets the simulation needs besides one per open connection.
 FIXED_SOCKETS = 8
@@ -53,7 +53,8 @@ class _Dispatch(Protocol):
             self.transport.abortConnection()
             return
         profile = self.simnet.node_at(local.host)
-        if profile is None:
+        if profile is None or len(self.simnet.open) >= self.simnet.max_connections:
+            # Not one of ours, or full: like a node with no free inbound slot.
             self.transport.abortConnection()
             return
         self.simnet.count(profile.kind, "connections")
@@ -91,7 +92,10 @@ class SimNet:
     entries.  ``misbehaving`` is the share of nodes spread over every
     misbehaving kind, or ``kinds`` gives a share per kind.  ``latency`` (s)
     delays each node's writes by its own draw around that value;
-    ``response_delay`` (s) delays getaddr answers.
+    ``response_delay`` (s) delays getaddr answers.  Addresses start at
+    ``first_address`` (so several simnets can share the machine), and at most
+    ``max_connections`` are served at once (more are closed at once, as a
+    node with no free inbound slot does).
 
     ``start()`` binds the sockets and returns the ground truth (a dict, see
     ``truth``); ``stop()`` closes every socket and returns a Deferred.
@@ -101,7 +105,8 @@ class SimNet:
 
     def __init__(self, reactor, nodes=1000, dead=0, *, kinds=None, seed=1, misbehaving=0.0,
                  blackholed=0.25, stale=None, exotic=None, book_size=4348, latency=0.0,
-                 response_delay=0.0, network=REGTEST, port=0, clock=None):
+                 response_delay=0.0, network=REGTEST, port=0, first_address="127.1.0.1",
+                 max_connections=None, clock=None):
         if nodes < 1:
             raise ValueError("a simulated network needs at least one node")
         if dead < 0 or not 0 <= blackholed <= 1 or not 0 <= misbehaving <= 1:
@@ -116,6 +121,10 @@ class SimNet:
         self.book_size, self.latency, self.response_delay = book_size, latency, response_delay
         self.network = network
         self.port = port
+        self.first = loopback_index(first_address)
+        self.max_connections = (
+            open_file_limit() - FIXED_SOCKETS if max_connections is None else max_connections
+        )
         self.nonces = set()
         self.open = set()
         self.population = None
@@ -142,7 +151,7 @@ class SimNet:
                 nodes=self.nodes, dead=self.dead, blackholed_share=self.blackholed_share,
                 stale=self.stale, exotic=self.exotic, book_size=self.book_size,
                 seed=self.seed, now=self.clock.seconds(), misbehaving=self.misbehaving,
-                kinds=self.kinds, latency=self.latency,
+                kinds=self.kinds, latency=self.latency, first=self.first,
                 ports={"node": node_port, "refused": refused_port,
                        "blackholed": blackhole_port, "stale": refused_port},
             )

@@ -96,6 +96,22 @@ def loopback_ip(n):
     return bytes((127, x + 1, y, z + 1))
 
 
+def loopback_index(text):
+    """
+    The position of a dotted address in the loopback_ip sequence; ValueError
+    for anything outside 127.1.0.1-127.254.255.254.
+    """
+    try:
+        a, x, y, z = (int(part) for part in text.split("."))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a dotted IPv4 address") from None
+    if a != 127 or not 1 <= x <= 254 or not 0 <= y <= 255 or not 1 <= z <= 254:
+        raise ValueError(
+            f"{text} is not in 127.1.0.1-127.254.255.254: simulated nodes live on loopback"
+        )
+    return (x - 1) * 256 * 254 + y * 254 + z - 1
+
+
 @attr.frozen
 class NodeProfile:
     """What one reachable simulated node says about itself, and how it behaves."""
@@ -158,7 +174,7 @@ class Population:
     """
 
     def __init__(self, *, nodes, dead, blackholed_share, stale, exotic, book_size,
-                 seed, now, ports, misbehaving=0.0, kinds=None, latency=0.0):
+                 seed, now, ports, misbehaving=0.0, kinds=None, latency=0.0, first=0):
         rng = random.Random(seed)
         self.now = int(now)
         self.book_size = book_size
@@ -166,7 +182,7 @@ class Population:
         n_black = round(dead * blackholed_share)
         counts = [("node", nodes), ("refused", dead - n_black), ("blackholed", n_black),
                   ("stale", stale)]
-        addresses, first = {}, 0
+        addresses = {}
         for category, count in counts:
             port = ports[category]
             addresses[category] = [

@@ -1,0 +1,337 @@
+"""
+The crawl: visit every reachable node once, learning addresses as we go.
+
+Addresses move through four sets: pending (known, not yet dialled), in
+flight (being dialled), reachable (handshake completed) and unreachable
+(failed, with the reason).  Pending addresses are picked at random so that no
+one part of the network is hammered, up to ``concurrency`` at once.  A
+``getaddr_fraction`` of the reachable nodes are asked for their addresses
+(PROTOCOL.md 9.8: coverage comes from breadth, and each answer is a random
+23% sample anyway).
+
+Gossiped addresses are filtered before they are dialled, as Core filters
+what it stores: absurd timestamps (at most 1e8, or more than 10 minutes in
+the future), entries older than ``max_age``, invalid and (unless
+``allow_private``) unroutable addresses.  Tor v3, I2P and CJDNS addresses are
+kept and counted but not dialled: that needs a proxy.
+
+The crawl ends when nothing is pending or in flight.
+"""
+
+import random as _random
+
+import attr
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from .discovery import ExternalAddressVote
+from .errors import PeerError
+from .factory import PeerFactory, connectPeer
+from .protocol import PeerOptions
+from .wire.address import Network
+
+#: Core's sanity rule on gossip timestamps (net_processing.cpp, ADDR).
+MIN_SANE_TIME = 100_000_000
+MAX_FUTURE_DRIFT = 600
+
+
+def _positive(instance, attribute, value):
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
+
+
+def _fraction(instance, attribute, value):
+    if not 0 <= value <= 1:
+        raise ValueError(f"{attribute.name} must be within 0..1, got {value!r}")
+
+
+@attr.frozen
+class CrawlOptions:
+    """How hard and how far to crawl.  Times are seconds."""
+
+    concurrency: int = attr.ib(default=1000, validator=_positive)
+    getaddr_fraction: float = attr.ib(default=1.0, validator=_fraction)
+    max_age: float = attr.ib(default=24 * 3600.0, validator=_positive)
+    connect_timeout: float = attr.ib(default=5.0, validator=_positive)
+    allow_private: bool = False
+    progress_interval: float = attr.ib(default=5.0, validator=_positive)
+    #: Bound on the pending set: a flood of gossip cannot exhaust memory.
+    max_pending: int = attr.ib(default=2_000_000, validator=_positive)
+
+
+@attr.frozen
+class NodeResult:
+    """A reachable node: its handshake, and what its getaddr gave."""
+
+    info: object
+    getaddr_outcome: str | None
+    returned: int | None
+    getaddr_error: str | None = None
+
+    def as_dict(self):
+        """A JSON-ready record (PeerInfo fields plus the getaddr outcome)."""
+        out = self.info.as_dict()
+        out.update(
+            getaddr=self.getaddr_outcome, returned=self.returned,
+            getaddr_error=self.getaddr_error,
+        )
+        return out
+
+
+@attr.frozen
+class Unreachable:
+    """Why an address was unreachable: a reason code and the detail."""
+
+    reason: str
+    detail: str
+
+
+@attr.frozen
+class CrawlResult:
+    """
+    Everything one crawl found.
+
+    @ivar reachable: NetworkAddress -> NodeResult.
+    @ivar unreachable: NetworkAddress -> Unreachable.
+    @ivar not_dialled: addresses kept but not dialled (Tor, I2P, CJDNS).
+    @ivar filtered: counts of gossip dropped, by rule.
+    @ivar timeline: (elapsed s, reachable, unreachable, known) samples.
+    """
+
+    network: str
+    started: float
+    finished: float
+    reachable: dict
+    unreachable: dict
+    not_dialled: tuple
+    filtered: dict
+    gossiped: int
+    external: object
+    timeline: tuple
+
+    @property
+    def elapsed(self):
+        """Seconds the crawl took."""
+        return self.finished - self.started
+
+
+class Crawler:
+    """
+    One crawl of one network from ``seeds``.
+
+    ``book`` (an AddressBook, or None) receives every gossiped address and
+    every attempt, under ``crawl_id``.  ``run()`` returns a Deferred of the
+    CrawlResult; cancelling it stops dialling and closes what is in flight.
+    """
+
+    log = Logger()
+
+    def __init__(self, reactor, network, seeds, *, options=None, peer_options=None,
+                 book=None, crawl_id=None, random=None, clock=None):
+        self.reactor = reactor
+        self.clock = clock if clock is not None else reactor
+        self.network = network
+        self.options = options if options is not None else CrawlOptions()
+        self.book, self.crawl_id = book, crawl_id
+        self.random = random if random is not None else _random.Random()
+        self.factory = PeerFactory(
+            self.clock, network, peer_options if peer_options is not None else PeerOptions(),
+            random=self.random,
+        )
+        self.pending = []
+        self.seen = set()
+        self.in_flight = {}
+        self.reachable = {}
+        self.unreachable = {}
+        self.not_dialled = []
+        self.filtered = {"stale": 0, "absurd-time": 0, "invalid": 0, "unroutable": 0,
+                         "pending-full": 0}
+        self.gossiped = 0
+        self.external = ExternalAddressVote(allow_private=self.options.allow_private)
+        self.timeline = []
+        self._seeds = list(seeds)
+        self._done = None
+        self._stopping = False
+        self._progress = LoopingCall(self._report)
+        self._progress.clock = self.clock
+
+    # -- running ------------------------------------------------------------------
+
+    def run(self):
+        """Crawl until nothing is pending or in flight: Deferred[CrawlResult]."""
+        self.started = self.clock.seconds()
+        self._done = Deferred(canceller=lambda _: self.stop())
+        for address in self._seeds:
+            self._consider(address)
+        self._progress.start(self.options.progress_interval, now=False)
+        self._fill()
+        return self._done
+
+    def stop(self):
+        """Stop dialling and close every connection in flight."""
+        self._stopping = True
+        self.pending.clear()
+        for connecting in list(self.in_flight.values()):
+            connecting.cancel()
+        self._maybe_finished()
+
+    def _consider(self, address):
+        """Queue an address for dialling, once per crawl."""
+        if address in self.seen:
+            return
+        self.seen.add(address)
+        if address.network not in (Network.IPV4, Network.IPV6):
+            self.not_dialled.append(address)
+            return
+        if len(self.pending) >= self.options.max_pending:
+            self.filtered["pending-full"] += 1
+            return
+        self.pending.append(address)
+
+    def _fill(self):
+        pending, rng = self.pending, self.random
+        while pending and len(self.in_flight) < self.options.concurrency:
+            # Random pick without shifting the list: swap with the last.
+            i = rng.randrange(len(pending))
+            pending[i], pending[-1] = pending[-1], pending[i]
+            self._visit(pending.pop())
+        self._maybe_finished()
+
+    def _maybe_finished(self):
+        if self.pending or self.in_flight or self._done is None or self._done.called:
+            return
+        if self._progress.running:
+            self._progress.stop()
+        self._report()
+        result = CrawlResult(
+            network=self.network.name,
+            started=self.started,
+            finished=self.clock.seconds(),
+            reachable=dict(self.reachable),
+            unreachable=dict(self.unreachable),
+            not_dialled=tuple(self.not_dialled),
+            filtered=dict(self.filtered),
+            gossiped=self.gossiped,
+            external=self.external.result(),
+            timeline=tuple(self.timeline),
+        )
+        self._done.callback(result)
+
+    # -- one address --------------------------------------------------------------
+
+    def _visit(self, address):
+        connecting = connectPeer(
+            self.reactor, address, self.network,
+            connect_timeout=self.options.connect_timeout, factory=self.factory,
+        )
+        self.in_flight[address] = connecting
+        connecting.addCallbacks(self._handshaken, self._failed,
+                                callbackArgs=(address,), errbackArgs=(address,))
+        connecting.addErrback(self._bug, address)
+        connecting.addBoth(self._visited, address)
+
+    def _handshaken(self, peer, address):
+        info = peer.info
+        self.external.add(info.their_view_of_us, address)
+        if self._stopping or self.random.random() >= self.options.getaddr_fraction:
+            self._record_reachable(address, NodeResult(info, None, None))
+            peer.close()
+            return None
+        self.in_flight[address] = asked = peer.getaddr()
+        asked.addCallbacks(self._answered, self._not_answered,
+                           callbackArgs=(peer,), errbackArgs=(peer,))
+        return asked
+
+    def _answered(self, result, peer):
+        peer.close()
+        self._learn(result.addresses, peer.address)
+        self._record_reachable(
+            peer.address, NodeResult(peer.info, result.outcome, len(result.addresses))
+        )
+
+    def _not_answered(self, failure, peer):
+        peer.close()
+        error = failure.value
+        reason = error.reason if isinstance(error, PeerError) else "error"
+        self._record_reachable(
+            peer.address, NodeResult(peer.info, reason, 0, getaddr_error=str(error))
+        )
+
+    def _failed(self, failure, address):
+        error = failure.value
+        if isinstance(error, PeerError):
+            reason = error.reason
+        elif self._stopping:
+            reason = "cancelled"
+        else:
+            return failure
+        self.unreachable[address] = Unreachable(reason, str(error))
+        if self.book is not None:
+            self.book.attempt(self.crawl_id, address, "unreachable", reason=reason,
+                              detail=str(error), now=self.clock.seconds())
+
+    def _bug(self, failure, address):
+        self.log.failure("crawling {address} went wrong", failure, address=address)
+        self.unreachable[address] = Unreachable("internal-error", failure.getErrorMessage())
+
+    def _visited(self, _, address):
+        self.in_flight.pop(address, None)
+        if not self._stopping:
+            self._fill()
+        else:
+            self._maybe_finished()
+
+    def _record_reachable(self, address, result):
+        self.reachable[address] = result
+        if self.book is not None:
+            self.book.attempt(
+                self.crawl_id, address, "reachable", reason=result.getaddr_outcome,
+                detail=result.getaddr_error, info=result.info, returned=result.returned,
+                now=self.clock.seconds(),
+            )
+
+    # -- gossip -------------------------------------------------------------------
+
+    def _learn(self, entries, source):
+        """Filter gossiped entries and queue the new, fresh, dialable ones."""
+        now = self.clock.seconds()
+        oldest = now - self.options.max_age
+        latest = now + MAX_FUTURE_DRIFT
+        allow_private = self.options.allow_private
+        filtered, seen = self.filtered, self.seen
+        kept = []
+        self.gossiped += len(entries)
+        for entry in entries:
+            time, address = entry[0], entry[2]
+            if address in seen:
+                continue
+            if time <= MIN_SANE_TIME or time > latest:
+                filtered["absurd-time"] += 1
+            elif time < oldest:
+                filtered["stale"] += 1
+            elif not address.is_valid():
+                filtered["invalid"] += 1
+            elif not allow_private and not address.is_routable():
+                filtered["unroutable"] += 1
+            else:
+                kept.append(entry)
+                self._consider(address)
+        if self.book is not None and kept:
+            self.book.gossip(kept, source, now)
+
+    # -- progress -----------------------------------------------------------------
+
+    def _report(self):
+        elapsed = self.clock.seconds() - self.started
+        done = len(self.reachable) + len(self.unreachable)
+        self.timeline.append((round(elapsed, 3), len(self.reachable), len(self.unreachable),
+                              len(self.seen)))
+        self.log.info(
+            "crawl {network}: {pending} pending, {in_flight} in flight, {reachable} reachable, "
+            "{unreachable} unreachable, {rate:.0f} addresses/s, {elapsed:.1f} s",
+            network=self.network.name, pending=len(self.pending),
+            in_flight=len(self.in_flight), reachable=len(self.reachable),
+            unreachable=len(self.unreachable), rate=done / elapsed if elapsed else 0.0,
+            elapsed=elapsed,
+        )

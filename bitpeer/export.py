@@ -1,0 +1,121 @@
+"""
+Snapshots of a crawl for people and programs: a JSON file with a summary and
+one record per reachable node, and the same nodes as CSV.
+
+Files are written to a temporary name and renamed, so a reader never sees a
+half-written snapshot.
+"""
+
+import collections
+import csv
+import datetime
+import json
+import os
+
+from .wire.services import describe
+
+CSV_FIELDS = (
+    "address", "host", "port", "network", "version", "user_agent", "services",
+    "services_text", "start_height", "relay", "latency", "getaddr", "returned",
+)
+
+
+def _counts(values):
+    """A dict of value -> count, most common first."""
+    return dict(collections.Counter(values).most_common())
+
+
+def node_record(address, result):
+    """One reachable node as a flat, JSON-ready dict."""
+    info = result.info
+    return {
+        "address": str(address),
+        "host": address.host_text,
+        "port": address.port,
+        "network": address.network_name,
+        "version": info.version,
+        "user_agent": info.user_agent,
+        "services": info.services,
+        "services_text": describe(info.services),
+        "start_height": info.start_height,
+        "relay": info.relay,
+        "latency": round(info.handshake_latency, 6),
+        "getaddr": result.getaddr_outcome,
+        "returned": result.returned,
+    }
+
+
+def summarize(result):
+    """The summary of a CrawlResult: counts by outcome, reason, version..."""
+    nodes = list(result.reachable.values())
+    infos = [n.info for n in nodes]
+    reasons = _counts(u.reason for u in result.unreachable.values())
+    return {
+        "network": result.network,
+        "started": _utc(result.started),
+        "finished": _utc(result.finished),
+        "elapsed_seconds": round(result.elapsed, 3),
+        "outcomes": {
+            "reachable": len(result.reachable),
+            "unreachable": len(result.unreachable),
+            "not_dialled": len(result.not_dialled),
+        },
+        "failure_reasons": reasons,
+        "gossip": {"entries_received": result.gossiped, "filtered": result.filtered},
+        "getaddr": _counts(n.getaddr_outcome or "not-asked" for n in nodes),
+        "protocol_versions": _counts(i.version for i in infos),
+        "user_agents": _counts(i.user_agent for i in infos),
+        "services": _counts(describe(i.services) for i in infos),
+        "heights": _counts(i.start_height for i in infos),
+        "network_types": _counts(
+            a.network_name for a in list(result.reachable) + list(result.not_dialled)
+        ),
+        "external_address": result.external.as_dict(),
+        "discovered_over_time": [
+            {"elapsed": t, "reachable": r, "unreachable": u, "known": k}
+            for t, r, u, k in result.timeline
+        ],
+    }
+
+
+def _utc(seconds):
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat()
+
+
+def snapshot(result):
+    """The whole JSON document: summary, reachable nodes, not-dialled addresses."""
+    return {
+        "summary": summarize(result),
+        "nodes": [node_record(a, r) for a, r in sorted(result.reachable.items())],
+        "not_dialled": [
+            {"address": str(a), "network": a.network_name} for a in result.not_dialled
+        ],
+    }
+
+
+def write_snapshot(result, directory):
+    """
+    Write ``<network>-<UTC time>.json`` and ``.csv`` into ``directory``
+    (created if missing); return the two paths.
+    """
+    os.makedirs(directory, exist_ok=True)
+    stamp = datetime.datetime.fromtimestamp(result.finished, datetime.timezone.utc)
+    base = os.path.join(directory, f"{result.network}-{stamp:%Y%m%dT%H%M%SZ}")
+    document = snapshot(result)
+    json_path, csv_path = base + ".json", base + ".csv"
+    _atomic(json_path, lambda f: json.dump(document, f, indent=1))
+
+    def write_csv(stream):
+        writer = csv.DictWriter(stream, CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows(document["nodes"])
+
+    _atomic(csv_path, write_csv, newline="")
+    return json_path, csv_path
+
+
+def _atomic(path, write, **open_args):
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8", **open_args) as stream:
+        write(stream)
+    os.replace(temporary, path)

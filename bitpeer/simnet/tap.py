@@ -1,0 +1,136 @@
+"""
+``twistd bitpeer-simnet``: a simulated Bitcoin network as a service.
+
+    twistd -n bitpeer-simnet --nodes 10000 --dead 40000 --seed 1 \\
+        --truth truth.json --seeds-file seeds.txt [--misbehaving 0.05] [--latency-ms 50]
+
+It writes the ground truth and a seeds file, then serves until stopped,
+logging its counters every few seconds (and writing them to --stats).
+Arguments are checked before any socket is opened.
+"""
+
+from twisted.application.service import Service
+from twisted.logger import Logger
+from twisted.python import usage
+
+from ..networks import NETWORKS, get_network
+from .network import FIXED_SOCKETS, SimNet, StatsLogger, open_file_limit, write_json
+from .population import KINDS, loopback_index
+
+
+def _share(text):
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise ValueError(f"{text} is not a share within 0..1")
+    return value
+
+
+def _kinds(text):
+    """``silent=0.1,garbage=0.05`` -> {"silent": 0.1, "garbage": 0.05}."""
+    kinds = {}
+    for part in filter(None, text.split(",")):
+        name, _, share = part.partition("=")
+        if name not in KINDS:
+            raise ValueError(f"unknown kind {name!r}; kinds: {', '.join(KINDS)}")
+        kinds[name] = _share(share)
+    return kinds
+
+
+class Options(usage.Options):
+    """The command line of ``twistd bitpeer-simnet``."""
+
+    synopsis = "--nodes N [options]"
+    optParameters = [
+        ["nodes", None, 1000, "reachable nodes", int],
+        ["dead", None, 0, "addresses that lead nowhere", int],
+        ["blackholed", None, 0.25, "share of dead addresses that time out (rest refuse)",
+         _share],
+        ["stale", None, None, "addresses gossiped with timestamps days old "
+                              "(default nodes/20)", int],
+        ["exotic", None, None, "Tor v3, I2P and CJDNS addresses (default nodes/20)", int],
+        ["book-size", None, 4348, "each node's address book (answers are 23%, at most 1000)",
+         int],
+        ["seed", None, 1, "random seed: the same arguments give the same network", int],
+        ["misbehaving", None, 0.0, "share of nodes spread over every misbehaving kind",
+         _share],
+        ["kinds", None, None, "shares per kind instead, e.g. silent=0.1,garbage=0.05", _kinds],
+        ["latency-ms", None, 0.0, "mean per-node latency of every write", float],
+        ["response-delay-ms", None, 0.0, "delay before answering getaddr", float],
+        ["network", None, "regtest", f"whose magic to speak: {', '.join(NETWORKS)}"],
+        ["port", None, 0, "port of the reachable nodes (0: any free port)", int],
+        ["first-address", None, "127.1.0.1", "first loopback address to use"],
+        ["max-connections", None, None, "connections to serve at once "
+                                        "(default: what the open-file limit allows)", int],
+        ["truth", None, "truth.json", "where to write the ground truth"],
+        ["seeds-file", None, "seeds.txt", "where to write the seed addresses"],
+        ["stats", None, None, "where to write the counters (JSON), refreshed as they change"],
+        ["stats-interval", None, 5.0, "seconds between counter reports", float],
+    ]
+
+    def postOptions(self):
+        try:
+            self["network"] = get_network(self["network"])
+            loopback_index(self["first-address"])
+        except ValueError as error:
+            raise usage.UsageError(str(error)) from None
+        if self["nodes"] < 1 or self["dead"] < 0:
+            raise usage.UsageError("--nodes must be at least 1 and --dead at least 0")
+        if self["book-size"] < 1:
+            raise usage.UsageError("--book-size must be at least 1")
+        limit = open_file_limit()
+        allowed = limit - FIXED_SOCKETS
+        if self["max-connections"] is None:
+            self["max-connections"] = allowed
+        elif self["max-connections"] > allowed:
+            raise usage.UsageError(
+                f"--max-connections {self['max-connections']} needs more than the open-file "
+                f"limit of {limit} allows ({allowed}); raise 'ulimit -n' or ask for fewer"
+            )
+
+
+class SimNetService(Service):
+    """Starts the SimNet, writes its truth and seeds, logs its counters."""
+
+    log = Logger()
+
+    def __init__(self, options, reactor):
+        self.options = options
+        self.reactor = reactor
+        self.simnet = None
+        self.stats = None
+
+    def startService(self):
+        super().startService()
+        o = self.options
+        self.simnet = SimNet(
+            self.reactor, o["nodes"], o["dead"], kinds=o["kinds"], seed=o["seed"],
+            misbehaving=o["misbehaving"], blackholed=o["blackholed"], stale=o["stale"],
+            exotic=o["exotic"], book_size=o["book-size"], latency=o["latency-ms"] / 1000,
+            response_delay=o["response-delay-ms"] / 1000, network=o["network"],
+            port=o["port"], first_address=o["first-address"],
+            max_connections=o["max-connections"],
+        )
+        truth = self.simnet.start()
+        write_json(o["truth"], truth)
+        with open(o["seeds-file"], "w") as stream:
+            stream.writelines(f"{address}\n" for address in self.simnet.seeds())
+        self.stats = StatsLogger(self.simnet, o["stats-interval"], o["stats"])
+        self.stats.start()
+        self.log.info(
+            "simnet up: {nodes} nodes, {dead} dead addresses; truth in {truth}, seeds in {seeds}",
+            nodes=truth["counts"]["nodes"], dead=o["dead"], truth=o["truth"],
+            seeds=o["seeds-file"],
+        )
+
+    def stopService(self):
+        super().stopService()
+        if self.stats is not None:
+            self.stats.stop()
+        return self.simnet.stop() if self.simnet is not None else None
+
+
+def makeService(options):
+    """twistd's entry point."""
+    from twisted.internet import reactor
+
+    return SimNetService(options, reactor)

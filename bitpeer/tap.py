@@ -1,0 +1,275 @@
+"""
+``twistd bitpeer-crawl``: the crawler as a service.
+
+    twistd -n bitpeer-crawl                      crawl mainnet once, then exit
+    twistd -n bitpeer-crawl --simnet 1000        crawl a simulated network offline
+
+Options are checked before anything starts; a bad one prints the usage and
+twistd exits non-zero.
+"""
+
+import os
+import sys
+
+import attr
+from twisted.application.service import Service
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+from twisted.python import usage
+
+from . import __version__
+from .addrbook import AddressBook
+from .crawler import CrawlOptions, Crawler
+from .discovery import discover, fetch_external_ip, make_resolver
+from .export import summarize, write_snapshot
+from .networks import NETWORKS, REGTEST, NetworkParams, get_network, parse_seed_lines
+from .protocol import PeerOptions
+from .simnet.network import SimNet, open_file_limit
+from .wire.address import NetworkAddress
+from .wire.errors import ProtocolError
+
+#: Open files kept back for the database, logs, listeners and the simnet.
+RESERVED_FILES = 64
+
+#: The network a --simnet crawl speaks (regtest's magic, its own name).
+SIMNET = NetworkParams(name="simnet", magic=REGTEST.magic, default_port=REGTEST.default_port)
+
+
+def _duration(text):
+    """Seconds from ``90``, ``90s``, ``15m``, ``24h`` or ``7d``."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise usage.UsageError(f"{text!r} is not a duration (e.g. 30, 15m, 24h)") from None
+    if value < 0:
+        raise usage.UsageError(f"{text!r}: a duration cannot be negative")
+    return value
+
+
+class Options(usage.Options):
+    """The command line of ``twistd bitpeer-crawl``."""
+
+    synopsis = "[options]"
+    longdesc = (
+        "Discover peers the way a Bitcoin node does (DNS seeds, fixed seeds, getaddr, "
+        "the address book on disk), crawl every reachable node, and write a snapshot. "
+        "With --simnet N the crawl runs offline against a simulated network."
+    )
+
+    optFlags = [
+        ["allow-private", None, "dial private and loopback addresses learnt from gossip"],
+    ]
+    optParameters = [
+        ["network", None, "mainnet", f"network: {', '.join(NETWORKS)}"],
+        ["db", None, "bitpeer.sqlite", "address book (SQLite) path"],
+        ["out", None, "snapshots", "directory for JSON/CSV snapshots"],
+        ["concurrency", None, 1000, "connections in flight at once", int],
+        ["getaddr-fraction", None, 1.0, "share of reachable nodes asked for addresses", float],
+        ["max-age", None, "24h", "ignore gossiped addresses older than this", _duration],
+        ["connect-timeout", None, "5", "TCP connect timeout", _duration],
+        ["handshake-timeout", None, "20", "version/verack timeout", _duration],
+        ["getaddr-timeout", None, "30", "total wait for a getaddr answer", _duration],
+        ["getaddr-idle-timeout", None, "10", "wait since the last addr message", _duration],
+        ["seeds-file", None, None, "file of HOST[:PORT] lines to start from"],
+        ["fixed-seeds", None, "fallback", "fixed seeds: fallback (when DNS gives nothing), "
+                                          "always, never"],
+        ["dns-server", None, None, "HOST:PORT of the DNS server to ask (default: the system's)"],
+        ["interval", None, "0", "repeat the crawl this often; 0 crawls once and exits",
+         _duration],
+        ["simnet", None, 0, "crawl an in-process simulated network of N nodes", int],
+        ["simnet-dead", None, 0, "dead addresses in the simulated network", int],
+        ["simnet-misbehaving", None, 0.0, "share of misbehaving simulated nodes", float],
+        ["simnet-seed", None, 1, "random seed of the simulated network", int],
+        ["external-ip-url", None, None, "URL answering with our public IP (off by default)"],
+        ["user-agent", None, f"/bitpeer:{__version__}/", "user agent we announce"],
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self["seed"] = []
+
+    def opt_seed(self, value):
+        """HOST[:PORT] to start from (repeatable)"""
+        self["seed"].append(value)
+
+    def postOptions(self):
+        try:
+            self["network"] = SIMNET if self["simnet"] else get_network(self["network"])
+        except ValueError as error:
+            raise usage.UsageError(str(error)) from None
+        network = self["network"]
+        if self["simnet"] < 0 or self["simnet-dead"] < 0:
+            raise usage.UsageError("--simnet and --simnet-dead cannot be negative")
+        if self["fixed-seeds"] not in ("fallback", "always", "never"):
+            raise usage.UsageError("--fixed-seeds is fallback, always or never")
+        try:
+            seeds = [NetworkAddress.parse(s, network.default_port) for s in self["seed"]]
+            if self["seeds-file"]:
+                with open(self["seeds-file"]) as stream:
+                    seeds += parse_seed_lines(stream, network.default_port)
+            self["crawl"] = CrawlOptions(
+                concurrency=self["concurrency"],
+                getaddr_fraction=self["getaddr-fraction"],
+                max_age=self["max-age"] or 1,
+                connect_timeout=self["connect-timeout"],
+                allow_private=self["allow-private"] or bool(self["simnet"]),
+            )
+            self["peer"] = PeerOptions(
+                user_agent=self["user-agent"],
+                handshake_timeout=self["handshake-timeout"],
+                getaddr_timeout=self["getaddr-timeout"],
+                getaddr_idle_timeout=self["getaddr-idle-timeout"],
+            )
+        except (OSError, ValueError, ProtocolError) as error:
+            raise usage.UsageError(str(error)) from None
+        self["seeds"] = seeds
+        if self["dns-server"]:
+            try:
+                NetworkAddress.parse(self["dns-server"])
+            except ProtocolError as error:
+                raise usage.UsageError(f"--dns-server: {error}") from None
+
+
+def affordable_concurrency(wanted, limit=None):
+    """
+    The concurrency the open-file limit allows: each connection is one file,
+    and RESERVED_FILES stay free for everything else.
+    """
+    limit = open_file_limit() if limit is None else limit
+    return max(1, min(wanted, limit - RESERVED_FILES))
+
+
+class CrawlerService(Service):
+    """
+    Runs crawls: open the address book, discover, crawl, write the snapshot,
+    and either wait ``interval`` and go again or stop the reactor.
+    """
+
+    log = Logger()
+
+    def __init__(self, options, reactor):
+        self.options = options
+        self.reactor = reactor
+        self.crawler = None
+        self.simnet = None
+        self.book = None
+        self.failed = False
+        self._running = None
+
+    def startService(self):
+        super().startService()
+        self._running = ensureDeferred(self._main())
+        self._running.addErrback(self._crashed)
+
+    def stopService(self):
+        super().stopService()
+        if self.crawler is not None:
+            self.crawler.stop()
+        return ensureDeferred(self._release())
+
+    async def _release(self):
+        if self.book is not None:
+            book, self.book = self.book, None
+            await book.close()
+        if self.simnet is not None:
+            simnet, self.simnet = self.simnet, None
+            await simnet.stop()
+
+    def _crashed(self, failure):
+        self.log.failure("the crawl failed", failure)
+        self.failed = True
+        if self.reactor.running:
+            self.reactor.stop()
+
+    async def _main(self):
+        options, reactor = self.options, self.reactor
+        network = options["network"]
+        seeds = list(options["seeds"])
+        crawl_options = options["crawl"]
+        concurrency = affordable_concurrency(crawl_options.concurrency)
+        if concurrency < crawl_options.concurrency:
+            self.log.warn(
+                "the open-file limit allows {n} connections at once, not {wanted}: "
+                "crawling with {n} (raise 'ulimit -n' for more)",
+                n=concurrency, wanted=crawl_options.concurrency,
+            )
+            crawl_options = attr.evolve(crawl_options, concurrency=concurrency)
+        if options["simnet"]:
+            self.simnet = SimNet(
+                reactor, options["simnet"], options["simnet-dead"],
+                misbehaving=options["simnet-misbehaving"], seed=options["simnet-seed"],
+                network=network,
+            )
+            truth = self.simnet.start()
+            seeds += self.simnet.seeds()
+            self.log.info("simnet: {nodes} nodes, {dead} dead addresses on loopback",
+                          nodes=truth["counts"]["nodes"], dead=options["simnet-dead"])
+        self.book = AddressBook(os.path.abspath(options["db"]), reactor)
+        await self.book.open()
+        if options["external-ip-url"]:
+            try:
+                ip = await fetch_external_ip(options["external-ip-url"], reactor=reactor)
+                self.log.info("external address (HTTP): {ip}", ip=ip)
+            except Exception as error:
+                self.log.warn("external address lookup failed: {error}", error=error)
+        resolver = None
+        if network.dns_seeds:
+            resolver = make_resolver([options["dns-server"]] if options["dns-server"] else None)
+        while self.running:
+            known = [k.address for k in await self.book.known()]
+            found = await discover(network, resolver, fixed_seeds=options["fixed-seeds"],
+                                   extra=seeds, clock=reactor)
+            start = list(found.addresses) + known
+            self.log.info(
+                "starting a crawl of {network} from {seeds} addresses "
+                "({book} from the address book)",
+                network=network.name, seeds=len(set(start)), book=len(known),
+            )
+            crawl_id = await self.book.start_crawl(
+                network.name, _params(options), reactor.seconds()
+            )
+            self.crawler = Crawler(reactor, network, start, options=crawl_options,
+                                   peer_options=options["peer"], book=self.book,
+                                   crawl_id=crawl_id)
+            result = await self.crawler.run()
+            self.crawler = None
+            await self.book.flush()
+            await self.book.finish_crawl(crawl_id, summarize(result), reactor.seconds())
+            json_path, csv_path = write_snapshot(result, options["out"])
+            self.log.info(
+                "crawl done in {elapsed:.1f} s: {reachable} reachable, {unreachable} "
+                "unreachable, {not_dialled} not dialled; wrote {json} and {csv}",
+                elapsed=result.elapsed, reachable=len(result.reachable),
+                unreachable=len(result.unreachable), not_dialled=len(result.not_dialled),
+                json=json_path, csv=csv_path,
+            )
+            if not options["interval"]:
+                break
+            await deferLater(reactor, options["interval"])
+        if self.running:
+            reactor.stop()
+
+
+def _params(options):
+    """The options worth recording with each crawl in the database."""
+    crawl = options["crawl"]
+    return {
+        "network": options["network"].name,
+        "concurrency": crawl.concurrency,
+        "getaddr_fraction": crawl.getaddr_fraction,
+        "max_age": crawl.max_age,
+        "connect_timeout": crawl.connect_timeout,
+        "simnet": options["simnet"],
+        "argv": sys.argv[1:],
+    }
+
+
+def makeService(options):
+    """twistd's entry point: the CrawlerService for these options."""
+    from twisted.internet import reactor
+
+    return CrawlerService(options, reactor)
+

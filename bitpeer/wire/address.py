@@ -135,9 +135,11 @@ class NetworkAddress(tuple):
             return cls(Network.I2P, _decode_i2p(text), port)
         # inet_pton raises ValueError, not OSError, for text with a NUL.
         try:
-            return cls(Network.IPV4, socket.inet_pton(socket.AF_INET, text), port)
+            raw = socket.inet_pton(socket.AF_INET, text)
         except (OSError, ValueError):
             pass
+        else:
+            return cls(Network.IPV4, raw, port)
         try:
             raw = socket.inet_pton(socket.AF_INET6, text)
         except (OSError, ValueError):

@@ -108,18 +108,20 @@ def _decode(args, network):
     except ValueError:
         raise ValueError("the argument is not hex") from None
     decoder = FrameDecoder(network.magic)
-    items = decoder.feed(data)
-    for item in items:
+    faults = 0
+    for item in decoder.feed(data):
         if isinstance(item, ProtocolError):
             print(f"fault: {item}")
+            faults += 1
             continue
         try:
             print(item.decode())
         except ProtocolError as error:
             print(f"fault: {error}")
+            faults += 1
     if decoder.buffered:
         print(f"incomplete: {decoder.buffered} bytes wait for the rest of a frame")
-    return 1 if any(isinstance(i, ProtocolError) for i in items) else 0
+    return 1 if faults else 0
 
 
 def main(argv=None):

@@ -11,7 +11,7 @@ does, so that a connection to itself is caught on the way in.
 import random as _random
 
 from twisted.internet import error as _netError
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import (
     HostnameEndpoint,
     TCP4ClientEndpoint,
@@ -111,6 +111,9 @@ def client_endpoint(reactor, address, timeout=DEFAULT_CONNECT_TIMEOUT, default_p
                 host, port = address, default_port
             if port is None or not str(port).isdigit():
                 raise ValueError(f"{address!r}: give a port") from None
+            if host.lower().rstrip(".").endswith((".onion", ".i2p")):
+                # A bad Tor/I2P name must not leak to the DNS (RFC 7686).
+                raise ValueError(f"{address!r} is not a valid Tor or I2P address")
             return HostnameEndpoint(reactor, host.encode("idna"), int(port), timeout=timeout)
     if address.network == Network.IPV4:
         return TCP4ClientEndpoint(reactor, address.host_text, address.port, timeout=timeout)
@@ -123,7 +126,7 @@ def classify_connect_error(failure):
     """Turn Twisted's connect errors into bitpeer's PeerError classes."""
     if failure.check(_netError.ConnectionRefusedError):
         return ConnectionRefused(failure.getErrorMessage())
-    if failure.check(_netError.TimeoutError, _netError.UserError):
+    if failure.check(_netError.TimeoutError, _netError.TCPTimedOutError):
         return ConnectTimeout(failure.getErrorMessage())
     if failure.check(_netError.ConnectError, _netError.DNSLookupError):
         return ConnectFailed(failure.getErrorMessage())
@@ -160,6 +163,9 @@ def connectPeer(reactor, address, network=MAINNET, *, connect_timeout=DEFAULT_CO
         return protocol.peer.whenHandshaken().addCallback(lambda _: protocol.peer)
 
     def connect_failed(failure):
+        if failure.check(_netError.ConnectingCancelledError):
+            # Our cancel: the caller gets CancelledError, as it does later on.
+            return Failure(CancelledError())
         error = classify_connect_error(failure)
         return failure if error is None else Failure(error)
 

@@ -212,6 +212,8 @@ class Peer:
         """
         if self._collector is not None:
             return self._collector.result.when()
+        if self._closed.done:
+            return self._ended()
         if self.info is None:
             return self.whenHandshaken().addCallback(lambda _: self.getaddr())
         options = self._protocol.options
@@ -230,6 +232,8 @@ class Peer:
         Send a ping; a Deferred of the round-trip time in seconds, which
         errbacks with TimeoutError after ``options.ping_timeout``.
         """
+        if self._closed.done:
+            return self._ended()
         if self.info is None:
             return self.whenHandshaken().addCallback(lambda _: self.ping())
         protocol = self._protocol
@@ -240,13 +244,20 @@ class Peer:
         protocol.sendMessage(Ping(nonce))
         return done.addTimeout(protocol.options.ping_timeout, protocol.clock)
 
+    def _ended(self):
+        # Asked after the connection ended: nothing would answer, so say why
+        # at once rather than write to a closed transport and time out.
+        return self._closed.when().addCallback(lambda error: Failure(error))
+
     # -- streams ------------------------------------------------------------
 
     def subscribe(self, message_class, callback):
         """
         Call ``callback(peer, message)`` for every received message of
-        ``message_class`` (``Message`` for all of them).  Returns a function
-        that unsubscribes.
+        ``message_class`` (``Message`` for all of them), including those the
+        protocol itself ignores (anything before version, say): a subscriber
+        sees the traffic as it arrived.  Only messages that close the
+        connection are not delivered.  Returns a function that unsubscribes.
         """
         callbacks = self._subscribers.setdefault(message_class, [])
         callbacks.append(callback)

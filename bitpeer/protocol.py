@@ -336,7 +336,9 @@ class BitcoinProtocol(Protocol):
             self.log.debug("{peer}: ignored getaddr", peer=self.address)
             return
         self.getaddr_answered = True
-        self.sendMessage(self._address_answer())
+        answer = self._address_answer()
+        if answer is not None:
+            self.sendMessage(answer)
 
     #: Handler method names by message class (names, so subclasses such as
     #: the simulated nodes can override a handler).
@@ -356,14 +358,17 @@ class BitcoinProtocol(Protocol):
         """
         What Core's GetAddresses gives: a random sample of at most 1000 and
         23% of the known addresses, in addrv2 if the peer asked for it, else
-        in addr with the networks v1 cannot carry left out.
+        in addr with the networks v1 cannot carry left out; None when that
+        leaves nothing to send.
         """
         known = list(self.address_source())
         count = min(MAX_ADDR_TO_SEND, len(known) * MAX_PCT_ADDR_TO_SEND // 100)
         chosen = self.random.sample(known, count)
-        if self.wants_addrv2:
-            return AddrV2(chosen)
-        return Addr([e for e in chosen if e.address.is_v1_compatible])
+        if not self.wants_addrv2:
+            chosen = [e for e in chosen if e.address.is_v1_compatible]
+        if not chosen:
+            return None  # Core sends nothing rather than an empty message.
+        return AddrV2(chosen) if self.wants_addrv2 else Addr(chosen)
 
     # -- sending --------------------------------------------------------------
 

@@ -1,0 +1,750 @@
+"""
+Tests for bitpeer.protocol.BitcoinProtocol: the handshake in both directions,
+Core's ordering rules, the framing faults and the timeouts (PROTOCOL.md
+sections 1-4 and 9), driven through a StringTransport on a task.Clock.
+"""
+
+import random
+import struct
+
+from twisted.internet.error import ConnectionDone
+from twisted.trial.unittest import SynchronousTestCase
+
+from bitpeer.errors import (
+    ConnectionClosed,
+    HandshakeTimeout,
+    IdleTimeout,
+    ObsoleteVersion,
+    ProtocolViolation,
+    SelfConnection,
+)
+from bitpeer.networks import MAINNET, REGTEST, TESTNET4
+from bitpeer.protocol import MAX_PCT_ADDR_TO_SEND, BitcoinProtocol, PeerOptions
+from bitpeer.wire.address import Network
+from bitpeer.wire.encoding import compact_size
+from bitpeer.wire.errors import BadMagic, MalformedMessage, Misbehaviour, PayloadTooLarge
+from bitpeer.wire.framing import MAX_PROTOCOL_MESSAGE_LENGTH, encode_raw_frame
+from bitpeer.wire.messages import (
+    Addr,
+    AddrV2,
+    Alert,
+    FeeFilter,
+    GetAddr,
+    Inv,
+    InvVector,
+    Ping,
+    Pong,
+    SendAddrV2,
+    SendCmpct,
+    UnknownMessage,
+    VerAck,
+    Version,
+    WtxidRelay,
+)
+
+from .helpers import (
+    NODE_NONCE,
+    NODE_SERVICES,
+    PEER_ADDRESS,
+    SEED,
+    T0,
+    US_ADDRESS,
+    FakeNode,
+    i2p_entries,
+    ipv4_entries,
+    node_version,
+    onion_entries,
+)
+
+MAGIC = MAINNET.magic
+
+
+def hand_built_version(user_agent_length, version=70016, nonce=NODE_NONCE):
+    """A version payload with a user agent of any length (the codec refuses >256)."""
+    head = Version(version=version, nonce=nonce, user_agent="").encode_payload()
+    # 80 bytes of fixed fields, then the user agent (empty: one 0x00 byte).
+    assert head[80] == 0
+    return (
+        head[:80]
+        + compact_size(user_agent_length)
+        + b"u" * user_agent_length
+        + head[81:]
+    )
+
+
+class OutboundVersionTests(SynchronousTestCase):
+    """What we say first when we dial (PROTOCOL.md 1, 2.1, 9.1, 9.11, 9.12)."""
+
+    def test_first_bytes_are_magic_and_version(self):
+        """A v2-enabled Core stays on v1 only if the first 16 bytes are these."""
+        node = FakeNode()
+        self.assertEqual(node.transport.value()[:16], MAGIC + b"version\0\0\0\0\0")
+
+    def test_first_bytes_follow_the_network(self):
+        node = FakeNode(network=TESTNET4)
+        self.assertEqual(
+            node.transport.value()[:16], bytes.fromhex("1c163f28") + b"version" + bytes(5)
+        )
+
+    def test_our_version_fields(self):
+        options = PeerOptions(user_agent="/crawler:9.9/", start_height=123_456)
+        node = FakeNode(options=options)
+        [version] = node.sent()
+        self.assertEqual(version.version, 70016)
+        self.assertEqual(version.services, 0)
+        self.assertIs(version.relay, False)
+        self.assertEqual(version.addr_recv, PEER_ADDRESS)
+        self.assertEqual(version.timestamp, T0)
+        self.assertEqual(version.user_agent, "/crawler:9.9/")
+        self.assertEqual(version.start_height, 123_456)
+        self.assertEqual(version.nonce, random.Random(SEED).getrandbits(64))
+
+    def test_default_user_agent(self):
+        node = FakeNode()
+        [version] = node.sent()
+        self.assertRegex(version.user_agent, r"^/bitpeer:[0-9.]+/$")
+        self.assertEqual(version.start_height, 0)
+
+    def test_nonce_differs_per_connection(self):
+        first = FakeNode()
+        second = FakeNode(factory=first.factory)
+        [v1], [v2] = first.sent(), second.sent()
+        self.assertNotEqual(v1.nonce, v2.nonce)
+        self.assertEqual(first.factory.nonces, {v1.nonce, v2.nonce})
+
+    def test_only_version_before_the_peer_speaks(self):
+        node = FakeNode()
+        self.assertEqual(len(node.sent()), 1)
+        node.clock.advance(5)
+        self.assertEqual(node.sent(), [])
+
+
+class OutboundHandshakeTests(SynchronousTestCase):
+    """The handshake as the dialling side (PROTOCOL.md 2.4, 3.1)."""
+
+    def setUp(self):
+        self.node = FakeNode()
+        self.node.raw_sent()
+
+    def test_reply_to_70016(self):
+        """wtxidrelay, sendaddrv2, verack: in that order, before any verack."""
+        self.node.send(node_version(version=70016))
+        self.assertEqual(self.node.sent(), [WtxidRelay(), SendAddrV2(), VerAck()])
+
+    def test_reply_to_newer_version(self):
+        self.node.send(node_version(version=70099))
+        self.assertEqual(self.node.sent(), [WtxidRelay(), SendAddrV2(), VerAck()])
+
+    def test_reply_to_70015(self):
+        """No wtxidrelay below WTXID_RELAY_VERSION."""
+        self.node.send(node_version(version=70015))
+        self.assertEqual(self.node.sent(), [SendAddrV2(), VerAck()])
+
+    def test_obsolete_version(self):
+        d = self.node.peer.whenHandshaken()
+        self.node.send(node_version(version=31799))
+        self.assertEqual(self.node.sent(), [])
+        self.assertTrue(self.node.transport.disconnected)
+        error = self.node.close_error(self)
+        self.assertIsInstance(error, ObsoleteVersion)
+        self.assertEqual(error.reason, "obsolete-version")
+        self.failureResultOf(d, ObsoleteVersion)
+
+    def test_oldest_accepted_version(self):
+        self.node.send(node_version(version=31800), VerAck())
+        self.assertEqual(self.node.sent(), [SendAddrV2(), VerAck()])
+        self.assertEqual(self.node.peer.info.version, 31800)
+
+    def test_handshaken_only_after_verack(self):
+        d = self.node.peer.whenHandshaken()
+        self.node.send(node_version(), WtxidRelay(), SendAddrV2())
+        self.assertNoResult(d)
+        self.assertIsNone(self.node.peer.info)
+        self.node.send(VerAck())
+        info = self.successResultOf(d)
+        self.assertIs(self.node.peer.info, info)
+
+    def test_peer_info(self):
+        node = self.node
+        d = node.peer.whenHandshaken()
+        node.clock.advance(0.25)
+        node.send(node_version(relay=True))
+        node.clock.advance(0.5)
+        node.send(VerAck())
+        info = self.successResultOf(d)
+        self.assertEqual(info.address, PEER_ADDRESS)
+        self.assertIs(info.inbound, False)
+        self.assertEqual(info.version, 70016)
+        self.assertEqual(info.services, NODE_SERVICES)
+        self.assertEqual(info.user_agent, "/Satoshi:27.0.0/")
+        self.assertEqual(info.start_height, 840_000)
+        self.assertIs(info.relay, True)
+        self.assertEqual(info.their_view_of_us, US_ADDRESS)
+        self.assertEqual(info.timestamp, T0 + 7)
+        self.assertEqual(info.nonce, NODE_NONCE)
+        # Its clock says T0+7 when ours says T0+0.25.
+        self.assertEqual(info.clock_offset, 6.75)
+        self.assertEqual(info.handshake_latency, 0.75)
+        self.assertEqual(info.services_text, "NETWORK|WITNESS|NETWORK_LIMITED|P2P_V2")
+
+    def test_version_without_relay_byte(self):
+        """The BIP37 byte is optional; absent, relay is None."""
+        payload = node_version().encode_payload()[:-1]
+        self.node.feed(encode_raw_frame(MAGIC, "version", payload))
+        self.node.send(VerAck())
+        self.assertIsNone(self.node.peer.info.relay)
+
+    def test_messages_before_version_are_ignored(self):
+        d = self.node.peer.whenHandshaken()
+        self.node.send(VerAck(), Ping(42), GetAddr(), WtxidRelay(), SendAddrV2())
+        self.assertEqual(self.node.sent(), [])
+        self.assertNoResult(d)
+        self.assertFalse(self.node.transport.disconnecting)
+        # The early verack did not count: a real one is still needed.
+        self.node.send(node_version())
+        self.assertEqual(self.node.sent(), [WtxidRelay(), SendAddrV2(), VerAck()])
+        self.assertNoResult(d)
+        self.node.send(VerAck())
+        self.successResultOf(d)
+
+    def test_second_version_is_ignored(self):
+        self.node.send(node_version(user_agent="/first/"))
+        self.node.raw_sent()
+        self.node.send(node_version(user_agent="/second/", version=70015))
+        self.assertEqual(self.node.sent(), [])
+        self.node.send(VerAck())
+        self.assertEqual(self.node.peer.info.user_agent, "/first/")
+        self.assertEqual(self.node.peer.info.version, 70016)
+
+    def test_second_verack_is_ignored(self):
+        info = self.node.handshake()
+        self.node.send(VerAck())
+        self.assertEqual(self.node.sent(), [])
+        self.assertFalse(self.node.transport.disconnecting)
+        self.assertIs(self.node.peer.info, info)
+
+    def test_wtxidrelay_after_verack_is_a_violation(self):
+        d = self.node.peer.whenHandshaken()
+        self.node.handshake()
+        self.node.send(WtxidRelay())
+        self.assertTrue(self.node.transport.disconnected)
+        self.successResultOf(d)
+        error = self.node.close_error(self)
+        self.assertIsInstance(error, ProtocolViolation)
+        self.assertIn("wtxidrelay received after verack", str(error))
+        self.assertIsNone(error.error)
+
+    def test_sendaddrv2_after_verack_is_a_violation(self):
+        d = self.node.peer.whenHandshaken()
+        self.node.handshake()
+        self.node.send(SendAddrV2())
+        self.assertTrue(self.node.transport.disconnected)
+        self.successResultOf(d)
+        error = self.node.close_error(self)
+        self.assertIsInstance(error, ProtocolViolation)
+        self.assertIn("sendaddrv2 received after verack", str(error))
+
+    def test_messages_after_a_violation_are_not_processed(self):
+        self.node.handshake()
+        seen = []
+        self.node.peer.subscribe(Ping, lambda peer, m: seen.append(m))
+        self.node.send(WtxidRelay(), Ping(7))
+        self.assertEqual(self.node.sent(), [])
+        self.assertEqual(seen, [])
+
+    def test_tolerates_what_core_sends_after_the_handshake(self):
+        """PROTOCOL.md 3.2 and 9.14: ignore sendcmpct, feefilter, alert, unknown."""
+        self.node.handshake()
+        self.node.send(
+            SendCmpct(False, 2),
+            FeeFilter(1000),
+            Alert(b"\x01\x02"),
+            UnknownMessage("sendtxrcncl", b"\x01\x00\x00\x00" + bytes(8)),
+            Inv([InvVector(2, bytes(32))]),
+            Ping(99),
+        )
+        self.assertEqual(self.node.sent(), [Pong(99)])
+        self.assertFalse(self.node.transport.disconnecting)
+
+    def test_self_connection(self):
+        """A version carrying our own nonce: we dialled ourselves."""
+        node = FakeNode()
+        [ours] = node.sent()
+        d = node.peer.whenHandshaken()
+        node.send(node_version(nonce=ours.nonce))
+        self.assertEqual(node.sent(), [])
+        self.assertTrue(node.transport.disconnected)
+        self.assertIsInstance(node.close_error(self), SelfConnection)
+        self.failureResultOf(d, SelfConnection)
+
+    def test_nonce_forgotten_after_handshake(self):
+        """Core's CheckIncomingNonce looks only at unfinished handshakes."""
+        nonces = self.node.factory.nonces
+        self.assertEqual(len(nonces), 1)
+        self.node.handshake()
+        self.assertEqual(nonces, set())
+
+    def test_nonce_forgotten_when_closed(self):
+        nonces = self.node.factory.nonces
+        self.node.connection_lost(ConnectionDone())
+        self.assertEqual(nonces, set())
+
+
+class FramingFaultTests(SynchronousTestCase):
+    """How bad bytes are handled (PROTOCOL.md 1, 9.14)."""
+
+    def setUp(self):
+        self.node = FakeNode()
+        self.node.raw_sent()
+
+    def test_wrong_magic(self):
+        self.node.feed(encode_raw_frame(REGTEST.magic, "version", b""))
+        self.assertTrue(self.node.transport.disconnected)
+        error = self.node.close_error(self)
+        self.assertIsInstance(error, ProtocolViolation)
+        self.assertIsInstance(error.error, BadMagic)
+        self.assertEqual(error.reason, "protocol-error")
+
+    def test_wrong_magic_after_handshake(self):
+        self.node.handshake()
+        bad = encode_raw_frame(REGTEST.magic, "ping", bytes(8))
+        self.node.feed(self.node.frame(Ping(1)) + bad)
+        # The good frame before the fault is still processed.
+        self.assertEqual(self.node.sent(), [Pong(1)])
+        self.assertIsInstance(self.node.close_error(self).error, BadMagic)
+
+    def test_oversize_header_closes_without_buffering(self):
+        header = MAGIC + b"block".ljust(12, b"\0") + struct.pack("<I", 4_000_001) + bytes(4)
+        self.node.feed(header)
+        self.assertTrue(self.node.transport.disconnected)
+        self.assertEqual(self.node.protocol.decoder.buffered, 0)
+        self.node.feed(bytes(100_000))
+        self.assertEqual(self.node.protocol.decoder.buffered, 0)
+        error = self.node.close_error(self)
+        self.assertIsInstance(error.error, PayloadTooLarge)
+        self.assertIn("4000001", str(error))
+
+    def test_largest_payload_is_accepted(self):
+        header = (
+            MAGIC
+            + b"block".ljust(12, b"\0")
+            + struct.pack("<I", MAX_PROTOCOL_MESSAGE_LENGTH)
+            + bytes(4)
+        )
+        self.node.feed(header + bytes(1000))
+        self.assertFalse(self.node.transport.disconnecting)
+        self.assertEqual(self.node.protocol.decoder.buffered, 24 + 1000)
+
+    def test_bad_checksum_drops_one_message(self):
+        self.node.handshake()
+        frame = bytearray(self.node.frame(Ping(5)))
+        frame[20] ^= 0xFF
+        self.node.feed(bytes(frame))
+        self.assertEqual(self.node.sent(), [])
+        self.assertFalse(self.node.transport.disconnecting)
+        self.node.send(Ping(6))
+        self.assertEqual(self.node.sent(), [Pong(6)])
+
+    def test_bad_checksum_on_version(self):
+        frame = bytearray(self.node.frame(node_version()))
+        frame[-1] ^= 0x01
+        self.node.feed(bytes(frame) + self.node.frame(node_version(user_agent="/ok/")))
+        self.assertEqual(self.node.sent(), [WtxidRelay(), SendAddrV2(), VerAck()])
+        self.node.send(VerAck())
+        self.assertEqual(self.node.peer.info.user_agent, "/ok/")
+
+    def test_invalid_message_type_drops_one_message(self):
+        self.node.handshake()
+        self.node.feed(encode_raw_frame(MAGIC, "pi\x01g", bytes(8)))
+        self.node.send(Ping(8))
+        self.assertEqual(self.node.sent(), [Pong(8)])
+        self.assertFalse(self.node.transport.disconnecting)
+
+    def test_malformed_payload_drops_one_message(self):
+        self.node.handshake()
+        self.node.feed(encode_raw_frame(MAGIC, "ping", b"\x01\x02\x03"))
+        self.node.send(Ping(9))
+        self.assertEqual(self.node.sent(), [Pong(9)])
+        self.assertFalse(self.node.transport.disconnecting)
+
+    def test_addr_with_1001_entries_is_misbehaviour(self):
+        self.node.handshake()
+        payload = compact_size(1001) + bytes(30) * 1001
+        self.node.feed(encode_raw_frame(MAGIC, "addr", payload))
+        self.assertTrue(self.node.transport.disconnected)
+        error = self.node.close_error(self)
+        self.assertIsInstance(error, ProtocolViolation)
+        self.assertIsInstance(error.error, Misbehaviour)
+
+    def test_addr_with_1000_entries_is_fine(self):
+        self.node.handshake()
+        self.node.send(Addr(ipv4_entries(1000)))
+        self.assertFalse(self.node.transport.disconnecting)
+
+    def test_version_with_oversize_user_agent(self):
+        """
+        Core loses the version, ignores everything after, times out.  The
+        timeout names the dropped version as the cause.
+        """
+        d = self.node.peer.whenHandshaken()
+        self.node.feed(encode_raw_frame(MAGIC, "version", hand_built_version(300)))
+        self.assertEqual(self.node.sent(), [])
+        self.assertFalse(self.node.transport.disconnecting)
+        self.node.send(VerAck(), Ping(3))
+        self.assertEqual(self.node.sent(), [])
+        self.assertNoResult(d)
+        self.node.clock.advance(19.9)
+        self.assertFalse(self.node.transport.disconnecting)
+        self.node.clock.advance(0.1)
+        self.assertTrue(self.node.transport.disconnected)
+        error = self.node.close_error(self)
+        self.assertIsInstance(error, ProtocolViolation)
+        self.assertIn("no version/verack within 20 s", str(error))
+        self.assertIsInstance(error.error, MalformedMessage)
+        self.assertEqual((error.error.message_type, error.error.field), ("version", "user_agent"))
+        self.assertIs(self.failureResultOf(d, ProtocolViolation).value, error)
+
+    def test_version_with_256_byte_user_agent(self):
+        self.node.feed(encode_raw_frame(MAGIC, "version", hand_built_version(256)))
+        self.node.send(VerAck())
+        self.assertEqual(self.node.peer.info.user_agent, "u" * 256)
+
+    def test_garbage(self):
+        self.node.feed(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n")
+        self.assertTrue(self.node.transport.disconnected)
+        self.assertIsInstance(self.node.close_error(self).error, BadMagic)
+
+    def test_short_garbage_waits_for_a_header(self):
+        self.node.feed(b"\x00" * 23)
+        self.assertFalse(self.node.transport.disconnecting)
+        self.node.feed(b"\x00")
+        self.assertTrue(self.node.transport.disconnected)
+
+    def test_one_byte_at_a_time(self):
+        data = b"".join(
+            self.node.frame(m)
+            for m in (node_version(), WtxidRelay(), SendAddrV2(), VerAck(), Ping(11))
+        )
+        d = self.node.peer.whenHandshaken()
+        for i in range(len(data)):
+            self.node.feed(data[i : i + 1])
+        info = self.successResultOf(d)
+        self.assertEqual(info.user_agent, "/Satoshi:27.0.0/")
+        self.assertEqual(
+            self.node.sent(), [WtxidRelay(), SendAddrV2(), VerAck(), Pong(11)]
+        )
+        self.assertEqual(self.node.protocol.bytes_received, len(data))
+
+    def test_byte_counters(self):
+        node = FakeNode()
+        self.assertEqual(node.protocol.bytes_sent, len(node.raw_sent()))
+        node.send(Ping(1))
+        self.assertEqual(node.protocol.bytes_received, 24 + 8)
+
+
+class TimeoutTests(SynchronousTestCase):
+    """Timeouts run on the injected clock."""
+
+    def test_handshake_timeout(self):
+        node = FakeNode()
+        d = node.peer.whenHandshaken()
+        node.send(node_version())
+        node.clock.advance(19.999)
+        self.assertFalse(node.transport.disconnecting)
+        node.clock.advance(0.001)
+        self.assertTrue(node.transport.disconnected)
+        error = node.close_error(self)
+        self.assertIsInstance(error, HandshakeTimeout)
+        self.assertEqual(error.reason, "handshake-timeout")
+        self.failureResultOf(d, HandshakeTimeout)
+
+    def test_handshake_timeout_is_configurable(self):
+        node = FakeNode(options=PeerOptions(handshake_timeout=5))
+        node.clock.advance(5)
+        self.assertIsInstance(node.close_error(self), HandshakeTimeout)
+
+    def test_no_handshake_timeout_after_handshake(self):
+        node = FakeNode()
+        node.handshake()
+        node.clock.advance(100)
+        self.assertFalse(node.transport.disconnecting)
+
+    def test_idle_timeout(self):
+        node = FakeNode()
+        node.handshake()
+        node.clock.advance(179)
+        node.send(Ping(1))  # anything received restarts the idle timer
+        node.clock.advance(179)
+        self.assertFalse(node.transport.disconnecting)
+        node.clock.advance(1)
+        self.assertTrue(node.transport.disconnected)
+        error = node.close_error(self)
+        self.assertIsInstance(error, IdleTimeout)
+        self.assertEqual(error.reason, "idle-timeout")
+
+    def test_idle_timeout_counts_from_the_last_byte(self):
+        node = FakeNode(options=PeerOptions(idle_timeout=10, handshake_timeout=60))
+        frame = node.frame(node_version())
+        node.clock.advance(9)
+        node.feed(frame[:1])
+        node.clock.advance(9)
+        self.assertFalse(node.transport.disconnecting)
+        node.clock.advance(1)
+        self.assertIsInstance(node.close_error(self), IdleTimeout)
+
+    def test_timers_cancelled_on_close(self):
+        node = FakeNode()
+        node.connection_lost(ConnectionDone())
+        self.assertEqual(node.clock.getDelayedCalls(), [])
+
+
+class CloseTests(SynchronousTestCase):
+    """Every waiter hears why the connection ended."""
+
+    def test_all_waiters_before_handshake(self):
+        node = FakeNode()
+        handshake, getaddr, ping = (
+            node.peer.whenHandshaken(),
+            node.peer.getaddr(),
+            node.peer.ping(),
+        )
+        closed = node.peer.whenClosed()
+        node.connection_lost(ConnectionDone("bye"))
+        for d in (handshake, getaddr, ping):
+            failure = self.failureResultOf(d, ConnectionClosed)
+            self.assertIn("bye", str(failure.value))
+        self.assertIsInstance(self.successResultOf(closed), ConnectionClosed)
+
+    def test_all_waiters_get_our_reason(self):
+        node = FakeNode()
+        waiters = [node.peer.whenHandshaken(), node.peer.getaddr(), node.peer.ping()]
+        node.clock.advance(20)
+        self.assertTrue(node.transport.disconnected)
+        for d in waiters:
+            self.assertNoResult(d)
+        node.connection_lost()
+        for d in waiters:
+            self.failureResultOf(d, HandshakeTimeout)
+
+    def test_waiters_after_handshake(self):
+        node = FakeNode()
+        node.handshake()
+        getaddr, ping = node.peer.getaddr(), node.peer.ping()
+        node.send(SendAddrV2())
+        node.connection_lost()
+        self.failureResultOf(getaddr, ProtocolViolation)
+        self.failureResultOf(ping, ProtocolViolation)
+        self.assertEqual(node.clock.getDelayedCalls(), [])
+
+    def test_close_by_us(self):
+        node = FakeNode()
+        node.handshake()
+        node.peer.close()
+        self.assertTrue(node.transport.disconnecting)
+        self.assertFalse(node.transport.disconnected)  # polite: writes are flushed
+        error = node.close_error(self)
+        self.assertIsInstance(error, ConnectionClosed)
+        self.assertEqual(str(error), "closed by us")
+
+    def test_closed_by_peer(self):
+        node = FakeNode()
+        node.handshake()
+        closed = node.peer.whenClosed()
+        self.assertNoResult(closed)
+        node.connection_lost(ConnectionDone())
+        error = self.successResultOf(closed)
+        self.assertIsInstance(error, ConnectionClosed)
+        self.assertEqual(error.reason, "closed")
+
+    def test_first_reason_wins(self):
+        node = FakeNode()
+        node.send(node_version(version=100))
+        node.peer.close()
+        self.assertIsInstance(node.close_error(self), ObsoleteVersion)
+
+    def test_when_closed_after_close(self):
+        node = FakeNode()
+        node.connection_lost(ConnectionDone())
+        first = self.successResultOf(node.peer.whenClosed())
+        self.assertIs(self.successResultOf(node.peer.whenClosed()), first)
+        self.failureResultOf(node.peer.whenHandshaken(), ConnectionClosed)
+
+
+class InboundTests(SynchronousTestCase):
+    """NodeFactory connections: we were dialled (PROTOCOL.md 2.4, 4.1)."""
+
+    def setUp(self):
+        self.book = ipv4_entries(100)
+        self.node = FakeNode(inbound=True, address_source=lambda: self.book)
+
+    def dial(self, version=70016, addrv2=True, **fields):
+        """The dialler's side of the handshake; returns our reply."""
+        self.node.send(node_version(version=version, **fields))
+        reply = self.node.sent()
+        extras = ([WtxidRelay()] if version >= 70016 else []) + (
+            [SendAddrV2()] if addrv2 else []
+        )
+        self.node.send(*extras, VerAck())
+        return reply
+
+    def test_silent_until_version(self):
+        self.assertEqual(self.node.transport.value(), b"")
+        self.node.clock.advance(10)
+        self.node.send(Ping(1), GetAddr(), VerAck())
+        self.assertEqual(self.node.transport.value(), b"")
+
+    def test_reply_to_70016(self):
+        reply = self.dial(70016)
+        self.assertEqual(
+            [type(m) for m in reply], [Version, WtxidRelay, SendAddrV2, VerAck]
+        )
+        version = reply[0]
+        self.assertEqual(version.version, 70016)
+        self.assertEqual(version.services, 0)
+        self.assertIs(version.relay, False)
+        self.assertEqual(version.addr_recv, PEER_ADDRESS)
+        self.assertEqual(version.nonce, random.Random(SEED).getrandbits(64))
+        self.assertEqual(version.timestamp, T0)
+
+    def test_inbound_reply_starts_with_version(self):
+        self.node.send(node_version())
+        self.assertEqual(self.node.transport.value()[:16], MAGIC + b"version" + bytes(5))
+
+    def test_reply_to_70015(self):
+        reply = self.dial(70015, addrv2=False)
+        self.assertEqual([type(m) for m in reply], [Version, VerAck])
+
+    def test_handshake_info(self):
+        d = self.node.peer.whenHandshaken()
+        self.dial()
+        info = self.successResultOf(d)
+        self.assertIs(info.inbound, True)
+        self.assertEqual(info.address, PEER_ADDRESS)
+        self.assertEqual(info.their_view_of_us, US_ADDRESS)
+
+    def test_our_nonce_is_not_a_pending_nonce(self):
+        """Only outbound nonces count for CheckIncomingNonce."""
+        self.assertEqual(self.node.factory.nonces, set())
+
+    def test_getaddr_before_verack_is_ignored(self):
+        self.node.send(node_version(), WtxidRelay(), SendAddrV2(), GetAddr(), VerAck())
+        self.assertEqual(
+            [type(m) for m in self.node.sent()], [Version, WtxidRelay, SendAddrV2, VerAck]
+        )
+        # Ignored, not remembered: a getaddr after verack is still answered.
+        self.node.send(GetAddr())
+        self.assertEqual(len(self.node.sent()), 1)
+
+    def test_getaddr_answered_once(self):
+        self.dial(addrv2=False)
+        self.node.raw_sent()
+        self.node.send(GetAddr())
+        [answer] = self.node.sent()
+        self.assertIsInstance(answer, Addr)
+        self.assertEqual(len(answer.addresses), 100 * MAX_PCT_ADDR_TO_SEND // 100)
+        self.assertEqual(len(set(answer.addresses)), 23)
+        self.assertLessEqual(set(answer.addresses), set(self.book))
+        self.node.send(GetAddr())
+        self.assertEqual(self.node.sent(), [])
+        self.assertFalse(self.node.transport.disconnecting)
+
+    def test_getaddr_answer_capped_at_1000(self):
+        self.book = ipv4_entries(5000)
+        self.dial()
+        self.node.raw_sent()
+        self.node.send(GetAddr())
+        [answer] = self.node.sent()
+        self.assertEqual(len(answer.addresses), 1000)
+
+    def test_getaddr_answer_just_under_the_cap(self):
+        self.book = ipv4_entries(4347)  # 23% is 999.81
+        self.dial()
+        self.node.raw_sent()
+        self.node.send(GetAddr())
+        [answer] = self.node.sent()
+        self.assertEqual(len(answer.addresses), 999)
+
+    def test_addrv2_when_asked(self):
+        self.book = ipv4_entries(40) + onion_entries(30) + i2p_entries(30)
+        self.dial(addrv2=True)
+        self.node.raw_sent()
+        self.node.send(GetAddr())
+        [answer] = self.node.sent()
+        self.assertIsInstance(answer, AddrV2)
+        self.assertEqual(len(answer.addresses), 23)
+        self.assertLessEqual(set(answer.addresses), set(self.book))
+
+    def test_addr_filters_networks_v1_cannot_carry(self):
+        self.book = ipv4_entries(40) + onion_entries(30) + i2p_entries(30)
+        self.dial(addrv2=False)
+        self.node.raw_sent()
+        self.node.send(GetAddr())
+        [answer] = self.node.sent()
+        self.assertIsInstance(answer, Addr)
+        self.assertTrue(answer.addresses)
+        self.assertLess(len(answer.addresses), 23)
+        self.assertLessEqual(set(answer.addresses), set(self.book[:40]))
+        for entry in answer.addresses:
+            self.assertEqual(entry.address.network, Network.IPV4)
+
+    def test_addr_with_only_onion_book(self):
+        self.book = onion_entries(100)
+        self.dial(addrv2=False)
+        self.node.raw_sent()
+        self.node.send(GetAddr())
+        for message in self.node.sent():
+            self.assertEqual(message, Addr([]))
+
+    def test_without_address_source_getaddr_is_unanswered(self):
+        node = FakeNode(inbound=True)
+        node.send(node_version(), VerAck())
+        node.raw_sent()
+        node.send(GetAddr())
+        self.assertEqual(node.sent(), [])
+
+    def test_ping_answered_after_handshake(self):
+        self.node.send(node_version())
+        self.node.raw_sent()
+        self.node.send(Ping(77))
+        self.assertEqual(self.node.sent(), [])  # before verack: ignored
+        self.node.send(VerAck(), Ping(78))
+        self.assertEqual(self.node.sent(), [Pong(78)])
+
+    def test_handshake_timeout(self):
+        self.node.clock.advance(20)
+        self.assertIsInstance(self.node.close_error(self), HandshakeTimeout)
+        self.assertEqual(self.node.transport.value(), b"")
+
+    def test_obsolete_dialler(self):
+        self.node.send(node_version(version=209))
+        self.assertEqual(self.node.transport.value(), b"")
+        self.assertIsInstance(self.node.close_error(self), ObsoleteVersion)
+
+    def test_on_peer_hook(self):
+        peers = []
+        node = FakeNode(inbound=True, on_peer=peers.append)
+        self.assertEqual(peers, [node.peer])
+        self.assertIsNone(peers[0].info)
+
+    def test_self_connection_with_shared_nonces(self):
+        """Our outbound connection arrives at our own listener."""
+        shared = set()
+        outbound = FakeNode(nonces=shared, seed=1)
+        inbound = FakeNode(inbound=True, nonces=shared, seed=2)
+        inbound.feed(outbound.raw_sent())
+        self.assertEqual(inbound.transport.value(), b"")
+        self.assertTrue(inbound.transport.disconnected)
+        self.assertIsInstance(inbound.close_error(self), SelfConnection)
+
+    def test_other_nonce_with_shared_nonces(self):
+        shared = set()
+        FakeNode(nonces=shared, seed=1)
+        inbound = FakeNode(inbound=True, nonces=shared, seed=2)
+        inbound.send(node_version())
+        self.assertEqual(len(inbound.sent()), 4)
+
+    def test_subclass_use(self):
+        """The protocol is what the factory builds."""
+        self.assertIsInstance(self.node.protocol, BitcoinProtocol)
+        self.assertIs(self.node.protocol.inbound, True)
+        self.assertIs(self.node.protocol.factory, self.node.factory)

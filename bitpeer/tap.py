@@ -8,6 +8,7 @@ Options are checked before anything starts; a bad one prints the usage and
 twistd exits non-zero.
 """
 
+import atexit
 import os
 import sys
 
@@ -181,6 +182,9 @@ class CrawlerService(Service):
     def _crashed(self, failure):
         self.log.failure("the crawl failed", failure)
         self.failed = True
+        # twistd always exits 0 once its reactor stops; a failed crawl must
+        # not look like a successful one to a script or a scheduler.
+        atexit.register(_exit_failed)
         if self.reactor.running:
             self.reactor.stop()
 
@@ -265,6 +269,12 @@ def _params(options):
         "simnet": options["simnet"],
         "argv": sys.argv[1:],
     }
+
+
+def _exit_failed():
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def makeService(options):

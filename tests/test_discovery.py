@@ -1,0 +1,709 @@
+"""
+Tests for bitpeer.discovery: DNS seeds, fixed seeds, the external-address
+vote and the external-IP lookup over HTTP.
+
+DNS tests run a real twisted.names server on 127.0.0.1 answering from an
+in-memory zone, and a resolver from make_resolver() that asks only it; the
+HTTP tests run a twisted.web server on 127.0.0.1.  Nothing asks the system
+resolver or any public address.
+"""
+
+from twisted.internet import defer, reactor, task
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.names import client, common, dns, server
+from twisted.names import error as dns_error
+from twisted.protocols.policies import WrappingFactory
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.iweb import IAgentEndpointFactory
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Site
+from zope.interface import implementer
+
+from bitpeer.discovery import (
+    MAX_EXTERNAL_IP_BODY,
+    MAX_IPS_PER_SEED,
+    SEED_DEADLINE,
+    SEED_SERVICE_PREFIX,
+    Discovery,
+    DnsSeedResult,
+    ExternalAddressVote,
+    SeedReport,
+    VoteResult,
+    discover,
+    fetch_external_ip,
+    make_resolver,
+    query_dns_seeds,
+)
+from bitpeer.networks import NetworkParams
+from bitpeer.wire.address import Network, NetworkAddress
+
+PORT = 18444
+MAGIC = bytes.fromhex("0a0b0c0d")
+
+
+def addr(text, port=PORT):
+    return NetworkAddress.parse(text, port)
+
+
+def params(*seeds, fixed=None):
+    """A test network with these DNS seeds and, optionally, fixed seeds."""
+    if fixed is None:
+        return NetworkParams(name="test", magic=MAGIC, default_port=PORT, dns_seeds=seeds)
+    return _FixedParams(name="test", magic=MAGIC, default_port=PORT, dns_seeds=seeds)
+
+
+#: The fixed seeds of _FixedParams.
+FIXED = [addr("198.51.100.201"), addr("[fd00::201]:18445"), addr("198.51.100.1")]
+
+
+class _FixedParams(NetworkParams):
+    """NetworkParams whose fixed seeds are FIXED, without a data file."""
+
+    def fixed_seeds(self):
+        return list(FIXED)
+
+
+class _ServFail(Exception):
+    """Makes the test server answer SERVFAIL (and log this error)."""
+
+
+#: name -> {record type: [address text]}; names not here are NXDOMAIN.
+ZONE = {
+    "x9.seed.test": {dns.A: ["198.51.100.1", "198.51.100.2"], dns.AAAA: ["fd00::1"]},
+    # The bare name of a seed with x9 must never be used.
+    "seed.test": {dns.A: ["198.51.100.99"]},
+    "bare.seed.test": {dns.A: ["198.51.100.11"], dns.AAAA: ["fd00::11"]},
+    "x9.empty.seed.test": {},
+    "empty.seed.test": {dns.A: ["198.51.100.21"]},
+    "x9.many.seed.test": {
+        dns.A: [f"198.51.100.{n}" for n in range(100, 140)],
+        dns.AAAA: [f"fd00::{n:x}" for n in range(100, 110)],
+    },
+    "x9.dup.seed.test": {
+        dns.A: ["198.51.100.1", "198.51.100.31", "198.51.100.31"],
+        dns.AAAA: ["fd00::31", "fd00::31"],
+    },
+    "x9.v6only.seed.test": {dns.AAAA: ["fd00::41", "::ffff:198.51.100.41", "::"]},
+    "x9.invalid.seed.test": {dns.A: ["0.0.0.0", "255.255.255.255"]},
+    "invalid.seed.test": {},
+    "slow.seed.test": {dns.A: ["198.51.100.51"]},
+    "broken.seed.test": {dns.A: ["198.51.100.61"]},
+}
+#: Names the server never answers (the client times out).
+SILENT = {"x9.slow.seed.test", "x9.silent.seed.test", "silent.seed.test"}
+#: Names the server answers with SERVFAIL.
+SERVFAIL = {"x9.broken.seed.test"}
+
+
+class SeedZone(common.ResolverBase):
+    """
+    An in-memory authority for the test seeds: A and AAAA from ZONE, silence
+    for SILENT, SERVFAIL for SERVFAIL, NXDOMAIN for the rest.  It records
+    every query, and serves both as the local server's authority and as a
+    resolver for tests that need no sockets.
+    """
+
+    def __init__(self):
+        common.ResolverBase.__init__(self)
+        self.queries = []
+
+    def _lookup(self, name, cls, type, timeout):
+        name = name.decode("ascii").lower().rstrip(".")
+        self.queries.append((name, type))
+        if name in SILENT:
+            return defer.Deferred()
+        if name in SERVFAIL:
+            return defer.fail(_ServFail(name))
+        if name not in ZONE:
+            return defer.fail(dns_error.AuthoritativeDomainError(name))
+        record = {dns.A: dns.Record_A, dns.AAAA: dns.Record_AAAA}.get(type)
+        answers = [
+            dns.RRHeader(name.encode("ascii"), type, dns.IN, 60, record(text, 60), auth=True)
+            for text in ZONE[name].get(type, [])
+        ]
+        # A CNAME in the answer, as a recursive resolver passes on: skipped.
+        answers.insert(
+            0, dns.RRHeader(name.encode("ascii"), dns.CNAME, dns.IN, 60, dns.Record_CNAME(name))
+        )
+        return defer.succeed((answers, [], []))
+
+    def queried(self, name):
+        """The record types asked for ``name``."""
+        return {type for queried, type in self.queries if queried == name}
+
+
+class LocalDnsMixin:
+    """A twisted.names server on 127.0.0.1 and a resolver that asks only it."""
+
+    def setUp(self):
+        self.zone = SeedZone()
+        factory = server.DNSServerFactory(authorities=[self.zone])
+        factory.noisy = False
+        self.port = reactor.listenUDP(0, dns.DNSDatagramProtocol(factory), interface="127.0.0.1")
+        self.addCleanup(self.port.stopListening)
+        self.resolver = make_resolver(servers=[("127.0.0.1", self.port.getHost().port)])
+
+    def query(self, *seeds, **kwargs):
+        kwargs.setdefault("timeout", (0.2,))
+        return query_dns_seeds(params(*seeds), self.resolver, **kwargs)
+
+
+class QueryDnsSeedsTests(LocalDnsMixin, TestCase):
+    """query_dns_seeds against a local DNS server."""
+
+    @defer.inlineCallbacks
+    def test_prefixed_name_a_and_aaaa(self):
+        """Core asks x9.<seed>: A and AAAA both count, on the default port."""
+        result = yield self.query("seed.test")
+        self.assertIsInstance(result, DnsSeedResult)
+        self.assertEqual(SEED_SERVICE_PREFIX, "x9")
+        self.assertEqual(
+            result.addresses,
+            (addr("198.51.100.1"), addr("[fd00::1]:18444"), addr("198.51.100.2")),
+        )
+        self.assertEqual(result.per_seed, (SeedReport("seed.test", "x9.seed.test", 3, None),))
+        self.assertFalse(result.per_seed[0].used_fallback)
+        self.assertEqual(self.zone.queried("x9.seed.test"), {dns.A, dns.AAAA})
+        self.assertEqual(self.zone.queried("seed.test"), set())
+
+    @defer.inlineCallbacks
+    def test_fallback_to_bare_name(self):
+        """A seed without the x9 name is asked for its bare name."""
+        result = yield self.query("bare.seed.test")
+        self.assertEqual(result.addresses, (addr("198.51.100.11"), addr("[fd00::11]:18444")))
+        (report,) = result.per_seed
+        self.assertEqual(report, SeedReport("bare.seed.test", "bare.seed.test", 2, None))
+        self.assertTrue(report.used_fallback)
+        self.assertEqual(self.zone.queried("x9.bare.seed.test"), {dns.A, dns.AAAA})
+
+    @defer.inlineCallbacks
+    def test_empty_prefixed_answer_falls_back(self):
+        """An x9 name with no records is as good as none."""
+        result = yield self.query("empty.seed.test")
+        self.assertEqual(result.addresses, (addr("198.51.100.21"),))
+        self.assertEqual(result.per_seed[0].queried_name, "empty.seed.test")
+
+    @defer.inlineCallbacks
+    def test_timeout_falls_back(self):
+        """An x9 name that never answers times out, then the bare name is used."""
+        result = yield self.query("slow.seed.test", timeout=(0.1, 0.1))
+        self.assertEqual(result.addresses, (addr("198.51.100.51"),))
+        self.assertEqual(result.per_seed[0].queried_name, "slow.seed.test")
+
+    @defer.inlineCallbacks
+    def test_servfail_falls_back(self):
+        result = yield self.query("broken.seed.test")
+        self.assertEqual(result.addresses, (addr("198.51.100.61"),))
+        # The test server logs the error behind its SERVFAIL.
+        self.assertEqual(len(self.flushLoggedErrors(_ServFail)), 2)
+
+    @defer.inlineCallbacks
+    def test_failing_seed_reported_others_kept(self):
+        """A dead seed is reported; the seeds that answer still count."""
+        result = yield self.query("seed.test", "bare.seed.test", "dead.seed.test")
+        self.assertEqual(len(result.addresses), 5)
+        dead = result.per_seed[2]
+        self.assertEqual(
+            dead,
+            SeedReport(
+                "dead.seed.test",
+                "x9.dead.seed.test",
+                0,
+                "x9.dead.seed.test: NXDOMAIN; dead.seed.test: NXDOMAIN",
+            ),
+        )
+        self.assertEqual(
+            [r.name for r in result.per_seed], ["seed.test", "bare.seed.test", "dead.seed.test"]
+        )
+        self.assertEqual([r.error for r in result.per_seed[:2]], [None, None])
+
+    @defer.inlineCallbacks
+    def test_silent_seed_times_out(self):
+        result = yield self.query("silent.seed.test", timeout=(0.1,))
+        self.assertEqual(result.addresses, ())
+        self.assertEqual(
+            result.per_seed[0].error,
+            "x9.silent.seed.test: timed out; silent.seed.test: timed out",
+        )
+
+    @defer.inlineCallbacks
+    def test_no_records_reported(self):
+        """Names that exist without valid addresses: the reason says so."""
+        result = yield self.query("invalid.seed.test")
+        self.assertEqual(
+            result.per_seed[0].error,
+            "x9.invalid.seed.test: no A or AAAA records; invalid.seed.test: no A or AAAA records",
+        )
+
+    @defer.inlineCallbacks
+    def test_cap_per_seed(self):
+        """Core's nMaxIPs: 32 per seed, both families represented."""
+        result = yield self.query("many.seed.test")
+        self.assertEqual(MAX_IPS_PER_SEED, 32)
+        self.assertEqual(len(result.addresses), 32)
+        self.assertEqual(result.per_seed[0].count, 32)
+        families = [a.network for a in result.addresses]
+        self.assertEqual(families.count(Network.IPV6), 10)
+        self.assertEqual(families.count(Network.IPV4), 22)
+
+    @defer.inlineCallbacks
+    def test_dedupe(self):
+        """Duplicates within a seed and across seeds appear once, first seed first."""
+        result = yield self.query("seed.test", "dup.seed.test")
+        self.assertEqual(
+            result.addresses,
+            (
+                addr("198.51.100.1"),
+                addr("[fd00::1]:18444"),
+                addr("198.51.100.2"),
+                addr("[fd00::31]:18444"),
+                addr("198.51.100.31"),
+            ),
+        )
+        # A seed's count is what it gave, before the other seeds are removed.
+        self.assertEqual([r.count for r in result.per_seed], [3, 3])
+
+    @defer.inlineCallbacks
+    def test_invalid_and_mapped_answers(self):
+        """0.0.0.0 and :: are dropped; an IPv4-mapped AAAA is IPv4."""
+        result = yield self.query("v6only.seed.test")
+        self.assertEqual(result.addresses, (addr("[fd00::41]:18444"), addr("198.51.100.41")))
+
+    @defer.inlineCallbacks
+    def test_trailing_dot(self):
+        """Core's chainparams write seeds with a trailing dot."""
+        result = yield self.query("seed.test.")
+        self.assertEqual(result.per_seed[0].name, "seed.test")
+        self.assertEqual(len(result.addresses), 3)
+
+    @defer.inlineCallbacks
+    def test_discover_end_to_end(self):
+        result = yield discover(
+            params("seed.test", "bare.seed.test", "dead.seed.test"),
+            self.resolver,
+            extra=[addr("127.0.0.1")],
+            timeout=(0.2,),
+        )
+        self.assertEqual(result.addresses[0], addr("127.0.0.1"))
+        self.assertEqual(result.sources, (("seed-option", 1), ("dns", 5)))
+        self.assertEqual(len(result.dns.per_seed), 3)
+
+
+class FakeClockDnsTests(SynchronousTestCase):
+    """query_dns_seeds' deadline, cancellation and odd resolvers, on a Clock."""
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.zone = SeedZone()
+
+    def test_in_memory_resolver(self):
+        """The zone doubles as a resolver: no sockets, fires at once."""
+        d = query_dns_seeds(params("seed.test", "dead.seed.test"), self.zone, clock=self.clock)
+        result = self.successResultOf(d)
+        self.assertEqual(len(result.addresses), 3)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_deadline(self):
+        """A resolver that never answers is cut off at the seed's deadline."""
+        d = query_dns_seeds(
+            params("silent.seed.test", "seed.test"), self.zone, clock=self.clock, deadline=5
+        )
+        self.assertNoResult(d)
+        self.clock.advance(5)
+        result = self.successResultOf(d)
+        self.assertEqual(
+            result.per_seed[0],
+            SeedReport("silent.seed.test", "x9.silent.seed.test", 0, "no answer within 5 s"),
+        )
+        self.assertEqual(result.per_seed[1].count, 3)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_default_deadline(self):
+        d = query_dns_seeds(params("silent.seed.test"), self.zone, clock=self.clock)
+        self.clock.advance(SEED_DEADLINE - 0.1)
+        self.assertNoResult(d)
+        self.clock.advance(0.1)
+        self.successResultOf(d)
+
+    def test_cancel(self):
+        d = query_dns_seeds(params("silent.seed.test", "seed.test"), self.zone, clock=self.clock)
+        d.cancel()
+        self.failureResultOf(d, defer.CancelledError)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_resolver_raising(self):
+        """A resolver that raises instead of failing its Deferred is reported."""
+
+        class Broken:
+            def lookupAddress(self, name, timeout=None):
+                raise OSError("no network")
+
+            lookupIPV6Address = lookupAddress
+
+        d = query_dns_seeds(params("seed.test"), Broken(), clock=self.clock)
+        (report,) = self.successResultOf(d).per_seed
+        self.assertEqual(
+            report.error, "x9.seed.test: OSError: no network; seed.test: OSError: no network"
+        )
+
+    def test_as_dict(self):
+        result = self.successResultOf(
+            query_dns_seeds(params("bare.seed.test"), self.zone, clock=self.clock)
+        )
+        self.assertEqual(
+            result.as_dict(),
+            {
+                "addresses": 2,
+                "per_seed": [
+                    {
+                        "name": "bare.seed.test",
+                        "queried_name": "bare.seed.test",
+                        "count": 2,
+                        "error": None,
+                        "used_fallback": True,
+                    }
+                ],
+            },
+        )
+
+
+class DiscoverTests(SynchronousTestCase):
+    """discover(): the order of sources and the fixed-seed policy."""
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.zone = SeedZone()
+
+    def discover(self, network, **kwargs):
+        kwargs.setdefault("clock", self.clock)
+        return self.successResultOf(discover(network, self.zone, **kwargs))
+
+    def test_dns_first_no_fixed(self):
+        result = self.discover(params("seed.test", fixed=True))
+        self.assertIsInstance(result, Discovery)
+        self.assertEqual(len(result.addresses), 3)
+        self.assertEqual(result.sources, (("seed-option", 0), ("dns", 3)))
+
+    def test_fixed_when_dns_gives_nothing(self):
+        result = self.discover(params("dead.seed.test", fixed=True))
+        self.assertEqual(result.addresses, tuple(FIXED))
+        self.assertEqual(result.sources, (("seed-option", 0), ("dns", 0), ("fixed", 3)))
+        self.assertEqual(result.dns.per_seed[0].count, 0)
+
+    def test_fixed_always(self):
+        result = self.discover(params("seed.test", fixed=True), fixed_seeds="always")
+        # 198.51.100.1:18444 came from DNS already.
+        self.assertEqual(result.sources, (("seed-option", 0), ("dns", 3), ("fixed", 2)))
+        self.assertEqual(result.addresses[3:], tuple(FIXED[:2]))
+
+    def test_fixed_never(self):
+        result = self.discover(params("dead.seed.test", fixed=True), fixed_seeds="never")
+        self.assertEqual(result.addresses, ())
+        self.assertEqual(result.sources, (("seed-option", 0), ("dns", 0)))
+
+    def test_bad_fixed_seeds_value(self):
+        self.assertRaises(ValueError, discover, params("seed.test"), self.zone, fixed_seeds="yes")
+
+    def test_extra_first(self):
+        extra = [addr("127.0.0.2"), addr("198.51.100.2"), addr("127.0.0.2")]
+        result = self.discover(params("seed.test"), extra=extra)
+        self.assertEqual(
+            result.addresses,
+            (
+                addr("127.0.0.2"),
+                addr("198.51.100.2"),
+                addr("198.51.100.1"),
+                addr("[fd00::1]:18444"),
+            ),
+        )
+        self.assertEqual(result.sources, (("seed-option", 2), ("dns", 2)))
+
+    def test_extra_does_not_stop_fixed_fallback(self):
+        result = self.discover(params("dead.seed.test", fixed=True), extra=[addr("127.0.0.2")])
+        self.assertEqual(result.addresses, (addr("127.0.0.2"),) + tuple(FIXED))
+
+    def test_extra_must_be_addresses(self):
+        self.assertRaises(
+            ValueError, discover, params("seed.test"), self.zone, extra=["127.0.0.1:8333"]
+        )
+
+    def test_no_dns_seeds(self):
+        """Regtest and custom networks skip DNS: no resolver needed."""
+        result = self.successResultOf(discover(params(fixed=True), None, extra=[addr("127.0.0.3")]))
+        self.assertIsNone(result.dns)
+        self.assertEqual(result.sources, (("seed-option", 1), ("fixed", 3)))
+        result = self.successResultOf(discover(params(), None))
+        self.assertEqual(result.addresses, ())
+        self.assertEqual(result.sources, (("seed-option", 0), ("fixed", 0)))
+
+    def test_resolver_needed_for_dns_seeds(self):
+        self.assertRaises(ValueError, discover, params("seed.test"), None)
+
+    def test_real_fixed_seed_file(self):
+        """The packaged data files work as the fallback."""
+        network = NetworkParams(
+            name="test",
+            magic=MAGIC,
+            default_port=PORT,
+            dns_seeds=("dead.seed.test",),
+            fixed_seeds_file="fixed_seeds_testnet4.txt",
+        )
+        try:
+            expected = network.fixed_seeds()
+        except FileNotFoundError:
+            raise self.skipTest("bitpeer/data/fixed_seeds_testnet4.txt not written yet")
+        result = self.discover(network)
+        self.assertTrue(expected)
+        self.assertEqual(result.addresses, tuple(dict.fromkeys(expected)))
+
+    def test_as_dict(self):
+        result = self.discover(params("dead.seed.test", fixed=True))
+        out = result.as_dict()
+        self.assertEqual(out["addresses"], 3)
+        self.assertEqual(out["sources"], {"seed-option": 0, "dns": 0, "fixed": 3})
+        self.assertEqual(out["dns"]["per_seed"][0]["name"], "dead.seed.test")
+
+
+class MakeResolverTests(SynchronousTestCase):
+    """make_resolver with servers (the system default is not exercised)."""
+
+    def test_servers(self):
+        resolver = make_resolver(
+            ["127.0.0.1:5353", "[::1]:53", "127.0.0.1", ("127.0.0.2", 5300)],
+            timeout=(2,),
+            reactor=task.Clock(),
+        )
+        self.assertIsInstance(resolver, client.Resolver)
+        self.assertEqual(
+            resolver.servers,
+            [("127.0.0.1", 5353), ("::1", 53), ("127.0.0.1", 53), ("127.0.0.2", 5300)],
+        )
+        self.assertEqual(resolver.timeout, (2,))
+
+    def test_bad_servers(self):
+        for bad in (["dns.example:53"], ["127.0.0.1:x"], [("127.0.0.1",)], ["127.0.0.1:0"], []):
+            self.assertRaises(ValueError, make_resolver, bad, reactor=task.Clock())
+
+
+#: Public-looking addresses for votes (data only; nothing is contacted).
+PUBLIC_A = NetworkAddress.parse("44.1.2.3:50001")
+PUBLIC_B = NetworkAddress.parse("44.9.9.9:50002")
+PUBLIC_V6 = NetworkAddress.parse("[2a00:1450::1]:50003")
+
+
+def reporter(n):
+    return NetworkAddress.parse(f"127.0.0.1:{20000 + n}")
+
+
+class ExternalAddressVoteTests(SynchronousTestCase):
+    def test_empty(self):
+        vote = ExternalAddressVote()
+        self.assertEqual(vote.result(), VoteResult(None, 0, 0))
+        self.assertEqual(vote.as_dict()["address"], None)
+
+    def test_majority_ignores_port(self):
+        vote = ExternalAddressVote()
+        for n in range(3):
+            view = NetworkAddress(PUBLIC_A.network, PUBLIC_A.host, 50000 + n)
+            self.assertTrue(vote.add(view, reporter(n)))
+        vote.add(PUBLIC_B, reporter(10))
+        result = vote.result()
+        self.assertEqual(result.address, NetworkAddress.parse("44.1.2.3:0"))
+        self.assertEqual((result.votes, result.total), (3, 4))
+        self.assertEqual(result.runner_up, NetworkAddress.parse("44.9.9.9:0"))
+        self.assertEqual(result.runner_up_votes, 1)
+
+    def test_one_vote_per_reporter(self):
+        vote = ExternalAddressVote()
+        for _ in range(5):
+            vote.add(PUBLIC_B, reporter(1))
+        vote.add(PUBLIC_A, reporter(2))
+        vote.add(PUBLIC_A, reporter(3))
+        self.assertEqual(vote.result().address.host_text, "44.1.2.3")
+        self.assertEqual(vote.result().total, 3)
+        # A reporter that changes its mind moves its vote.
+        vote.add(PUBLIC_A, reporter(1))
+        self.assertEqual((vote.result().votes, vote.result().total), (3, 3))
+        self.assertIsNone(vote.result().runner_up)
+
+    def test_tie_goes_to_first_reported(self):
+        vote = ExternalAddressVote()
+        vote.add(PUBLIC_B, reporter(1))
+        vote.add(PUBLIC_A, reporter(2))
+        result = vote.result()
+        self.assertEqual(result.address.host_text, "44.9.9.9")
+        self.assertEqual(result.votes, result.runner_up_votes)
+
+    def test_private_ignored(self):
+        vote = ExternalAddressVote()
+        for n, text in enumerate(
+            ["10.1.2.3:1", "127.0.0.1:1", "0.0.0.0:0", "192.168.1.1:1", "[::1]:1", "203.0.113.5:1"]
+        ):
+            self.assertFalse(vote.add(NetworkAddress.parse(text), reporter(n)))
+        vote.add(PUBLIC_A, reporter(99))
+        result = vote.result()
+        self.assertEqual((result.address.host_text, result.votes, result.total), ("44.1.2.3", 1, 1))
+        self.assertEqual(result.ignored, 6)
+
+    def test_allow_private(self):
+        """Simnet: loopback views count, but 0.0.0.0 never does."""
+        vote = ExternalAddressVote(allow_private=True)
+        self.assertTrue(vote.add(NetworkAddress.parse("127.0.0.1:5"), reporter(1)))
+        self.assertTrue(vote.add(NetworkAddress.parse("127.0.0.1:6"), reporter(2)))
+        self.assertFalse(vote.add(NetworkAddress.parse("0.0.0.0:0"), reporter(3)))
+        self.assertEqual(vote.result().address.host_text, "127.0.0.1")
+        self.assertEqual(vote.result().votes, 2)
+
+    def test_per_network_and_as_dict(self):
+        vote = ExternalAddressVote()
+        vote.add(PUBLIC_A, reporter(1))
+        vote.add(PUBLIC_A, reporter(2))
+        vote.add(PUBLIC_V6, reporter(3))
+        self.assertEqual(vote.result(Network.IPV6).address.host_text, "2a00:1450::1")
+        self.assertEqual(vote.result(Network.IPV4).votes, 2)
+        out = vote.as_dict()
+        self.assertEqual(
+            {k: out[k] for k in ("address", "network", "votes", "total", "runner_up")},
+            {
+                "address": "44.1.2.3",
+                "network": "ipv4",
+                "votes": 2,
+                "total": 3,
+                "runner_up": "2a00:1450::1",
+            },
+        )
+        self.assertEqual(sorted(out["by_network"]), ["ipv4", "ipv6"])
+        self.assertEqual(out["by_network"]["ipv6"]["votes"], 1)
+        self.assertEqual(vote.result().as_dict()["runner_up_votes"], 1)
+
+
+# -- fetch_external_ip --------------------------------------------------------
+
+
+class _Text(Resource):
+    isLeaf = True
+
+    def __init__(self, body, code=200):
+        super().__init__()
+        self.body, self.code = body, code
+
+    def render_GET(self, request):
+        request.setResponseCode(self.code)
+        return self.body
+
+
+class _Hang(Resource):
+    isLeaf = True
+
+    def render_GET(self, request):
+        return NOT_DONE_YET
+
+
+class _Tracker(WrappingFactory):
+    """Counts open connections, so a test can wait until all have closed."""
+
+    noisy = False
+
+    def __init__(self, wrapped):
+        super().__init__(wrapped)
+        self._idle = []
+
+    def unregisterProtocol(self, protocol):
+        super().unregisterProtocol(protocol)
+        if not self.protocols:
+            waiting, self._idle = self._idle, []
+            for d in waiting:
+                d.callback(None)
+
+    def when_idle(self):
+        if not self.protocols:
+            return defer.succeed(None)
+        d = defer.Deferred()
+        self._idle.append(d)
+        return d
+
+
+@implementer(IAgentEndpointFactory)
+class _TrackedEndpoints:
+    """Plain TCP to 127.0.0.1, with every client connection tracked."""
+
+    def __init__(self):
+        self.trackers = []
+
+    def endpointForURI(self, uri):
+        owner, endpoint = self, TCP4ClientEndpoint(reactor, uri.host.decode(), uri.port)
+
+        class Tracked:
+            def connect(self, factory):
+                tracker = _Tracker(factory)
+                owner.trackers.append(tracker)
+                return endpoint.connect(tracker).addCallback(lambda w: w.wrappedProtocol)
+
+        return Tracked()
+
+
+class FetchExternalIpTests(TestCase):
+    """fetch_external_ip against a twisted.web server on 127.0.0.1."""
+
+    def setUp(self):
+        root = Resource()
+        root.putChild(b"ip", _Text(b"203.0.113.5\n"))
+        root.putChild(b"ipv6", _Text(b" 2001:0db8:0:0::1 \r\n"))
+        root.putChild(b"html", _Text(b"<html>203.0.113.5</html>"))
+        onion = b"pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion"
+        root.putChild(b"onion", _Text(onion))
+        root.putChild(b"binary", _Text(b"\xff\xfe"))
+        root.putChild(b"error", _Text(b"203.0.113.5", code=500))
+        root.putChild(b"big", _Text(b"1" * 1000))
+        root.putChild(b"hang", _Hang())
+        site = Site(root)
+        site.noisy = False
+        self.server = _Tracker(site)
+        port = reactor.listenTCP(0, self.server, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.base = f"http://127.0.0.1:{port.getHost().port}"
+        self.endpoints = _TrackedEndpoints()
+        pool = HTTPConnectionPool(reactor, persistent=False)
+        self.agent = Agent.usingEndpointFactory(reactor, self.endpoints, pool=pool)
+        # Cleanups run last-first: wait for every connection to close
+        # before the port stops, so trial finds a clean reactor.
+        self.addCleanup(self._all_closed)
+
+    def _all_closed(self):
+        return defer.gatherResults(
+            [self.server.when_idle()] + [t.when_idle() for t in self.endpoints.trackers]
+        )
+
+    def fetch(self, path, timeout=5.0):
+        return fetch_external_ip(
+            self.base + path, agent=self.agent, reactor=reactor, timeout=timeout
+        )
+
+    @defer.inlineCallbacks
+    def test_ipv4(self):
+        self.assertEqual((yield self.fetch("/ip")), "203.0.113.5")
+
+    @defer.inlineCallbacks
+    def test_ipv6_normalised(self):
+        self.assertEqual((yield self.fetch("/ipv6")), "2001:db8::1")
+
+    @defer.inlineCallbacks
+    def test_not_an_address(self):
+        for path in ("/html", "/binary", "/onion"):
+            error = yield self.assertFailure(self.fetch(path), ValueError)
+            self.assertIn("not an", str(error))
+
+    @defer.inlineCallbacks
+    def test_status(self):
+        error = yield self.assertFailure(self.fetch("/error"), ValueError)
+        self.assertIn("HTTP 500", str(error))
+
+    @defer.inlineCallbacks
+    def test_oversize(self):
+        error = yield self.assertFailure(self.fetch("/big"), ValueError)
+        self.assertIn(f"longer than {MAX_EXTERNAL_IP_BODY} bytes", str(error))
+
+    @defer.inlineCallbacks
+    def test_timeout(self):
+        yield self.assertFailure(self.fetch("/hang", timeout=0.2), defer.TimeoutError)

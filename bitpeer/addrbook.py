@@ -26,10 +26,10 @@ import attr
 from twisted.internet import task
 from twisted.internet.defer import Deferred, DeferredLock, fail, succeed
 from twisted.internet.threads import deferToThreadPool
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from .logs import logger
 from .wire.address import NetworkAddress
 
 #: Outcomes an attempt can have.
@@ -260,7 +260,7 @@ class AddressBook:
     write what they buffer.
     """
 
-    log = Logger()
+    log = logger()
 
     def __init__(self, path, reactor, *, flush_interval=DEFAULT_FLUSH_INTERVAL,
                  flush_size=DEFAULT_FLUSH_SIZE):

@@ -23,8 +23,8 @@ import random as _random
 import attr
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 
+from .logs import logger
 from .discovery import ExternalAddressVote
 from .errors import PeerError
 from .factory import PeerFactory, connectPeer
@@ -125,7 +125,7 @@ class Crawler:
     CrawlResult; cancelling it stops dialling and closes what is in flight.
     """
 
-    log = Logger()
+    log = logger()
 
     def __init__(self, reactor, network, seeds, *, options=None, peer_options=None,
                  book=None, crawl_id=None, random=None, clock=None):

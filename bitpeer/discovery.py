@@ -25,14 +25,14 @@ import attr
 import treq
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.names import client, dns, error as dns_error
 
+from .logs import logger
 from .wire.address import Network, NetworkAddress
 from .wire.errors import ProtocolError
 
-log = Logger()
+log = logger()
 
 #: Core resolves ``strprintf("x%x.%s", SeedsServiceFlags(), seed)``:
 #: NODE_NETWORK|NODE_WITNESS is 0x9.

@@ -21,8 +21,8 @@ Everything time-related runs on the injected clock.
 
 import attr
 from twisted.internet.protocol import Protocol
-from twisted.logger import Logger
 
+from .logs import logger
 from . import __version__
 from .errors import (
     ConnectionClosed,
@@ -102,7 +102,7 @@ class BitcoinProtocol(Protocol):
     @ivar peer_version: the peer's Version message, once received.
     """
 
-    log = Logger()
+    log = logger()
 
     def __init__(
         self,

@@ -16,9 +16,10 @@ import attr
 from twisted.application.service import Service
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import deferLater
-from twisted.logger import Logger
+from twisted.logger import LogLevel
 from twisted.python import usage
 
+from .logs import levels, logger
 from . import __version__
 from .addrbook import AddressBook
 from .crawler import CrawlOptions, Crawler
@@ -62,6 +63,7 @@ class Options(usage.Options):
 
     optFlags = [
         ["allow-private", None, "dial private and loopback addresses learnt from gossip"],
+        ["verbose", "v", "log every connection's fate (debug level)"],
     ]
     optParameters = [
         ["network", None, "mainnet", f"network: {', '.join(NETWORKS)}"],
@@ -69,16 +71,16 @@ class Options(usage.Options):
         ["out", None, "snapshots", "directory for JSON/CSV snapshots"],
         ["concurrency", None, 1000, "connections in flight at once", int],
         ["getaddr-fraction", None, 1.0, "share of reachable nodes asked for addresses", float],
-        ["max-age", None, "24h", "ignore gossiped addresses older than this", _duration],
-        ["connect-timeout", None, "5", "TCP connect timeout", _duration],
-        ["handshake-timeout", None, "20", "version/verack timeout", _duration],
-        ["getaddr-timeout", None, "30", "total wait for a getaddr answer", _duration],
-        ["getaddr-idle-timeout", None, "10", "wait since the last addr message", _duration],
+        ["max-age", None, 86400.0, "ignore gossiped addresses older than this", _duration],
+        ["connect-timeout", None, 5.0, "TCP connect timeout", _duration],
+        ["handshake-timeout", None, 20.0, "version/verack timeout", _duration],
+        ["getaddr-timeout", None, 30.0, "total wait for a getaddr answer", _duration],
+        ["getaddr-idle-timeout", None, 10.0, "wait since the last addr message", _duration],
         ["seeds-file", None, None, "file of HOST[:PORT] lines to start from"],
         ["fixed-seeds", None, "fallback", "fixed seeds: fallback (when DNS gives nothing), "
                                           "always, never"],
         ["dns-server", None, None, "HOST:PORT of the DNS server to ask (default: the system's)"],
-        ["interval", None, "0", "repeat the crawl this often; 0 crawls once and exits",
+        ["interval", None, 0.0, "repeat the crawl this often; 0 crawls once and exits",
          _duration],
         ["simnet", None, 0, "crawl an in-process simulated network of N nodes", int],
         ["simnet-dead", None, 0, "dead addresses in the simulated network", int],
@@ -97,6 +99,8 @@ class Options(usage.Options):
         self["seed"].append(value)
 
     def postOptions(self):
+        if self["verbose"]:
+            levels.setLogLevelForNamespace("bitpeer", LogLevel.debug)
         try:
             self["network"] = SIMNET if self["simnet"] else get_network(self["network"])
         except ValueError as error:
@@ -149,7 +153,7 @@ class CrawlerService(Service):
     and either wait ``interval`` and go again or stop the reactor.
     """
 
-    log = Logger()
+    log = logger()
 
     def __init__(self, options, reactor):
         self.options = options

@@ -19,8 +19,8 @@ import socket
 from twisted.internet import defer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 
+from ..logs import logger
 from ..networks import REGTEST
 from ..protocol import address_of
 from .behaviours import BEHAVIOURS, node_options
@@ -101,7 +101,7 @@ class SimNet:
     ``truth``); ``stop()`` closes every socket and returns a Deferred.
     """
 
-    log = Logger()
+    log = logger()
 
     def __init__(self, reactor, nodes=1000, dead=0, *, kinds=None, seed=1, misbehaving=0.0,
                  blackholed=0.25, stale=None, exotic=None, book_size=4348, latency=0.0,
@@ -285,7 +285,7 @@ def write_json(path, data):
 class StatsLogger:
     """Logs the counters every ``interval`` seconds and writes them to a file."""
 
-    log = Logger()
+    log = logger()
 
     def __init__(self, simnet, interval=5.0, path=None):
         self.simnet, self.path = simnet, path

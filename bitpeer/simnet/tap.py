@@ -10,9 +10,9 @@ Arguments are checked before any socket is opened.
 """
 
 from twisted.application.service import Service
-from twisted.logger import Logger
 from twisted.python import usage
 
+from ..logs import logger
 from ..networks import NETWORKS, get_network
 from .network import FIXED_SOCKETS, SimNet, StatsLogger, open_file_limit, write_json
 from .population import KINDS, loopback_index
@@ -91,7 +91,7 @@ class Options(usage.Options):
 class SimNetService(Service):
     """Starts the SimNet, writes its truth and seeds, logs its counters."""
 
-    log = Logger()
+    log = logger()
 
     def __init__(self, options, reactor):
         self.options = options

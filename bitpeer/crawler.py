@@ -30,6 +30,7 @@ from .errors import PeerError
 from .factory import PeerFactory, connectPeer
 from .protocol import PeerOptions
 from .wire.address import Network
+from .wire.addrlist import entry_keys
 
 #: Core's sanity rule on gossip timestamps (net_processing.cpp, ADDR).
 MIN_SANE_TIME = 100_000_000
@@ -135,9 +136,12 @@ class Crawler:
         self.options = options if options is not None else CrawlOptions()
         self.book, self.crawl_id = book, crawl_id
         self.random = random if random is not None else _random.Random()
+        #: Entry keys of every address accepted so far: the decoder skips
+        #: gossip repeating them (most of it), before building any object.
+        self.known_keys = set()
         self.factory = PeerFactory(
             self.clock, network, peer_options if peer_options is not None else PeerOptions(),
-            random=self.random,
+            random=self.random, known_addresses=self.known_keys,
         )
         self.pending = []
         self.seen = set()
@@ -181,6 +185,7 @@ class Crawler:
         if address in self.seen:
             return
         self.seen.add(address)
+        self.known_keys.update(entry_keys(address))
         if address.network not in (Network.IPV4, Network.IPV6):
             self.not_dialled.append(address)
             return
@@ -245,9 +250,10 @@ class Crawler:
 
     def _answered(self, result, peer):
         peer.close()
+        self.gossiped += result.announced
         self._learn(result.addresses, peer.address)
         self._record_reachable(
-            peer.address, NodeResult(peer.info, result.outcome, len(result.addresses))
+            peer.address, NodeResult(peer.info, result.outcome, result.announced)
         )
 
     def _not_answered(self, failure, peer):
@@ -301,7 +307,6 @@ class Crawler:
         allow_private = self.options.allow_private
         filtered, seen = self.filtered, self.seen
         kept = []
-        self.gossiped += len(entries)
         for entry in entries:
             time, address = entry[0], entry[2]
             if address in seen:

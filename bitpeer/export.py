@@ -96,11 +96,18 @@ def snapshot(result):
 def write_snapshot(result, directory):
     """
     Write ``<network>-<UTC time>.json`` and ``.csv`` into ``directory``
-    (created if missing); return the two paths.
+    (created if missing; ``-2``, ``-3``... after the time if a snapshot of
+    that second exists); return the two paths.
     """
     os.makedirs(directory, exist_ok=True)
     stamp = datetime.datetime.fromtimestamp(result.finished, datetime.timezone.utc)
-    base = os.path.join(directory, f"{result.network}-{stamp:%Y%m%dT%H%M%SZ}")
+    base = stem = os.path.join(directory, f"{result.network}-{stamp:%Y%m%dT%H%M%SZ}")
+    serial = 1
+    while os.path.exists(base + ".json") or os.path.exists(base + ".csv"):
+        # Two crawls finishing in the same second (short --interval, tests):
+        # keep both.
+        serial += 1
+        base = f"{stem}-{serial}"
     document = snapshot(result)
     json_path, csv_path = base + ".json", base + ".csv"
     _atomic(json_path, lambda f: json.dump(document, f, indent=1))

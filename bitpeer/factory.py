@@ -42,19 +42,26 @@ class _BitcoinFactory(Factory):
 
     ``on_peer(peer)``, if given, is called for every new connection: the
     hook for an application (or a simulated node) to watch its peers.
+
+    ``known_addresses``, if given, is a set of entry keys
+    (``wire.addrlist.entry_keys``) shared by every connection: addr and
+    addrv2 entries under those keys are left out when decoding (counted in
+    the message's ``skipped``), so a crawler pays nothing for repeats.
+    Subscribers then see only the new entries.
     """
 
     inbound = False
     address_source = None
 
     def __init__(self, clock, network=MAINNET, options=None, random=None, nonces=None,
-                 on_peer=None):
+                 on_peer=None, known_addresses=None):
         self.clock = clock
         self.network = network
         self.options = options if options is not None else PeerOptions()
         self.random = random if random is not None else _random.SystemRandom()
         self.nonces = nonces if nonces is not None else set()
         self.on_peer = on_peer
+        self.known_addresses = known_addresses
 
     def buildProtocol(self, addr):
         protocol = BitcoinProtocol(
@@ -67,6 +74,7 @@ class _BitcoinFactory(Factory):
             address=address_of(addr),
             address_source=self.address_source,
             on_peer=self.on_peer,
+            known_addresses=self.known_addresses,
         )
         protocol.factory = self
         return protocol

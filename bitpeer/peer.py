@@ -70,12 +70,16 @@ class GetAddrResult:
         total timeout), or ``closed`` (the connection ended after some
         addresses had arrived).
     @ivar messages: how many addr/addrv2 messages contributed.
+    @ivar announced: how many entries those messages held, including any the
+        decoder left out as already known (see PeerFactory's
+        ``known_addresses``).
     """
 
     addresses: tuple
     outcome: str
     messages: int
     elapsed: float
+    announced: int = 0
 
 
 class OneShot:
@@ -129,18 +133,22 @@ class _AddrCollector:
         self.idle, self.limit = idle, limit
         self.entries = []
         self.messages = 0
+        self.announced = 0
         self.started = clock.seconds()
         self.result = OneShot()
         self._idle_call = clock.callLater(idle, self._finish, "idle")
         self._total_call = clock.callLater(total, self._finish, "timeout")
 
-    def add(self, entries):
+    def add(self, message):
         if self.result.done:
             return
+        entries = message.addresses
+        count = len(entries) + message.skipped
         self.messages += 1
+        self.announced += count
         room = self.limit - len(self.entries)
         self.entries.extend(entries[:room])
-        if len(entries) > 1:
+        if count > 1:
             self._finish("answered")
         else:
             self._idle_call.reset(self.idle)
@@ -155,6 +163,7 @@ class _AddrCollector:
                 outcome,
                 self.messages,
                 self.clock.seconds() - self.started,
+                self.announced,
             )
         )
 
@@ -287,9 +296,9 @@ class Peer:
             for callback in tuple(self._subscribers.get(cls, ())):
                 callback(self, message)
 
-    def _addresses(self, entries):
+    def _addresses(self, message):
         if self._collector is not None:
-            self._collector.add(entries)
+            self._collector.add(message)
 
     def _pong(self, nonce):
         pending = self._pings.pop(nonce, None)

@@ -115,6 +115,7 @@ class BitcoinProtocol(Protocol):
         address=None,
         address_source=None,
         on_peer=None,
+        known_addresses=None,
     ):
         self.network = network
         self.options = options
@@ -125,6 +126,7 @@ class BitcoinProtocol(Protocol):
         self.address = address
         self.address_source = address_source
         self.on_peer = on_peer
+        self.known_addresses = known_addresses
         self.decoder = FrameDecoder(network.magic)
         self.peer = None
         self.peer_version = None
@@ -220,7 +222,7 @@ class BitcoinProtocol(Protocol):
                 self._fault(item)
                 continue
             try:
-                message = item.decode()
+                message = item.decode(self.known_addresses)
             except ProtocolError as error:
                 self._fault(error)
                 continue
@@ -323,7 +325,7 @@ class BitcoinProtocol(Protocol):
 
     def _on_addr(self, message):
         if self.verack_received:
-            self.peer._addresses(message.addresses)
+            self.peer._addresses(message)
 
     def _on_getaddr(self, message):
         # Core answers only inbound peers, only after verack, only once.

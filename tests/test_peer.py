@@ -96,7 +96,7 @@ class GetAddrTests(SynchronousTestCase):
         node.send(Addr(ipv4_entries(5)))
         result = self.successResultOf(d)
         self.assertEqual(
-            result, GetAddrResult(tuple(ipv4_entries(5)), "answered", 1, 1.0)
+            result, GetAddrResult(tuple(ipv4_entries(5)), "answered", 1, 1.0, announced=5)
         )
 
     def test_self_announcement_first_is_kept(self):
@@ -198,7 +198,7 @@ class GetAddrTests(SynchronousTestCase):
         node.send(Addr(ipv4_entries(1)))
         node.connection_lost(ConnectionDone())
         result = self.successResultOf(d)
-        self.assertEqual(result, GetAddrResult(tuple(ipv4_entries(1)), "closed", 1, 3.0))
+        self.assertEqual(result, GetAddrResult(tuple(ipv4_entries(1)), "closed", 1, 3.0, announced=1))
         self.assertEqual(node.clock.getDelayedCalls(), [])
 
     def test_closed_with_nothing(self):

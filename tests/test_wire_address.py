@@ -15,10 +15,12 @@ from bitpeer.wire.address import (
     IPV4_MAPPED_PREFIX,
     MAX_ADDRV2_SIZE,
     TORV2_IN_IPV6_PREFIX,
-    V1_ENTRY_SIZE,
     AddrEntry,
     Network,
     NetworkAddress,
+)
+from bitpeer.wire.addrlist import (
+    V1_ENTRY_SIZE,
     decode_v1_entries,
     decode_v2_entries,
     encode_v1_entries,

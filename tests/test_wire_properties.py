@@ -14,8 +14,8 @@ from bitpeer.wire.address import (
     AddrEntry,
     Network,
     NetworkAddress,
-    decode_v2_entries,
 )
+from bitpeer.wire.addrlist import decode_v2_entries
 from bitpeer.wire.encoding import Reader, compact_size, var_bytes, var_str
 from bitpeer.wire.errors import ProtocolError
 from bitpeer.wire.framing import (

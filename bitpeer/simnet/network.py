@@ -29,6 +29,11 @@ from .population import KINDS, Population, loopback_index, node_seed
 #: Sockets the simulation needs besides one per open connection.
 FIXED_SOCKETS = 8
 
+#: The shared listener's accept queue.  A crawler may open thousands of
+#: connections at once; a short queue drops their SYNs and turns reachable
+#: nodes into connect timeouts.  The kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 65535
+
 
 def open_file_limit():
     """The soft limit on open files."""
@@ -140,7 +145,7 @@ class SimNet:
     def start(self):
         """Bind every socket, build the population; return the ground truth."""
         self._listener = self.reactor.listenTCP(
-            self.port, _DispatchFactory(self), backlog=1024, interface="0.0.0.0"
+            self.port, _DispatchFactory(self), backlog=LISTEN_BACKLOG, interface="0.0.0.0"
         )
         try:
             node_port = self._listener.getHost().port

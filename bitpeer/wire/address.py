@@ -17,10 +17,9 @@ import base64
 import enum
 import hashlib
 import socket
-import struct
 
-from .encoding import UINT32_MAX, UINT64_MAX, Reader, compact_size, port_bytes
-from .errors import MalformedMessage, ProtocolError
+from .encoding import UINT32_MAX, UINT64_MAX, compact_size, port_bytes
+from .errors import ProtocolError
 
 #: BIP155 / Core MAX_ADDRV2_SIZE: a longer address loses the whole message.
 MAX_ADDRV2_SIZE = 512
@@ -404,120 +403,3 @@ class AddrEntry(tuple):
 
     def __repr__(self):
         return f"AddrEntry(time={self[0]}, services={self[1]:#x}, {self[2]!r})"
-
-
-# -- entry lists: the hot path of a crawl ----------------------------------
-
-_V1_ENTRY = struct.Struct("<IQ16sH")
-V1_ENTRY_SIZE = _V1_ENTRY.size  # 30
-
-
-def decode_v1_entries(data, count):
-    """
-    Decode ``count`` 30-byte v1 entries filling ``data`` exactly.
-
-    The port is big-endian on the wire while the rest is little-endian, so it
-    is unpacked little-endian and byte-swapped: one struct call per entry.
-    """
-    new, entry_cls, addr_cls = tuple.__new__, AddrEntry, NetworkAddress
-    mapped, ipv4, ipv6 = IPV4_MAPPED_PREFIX, Network.IPV4, Network.IPV6
-    out = []
-    append = out.append
-    for time, services, ip, port in _V1_ENTRY.iter_unpack(data):
-        port = ((port & 0xFF) << 8) | (port >> 8)
-        if ip[:12] == mapped:
-            address = new(addr_cls, (ipv4, ip[12:], port))
-        else:
-            address = new(addr_cls, (ipv6, ip, port))
-        append(new(entry_cls, (time, services, address)))
-    return out
-
-
-_V1_HEAD = struct.Struct("<IQ16s")
-
-
-def encode_v1_entries(entries):
-    """Encode entries in the 30-byte v1 form (no count prefix)."""
-    pack = _V1_HEAD.pack
-    return b"".join(
-        pack(time, services, address.v1_bytes()) + port_bytes(address[2])
-        for time, services, address in entries
-    )
-
-
-_U32 = struct.Struct("<I")
-
-
-def decode_v2_entries(data, pos, count):
-    """
-    Decode ``count`` BIP155 entries from ``data`` at ``pos``; return the list
-    and the position after it.
-
-    Follows Core's deserializer: a known network with the wrong length, an
-    address over 512 bytes, a non-canonical CompactSize or a short payload
-    raise MalformedMessage (Core loses the whole message); an unknown network
-    id is kept as an unknown, never-valid address and decoding goes on.
-    """
-    new, entry_cls, addr_cls = tuple.__new__, AddrEntry, NetworkAddress
-    lengths, networks = ADDRESS_LENGTHS, _NETWORK_BY_ID
-    unpack_time = _U32.unpack_from
-    end = len(data)
-    out = []
-    append = out.append
-    for _ in range(count):
-        # Fast paths: services as a 1- or 3-byte CompactSize (0x409 and 0xc09
-        # take 3) and a 1-byte address length, which is every entry Core
-        # writes today; anything longer goes through Reader.
-        if pos + 7 > end:
-            raise MalformedMessage("entry truncated", field="addresses")
-        (time,) = unpack_time(data, pos)
-        services = data[pos + 4]
-        if services < 0xFD:
-            pos += 5
-        elif services == 0xFD:
-            services = data[pos + 5] | data[pos + 6] << 8
-            if services < 0xFD:
-                raise MalformedMessage("non-canonical CompactSize", field="services")
-            pos += 7
-        else:
-            services, pos = _read_compact(data, pos + 4, "services", False)
-        if pos + 2 > end:
-            raise MalformedMessage("entry truncated", field="addresses")
-        net_id = data[pos]
-        length = data[pos + 1]
-        pos += 2
-        if length >= 0xFD:
-            length, pos = _read_compact(data, pos - 1, "address length", True)
-        network = networks.get(net_id, net_id)
-        expected = lengths.get(network)
-        if expected is not None and length != expected:
-            raise MalformedMessage(
-                f"BIP155 {network.name} address with length {length} (should be {expected})",
-                field="addresses",
-            )
-        if length > MAX_ADDRV2_SIZE:
-            raise MalformedMessage(
-                f"address too long: {length} > {MAX_ADDRV2_SIZE}", field="addresses"
-            )
-        stop = pos + length
-        if stop + 2 > end:
-            raise MalformedMessage("entry truncated", field="addresses")
-        address = new(addr_cls, (network, data[pos:stop], data[stop] << 8 | data[stop + 1]))
-        append(new(entry_cls, (time, services, address)))
-        pos = stop + 2
-    return out, pos
-
-
-def _read_compact(data, pos, field, range_check):
-    """The slow path of decode_v2_entries: a multi-byte CompactSize at pos."""
-    reader = Reader(data, pos)
-    value = reader.compact_size(field, range_check)
-    return value, reader.pos
-
-
-def encode_v2_entries(entries):
-    """Encode entries in the BIP155 form (no count prefix)."""
-    return b"".join(
-        _U32.pack(time) + compact_size(services) + address.v2_bytes() + port_bytes(address[2])
-        for time, services, address in entries
-    )

@@ -63,9 +63,12 @@ class Frame:
     command: str
     payload: bytes
 
-    def decode(self):
-        """The message object; ProtocolError if the payload is bad."""
-        return decode_message(self.command, self.payload)
+    def decode(self, known=None):
+        """
+        The message object; ProtocolError if the payload is bad.  ``known``
+        is passed to decode_message (addr entries to leave out).
+        """
+        return decode_message(self.command, self.payload, known)
 
 
 class FrameDecoder:

@@ -15,11 +15,9 @@ from typing import ClassVar
 
 import attr
 
-from .address import (
+from .address import AddrEntry, Network, NetworkAddress
+from .addrlist import (
     V1_ENTRY_SIZE,
-    AddrEntry,
-    Network,
-    NetworkAddress,
     decode_v1_entries,
     decode_v2_entries,
     encode_v1_entries,
@@ -159,15 +157,19 @@ class Message:
         raise NotImplementedError()
 
 
-def decode_message(command, payload):
+def decode_message(command, payload, known=None):
     """
     Decode one payload by its message type.  Unknown types give an
-    UnknownMessage; errors carry the message type.
+    UnknownMessage; errors carry the message type.  ``known``, a set of
+    entry keys (``addrlist.entry_keys``), makes addr and addrv2 leave out the
+    entries already known, which then cost no decoding.
     """
     cls = MESSAGE_TYPES.get(command)
     if cls is None:
         return UnknownMessage(command, payload)
     try:
+        if known is not None and cls in (Addr, AddrV2):
+            return cls.decode_payload(payload, known)
         return cls.decode_payload(payload)
     except ProtocolError as error:
         error.message_type = command
@@ -394,10 +396,19 @@ def _v1_entries(instance, attribute, value):
             )
 
 
+def _skipped():
+    return attr.ib(default=0, validator=_int_range(0, MAX_ADDR_TO_SEND, "0..1000"))
+
+
 @_register
 @attr.frozen
 class Addr(Message):
-    """Addresses in the v1 form: IPv4 and IPv6 only, at most 1000."""
+    """
+    Addresses in the v1 form: IPv4 and IPv6 only, at most 1000.
+
+    ``skipped`` counts entries the decoder left out because the caller
+    already knew them (``decode_payload(payload, known)``); it is never sent.
+    """
 
     command: ClassVar[str] = "addr"
 
@@ -405,16 +416,18 @@ class Addr(Message):
         converter=tuple,
         validator=[_items(AddrEntry, MAX_ADDR_TO_SEND), _v1_entries],
     )
+    skipped: int = _skipped()
 
     def encode_payload(self):
         return compact_size(len(self.addresses)) + encode_v1_entries(self.addresses)
 
     @classmethod
-    def decode_payload(cls, payload):
+    def decode_payload(cls, payload, known=None):
         r = Reader(payload)
         count = _count(r, "addresses", MAX_ADDR_TO_SEND, V1_ENTRY_SIZE)
         body = r.take(count * V1_ENTRY_SIZE, "addresses")
-        return _trusted(cls, addresses=tuple(decode_v1_entries(body, count)))
+        entries = decode_v1_entries(body, count, known)
+        return _trusted(cls, addresses=tuple(entries), skipped=count - len(entries))
 
 
 @_register
@@ -422,7 +435,8 @@ class Addr(Message):
 class AddrV2(Message):
     """
     BIP155 addresses: every network, at most 1000.  Entries of networks Core
-    does not know (Tor v2, future ids) are kept, never valid.
+    does not know (Tor v2, future ids) are kept, never valid.  ``skipped`` is
+    as for Addr.
     """
 
     command: ClassVar[str] = "addrv2"
@@ -430,21 +444,22 @@ class AddrV2(Message):
     addresses: tuple = attr.ib(
         converter=tuple, validator=_items(AddrEntry, MAX_ADDR_TO_SEND)
     )
+    skipped: int = _skipped()
 
     def encode_payload(self):
         return compact_size(len(self.addresses)) + encode_v2_entries(self.addresses)
 
     @classmethod
-    def decode_payload(cls, payload):
+    def decode_payload(cls, payload, known=None):
         r = Reader(payload)
         count = r.compact_size("addresses")
-        entries, _ = decode_v2_entries(payload, r.pos, count)
+        entries, _ = decode_v2_entries(payload, r.pos, count, known)
         if count > MAX_ADDR_TO_SEND:
             raise Misbehaviour(
                 f"{count} entries exceed the limit of {MAX_ADDR_TO_SEND}",
                 field="addresses",
             )
-        return _trusted(cls, addresses=tuple(entries))
+        return _trusted(cls, addresses=tuple(entries), skipped=count - len(entries))
 
 
 # -- relay negotiation -------------------------------------------------------

@@ -1,0 +1,151 @@
+"""
+Crawl speed against a simulated network in a separate process.
+
+    python bench/crawl.py [--network sparse|realistic] [--nodes N ...]
+                          [--getaddr-fraction F] [--concurrency C]
+
+For each size it starts ``twistd bitpeer-simnet`` (one process), waits for
+its seeds file, runs ``twistd -n bitpeer-crawl`` against it, and prints wall
+time, reachable nodes per second, connection attempts per second, gossiped
+entries decoded per second, the crawler's CPU seconds and peak RSS, and
+completeness against the ground truth.  The last line sums it up.
+
+Networks (per 10,000 nodes):
+  sparse     each node answers getaddr with ~25 other nodes and ~2 refused
+             addresses (dead = nodes * 2 / 25, book 118 -> 27-entry answers)
+  realistic  40,000 dead addresses (30,000 refused, 10,000 blackholed) and
+             full 1000-entry answers
+"""
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def twistd():
+    """The twistd beside this Python."""
+    return os.path.join(os.path.dirname(sys.executable), "twistd")
+
+
+def network_args(kind, nodes):
+    """simnet arguments for a network shape."""
+    if kind == "sparse":
+        return ["--dead", str(nodes * 2 // 25), "--blackholed", "0", "--book-size", "118",
+                "--stale", "0", "--exotic", "0"]
+    return ["--dead", str(nodes * 4), "--blackholed", "0.25", "--book-size", "4348"]
+
+
+def start_simnet(workdir, kind, nodes, seed):
+    """Start the simnet process; return it once its seeds file exists."""
+    truth = os.path.join(workdir, "truth.json")
+    seeds = os.path.join(workdir, "seeds.txt")
+    process = subprocess.Popen(
+        [twistd(), "-n", "--pidfile=", "--logfile", os.path.join(workdir, "simnet.log"),
+         "bitpeer-simnet", "--nodes", str(nodes), "--seed", str(seed), "--truth", truth,
+         "--seeds-file", seeds, *network_args(kind, nodes)],
+        cwd=workdir,
+    )
+    deadline = time.monotonic() + 120
+    while not (os.path.exists(seeds) and os.path.exists(truth)):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise SystemExit(f"simnet did not start; see {workdir}/simnet.log")
+        time.sleep(0.1)
+    return process, truth, seeds
+
+
+def run_crawler(workdir, seeds, args):
+    """Run the crawl to completion; return (wall seconds, rusage)."""
+    command = [
+        twistd(), "-n", "--pidfile=", "--logfile", os.path.join(workdir, "crawl.log"),
+        "bitpeer-crawl", "--network", "regtest", "--seeds-file", seeds, "--allow-private",
+        "--db", os.path.join(workdir, "crawl.sqlite"), "--out", os.path.join(workdir, "out"),
+        "--concurrency", str(args.concurrency), "--connect-timeout", str(args.connect_timeout),
+        "--getaddr-fraction", str(args.getaddr_fraction), "--fixed-seeds", "never",
+    ]
+    start = time.monotonic()
+    process = subprocess.Popen(command, cwd=workdir)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.monotonic() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"the crawl failed; see {workdir}/crawl.log")
+    return wall, usage
+
+
+def judge(workdir, truth_path):
+    """Completeness: which honest reachable nodes the snapshot found."""
+    with open(truth_path) as stream:
+        truth = json.load(stream)
+    (snapshot_path,) = glob.glob(os.path.join(workdir, "out", "*.json"))
+    with open(snapshot_path) as stream:
+        snapshot = json.load(stream)
+    expected = {n["address"] for n in truth["nodes"] if n["expect"] == "reachable"}
+    found = {n["address"] for n in snapshot["nodes"]}
+    summary = snapshot["summary"]
+    attempts = summary["outcomes"]["reachable"] + summary["outcomes"]["unreachable"]
+    dead = set(truth["refused"]) | set(truth["blackholed"])
+    return {
+        "expected": len(expected),
+        "found": len(found & expected),
+        "false_reachable": len(found & dead),
+        "attempts": attempts,
+        "gossiped": summary["gossip"]["entries_received"],
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--network", choices=("sparse", "realistic"), default="sparse")
+    parser.add_argument("--nodes", type=int, nargs="+", default=[10000])
+    parser.add_argument("--getaddr-fraction", type=float, default=1.0)
+    parser.add_argument("--concurrency", type=int, default=5000)
+    parser.add_argument("--connect-timeout", type=float, default=2.0)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    rows = []
+    for nodes in args.nodes:
+        workdir = tempfile.mkdtemp(prefix=f"bitpeer-bench-{args.network}-{nodes}-")
+        simnet, truth, seeds = start_simnet(workdir, args.network, nodes, args.seed)
+        try:
+            wall, usage = run_crawler(workdir, seeds, args)
+        finally:
+            simnet.terminate()
+            simnet.wait()
+        verdict = judge(workdir, truth)
+        cpu = usage.ru_utime + usage.ru_stime
+        row = {
+            "nodes": nodes,
+            "wall_s": round(wall, 2),
+            "reachable_per_s": round(verdict["found"] / wall),
+            "attempts_per_s": round(verdict["attempts"] / wall),
+            "gossip_per_s": round(verdict["gossiped"] / wall),
+            "cpu_s": round(cpu, 2),
+            "cpu_ms_per_node": round(1000 * cpu / nodes, 3),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "completeness": f"{verdict['found']}/{verdict['expected']}",
+            "false_reachable": verdict["false_reachable"],
+            "gossiped": verdict["gossiped"],
+            "workdir": workdir,
+        }
+        rows.append(row)
+        print(json.dumps(row))
+    print(
+        f"SUMMARY {args.network} getaddr-fraction={args.getaddr_fraction} "
+        f"concurrency={args.concurrency}: "
+        + "; ".join(
+            f"{r['nodes']} nodes {r['wall_s']} s, {r['completeness']} found, "
+            f"{r['cpu_ms_per_node']} ms CPU/node, {r['peak_rss_mb']} MB"
+            for r in rows
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

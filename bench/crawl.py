@@ -79,6 +79,13 @@ def run_crawler(workdir, seeds, args):
     return wall, usage
 
 
+def process_cpu(pid):
+    """User + system CPU seconds of a running process (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stream:
+        fields = stream.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def judge(workdir, truth_path):
     """Completeness: which honest reachable nodes the snapshot found."""
     with open(truth_path) as stream:
@@ -115,6 +122,7 @@ def main(argv=None):
         simnet, truth, seeds = start_simnet(workdir, args.network, nodes, args.seed)
         try:
             wall, usage = run_crawler(workdir, seeds, args)
+            simnet_cpu = process_cpu(simnet.pid)
         finally:
             simnet.terminate()
             simnet.wait()
@@ -129,6 +137,7 @@ def main(argv=None):
             "cpu_s": round(cpu, 2),
             "cpu_ms_per_node": round(1000 * cpu / nodes, 3),
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "simnet_cpu_s": round(simnet_cpu, 2),
             "completeness": f"{verdict['found']}/{verdict['expected']}",
             "false_reachable": verdict["false_reachable"],
             "gossiped": verdict["gossiped"],

@@ -358,7 +358,9 @@ class AddressBook:
     def _close_open(self):
         if self._state != "open":  # open failed
             return succeed(None)
-        if self._loop.running:
+        if self._loop.running and self._loop.call is not None and self._loop.call.active():
+            # (Inactive when something, such as trial's cleanup, already
+            # cancelled every pending call.)
             self._loop.stop()
         d = self.flush()
         # From here gossip/attempt raise: nothing could write what they buffer.

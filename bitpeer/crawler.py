@@ -23,12 +23,13 @@ import random as _random
 import attr
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
 
-from .logs import logger
 from .discovery import ExternalAddressVote
-from .errors import PeerError
-from .factory import PeerFactory, connectPeer
-from .protocol import PeerOptions
+from .errors import ConnectFailed, PeerError
+from .factory import PeerFactory, classify_connect_error
+from .logs import logger
+from .protocol import PeerOptions, address_of
 from .wire.address import Network
 from .wire.addrlist import entry_keys
 
@@ -117,6 +118,30 @@ class CrawlResult:
         return self.finished - self.started
 
 
+class _Dialler(PeerFactory):
+    """
+    The crawler's PeerFactory, used directly with ``reactor.connectTCP``: a
+    crawl makes tens of thousands of attempts, most of them failing, and
+    this way a failure reaches the crawler without an endpoint and a chain
+    of Deferreds per attempt.
+    """
+
+    noisy = False
+
+    def __init__(self, crawler, *args, **kwargs):
+        super().__init__(*args, on_peer=crawler._connected, **kwargs)
+        self.crawler = crawler
+
+    def startedConnecting(self, connector):
+        """Nothing to do: the crawler already tracks the connector."""
+
+    def clientConnectionFailed(self, connector, reason):
+        self.crawler._connect_failed(connector, reason)
+
+    def clientConnectionLost(self, connector, reason):
+        """The protocol reports the end of a connection to its waiters."""
+
+
 class Crawler:
     """
     One crawl of one network from ``seeds``.
@@ -139,8 +164,9 @@ class Crawler:
         #: Entry keys of every address accepted so far: the decoder skips
         #: gossip repeating them (most of it), before building any object.
         self.known_keys = set()
-        self.factory = PeerFactory(
-            self.clock, network, peer_options if peer_options is not None else PeerOptions(),
+        self.factory = _Dialler(
+            self, self.clock, network,
+            peer_options if peer_options is not None else PeerOptions(),
             random=self.random, known_addresses=self.known_keys,
         )
         self.pending = []
@@ -176,8 +202,8 @@ class Crawler:
         """Stop dialling and close every connection in flight."""
         self._stopping = True
         self.pending.clear()
-        for connecting in list(self.in_flight.values()):
-            connecting.cancel()
+        for connector in list(self.in_flight.values()):
+            connector.disconnect()
         self._maybe_finished()
 
     def _consider(self, address):
@@ -226,15 +252,25 @@ class Crawler:
     # -- one address --------------------------------------------------------------
 
     def _visit(self, address):
-        connecting = connectPeer(
-            self.reactor, address, self.network,
-            connect_timeout=self.options.connect_timeout, factory=self.factory,
+        self.in_flight[address] = self.reactor.connectTCP(
+            address.host_text, address.port, self.factory,
+            timeout=self.options.connect_timeout,
         )
-        self.in_flight[address] = connecting
-        connecting.addCallbacks(self._handshaken, self._failed,
-                                callbackArgs=(address,), errbackArgs=(address,))
-        connecting.addErrback(self._bug, address)
-        connecting.addBoth(self._visited, address)
+
+    def _connected(self, peer):
+        """TCP is up (the dialler's on_peer hook): wait for the handshake."""
+        address = peer.address
+        waiting = peer.whenHandshaken().addCallback(lambda _: peer)
+        waiting.addCallbacks(self._handshaken, self._failed,
+                             callbackArgs=(address,), errbackArgs=(address,))
+        waiting.addErrback(self._bug, address)
+        waiting.addBoth(self._visited, address)
+
+    def _connect_failed(self, connector, reason):
+        address = address_of(connector.getDestination())
+        error = classify_connect_error(reason) or ConnectFailed(reason.getErrorMessage())
+        self._failed(Failure(error), address)
+        self._visited(None, address)
 
     def _handshaken(self, peer, address):
         info = peer.info
@@ -243,7 +279,7 @@ class Crawler:
             self._record_reachable(address, NodeResult(info, None, None))
             peer.close()
             return None
-        self.in_flight[address] = asked = peer.getaddr()
+        asked = peer.getaddr()
         asked.addCallbacks(self._answered, self._not_answered,
                            callbackArgs=(peer,), errbackArgs=(peer,))
         return asked
@@ -265,11 +301,13 @@ class Crawler:
         )
 
     def _failed(self, failure, address):
+        if self._stopping:
+            # Cut off by stop(): the address was never judged, so nothing
+            # is recorded against it.
+            return None
         error = failure.value
         if isinstance(error, PeerError):
             reason = error.reason
-        elif self._stopping:
-            reason = "cancelled"
         else:
             return failure
         self.unreachable[address] = Unreachable(reason, str(error))

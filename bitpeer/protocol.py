@@ -22,7 +22,6 @@ Everything time-related runs on the injected clock.
 import attr
 from twisted.internet.protocol import Protocol
 
-from .logs import logger
 from . import __version__
 from .errors import (
     ConnectionClosed,
@@ -32,6 +31,7 @@ from .errors import (
     ProtocolViolation,
     SelfConnection,
 )
+from .logs import logger
 from .peer import Peer, PeerInfo
 from .wire.address import NetworkAddress
 from .wire.errors import ProtocolError

@@ -10,23 +10,25 @@ twistd exits non-zero.
 
 import atexit
 import gc
+import math
 import os
 import sys
 
 import attr
 from twisted.application.service import Service
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import CancelledError, ensureDeferred
 from twisted.internet.task import deferLater
 from twisted.logger import LogLevel
 from twisted.python import usage
 
-from .logs import levels, logger
 from . import __version__
 from .addrbook import AddressBook
 from .crawler import CrawlOptions, Crawler
 from .discovery import discover, fetch_external_ip, make_resolver
 from .export import summarize, write_snapshot
+from .logs import levels, logger
 from .networks import NETWORKS, REGTEST, NetworkParams, get_network, parse_seed_lines
+from .peer import OneShot
 from .protocol import PeerOptions
 from .simnet.network import SimNet, open_file_limit
 from .wire.address import NetworkAddress
@@ -47,8 +49,8 @@ def _duration(text):
         value = float(number) * units[unit]
     except ValueError:
         raise usage.UsageError(f"{text!r} is not a duration (e.g. 30, 15m, 24h)") from None
-    if value < 0:
-        raise usage.UsageError(f"{text!r}: a duration cannot be negative")
+    if not math.isfinite(value) or value < 0:
+        raise usage.UsageError(f"{text!r}: a duration is a finite number, not negative")
     return value
 
 
@@ -68,7 +70,8 @@ class Options(usage.Options):
     ]
     optParameters = [
         ["network", None, "mainnet", f"network: {', '.join(NETWORKS)}"],
-        ["db", None, "bitpeer.sqlite", "address book (SQLite) path"],
+        ["db", None, None, "address book (SQLite); default bitpeer.sqlite for mainnet, "
+                           "bitpeer-NETWORK.sqlite for the others"],
         ["out", None, "snapshots", "directory for JSON/CSV snapshots"],
         ["concurrency", None, 1000, "connections in flight at once", int],
         ["getaddr-fraction", None, 1.0, "share of reachable nodes asked for addresses", float],
@@ -107,8 +110,16 @@ class Options(usage.Options):
         except ValueError as error:
             raise usage.UsageError(str(error)) from None
         network = self["network"]
+        if self["db"] is None:
+            self["db"] = (
+                "bitpeer.sqlite" if network.name == "mainnet" else f"bitpeer-{network.name}.sqlite"
+            )
         if self["simnet"] < 0 or self["simnet-dead"] < 0:
             raise usage.UsageError("--simnet and --simnet-dead cannot be negative")
+        if not 0 <= self["simnet-misbehaving"] <= 1:
+            raise usage.UsageError("--simnet-misbehaving is a share within 0..1")
+        if self["max-age"] <= 0:
+            raise usage.UsageError("--max-age must be more than 0")
         if self["fixed-seeds"] not in ("fallback", "always", "never"):
             raise usage.UsageError("--fixed-seeds is fallback, always or never")
         try:
@@ -119,7 +130,7 @@ class Options(usage.Options):
             self["crawl"] = CrawlOptions(
                 concurrency=self["concurrency"],
                 getaddr_fraction=self["getaddr-fraction"],
-                max_age=self["max-age"] or 1,
+                max_age=self["max-age"],
                 connect_timeout=self["connect-timeout"],
                 allow_private=self["allow-private"] or bool(self["simnet"]),
             )
@@ -134,8 +145,8 @@ class Options(usage.Options):
         self["seeds"] = seeds
         if self["dns-server"]:
             try:
-                NetworkAddress.parse(self["dns-server"])
-            except ProtocolError as error:
+                make_resolver([self["dns-server"]])
+            except ValueError as error:
                 raise usage.UsageError(f"--dns-server: {error}") from None
 
 
@@ -164,19 +175,27 @@ class CrawlerService(Service):
         self.book = None
         self.failed = False
         self._running = None
+        self._finished = OneShot()
+        self._waiting = None
 
     def startService(self):
         super().startService()
         self._running = ensureDeferred(self._main())
         self._running.addErrback(self._crashed)
+        self._running.addBoth(self._finished.fire)
 
     def stopService(self):
         super().stopService()
         if self.crawler is not None:
             self.crawler.stop()
+        if self._waiting is not None:
+            self._waiting.cancel()
         return ensureDeferred(self._release())
 
     async def _release(self):
+        # Let _main see that we stopped before its book is closed under it.
+        if self._running is not None:
+            await self._finished.when()
         if self.book is not None:
             book, self.book = self.book, None
             await book.close()
@@ -185,7 +204,10 @@ class CrawlerService(Service):
             await simnet.stop()
 
     def _crashed(self, failure):
-        self.log.failure("the crawl failed", failure)
+        if failure.check(ValueError):
+            self.log.error("the crawl cannot run: {error}", error=failure.value)
+        else:
+            self.log.failure("the crawl failed", failure)
         self.failed = True
         # twistd always exits 0 once its reactor stops; a failed crawl must
         # not look like a successful one to a script or a scheduler.
@@ -218,6 +240,7 @@ class CrawlerService(Service):
                           nodes=truth["counts"]["nodes"], dead=options["simnet-dead"])
         self.book = AddressBook(os.path.abspath(options["db"]), reactor)
         await self.book.open()
+        await _check_book_network(self.book, options["db"], network)
         if options["external-ip-url"]:
             try:
                 ip = await fetch_external_ip(options["external-ip-url"], reactor=reactor)
@@ -228,7 +251,10 @@ class CrawlerService(Service):
         if network.dns_seeds:
             resolver = make_resolver([options["dns-server"]] if options["dns-server"] else None)
         while self.running:
-            known = [k.address for k in await self.book.known()]
+            known = [
+                k.address for k in await self.book.known()
+                if _dialable(k.address, crawl_options.allow_private)
+            ]
             found = await discover(network, resolver, fixed_seeds=options["fixed-seeds"],
                                    extra=seeds, clock=reactor)
             start = list(found.addresses) + known
@@ -245,6 +271,11 @@ class CrawlerService(Service):
                                    crawl_id=crawl_id)
             result = await self.crawler.run()
             self.crawler = None
+            if not self.running:
+                # Stopped midway: the book keeps every attempt made, and the
+                # crawl stays unfinished in it; the next start resumes.
+                self.log.info("crawl interrupted; the address book keeps what it learnt")
+                return
             await self.book.flush()
             await self.book.finish_crawl(crawl_id, summarize(result), reactor.seconds())
             json_path, csv_path = write_snapshot(result, options["out"])
@@ -257,9 +288,30 @@ class CrawlerService(Service):
             )
             if not options["interval"]:
                 break
-            await deferLater(reactor, options["interval"])
+            self._waiting = deferLater(reactor, options["interval"])
+            try:
+                await self._waiting
+            except CancelledError:
+                return
+            finally:
+                self._waiting = None
         if self.running:
             reactor.stop()
+
+
+def _dialable(address, allow_private):
+    """Whether an address from the book may be dialled in this crawl."""
+    return address.is_valid() and (allow_private or address.is_routable())
+
+
+async def _check_book_network(book, path, network):
+    """Refuse a book that holds another network's crawls."""
+    others = {c["network"] for c in await book.crawls()} - {network.name}
+    if others:
+        raise ValueError(
+            f"{path} holds crawls of {', '.join(sorted(others))}, not {network.name}: "
+            "give this network its own --db"
+        )
 
 
 def _params(options):

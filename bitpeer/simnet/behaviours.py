@@ -15,7 +15,14 @@ from twisted.internet.task import LoopingCall
 from ..protocol import BitcoinProtocol, PeerOptions
 from ..wire.encoding import checksum, compact_size
 from ..wire.framing import encode_frame, encode_raw_frame
-from ..wire.messages import MAX_ADDR_TO_SEND, VerAck, Version
+from ..wire.messages import (
+    MAX_ADDR_TO_SEND,
+    WTXID_RELAY_VERSION,
+    SendAddrV2,
+    VerAck,
+    Version,
+    WtxidRelay,
+)
 
 
 @attr.frozen
@@ -60,6 +67,32 @@ class HonestNode(BitcoinProtocol):
         )
         self.simnet = simnet
         self.profile = profile
+        #: Delayed answers and writes, cancelled when the connection ends so
+        #: that stop() leaves no timers behind.
+        self._delayed = set()
+
+    def _later(self, delay, function, *args):
+        call = None
+
+        def run():
+            self._delayed.discard(call)
+            function(*args)
+
+        call = self.clock.callLater(delay, run)
+        self._delayed.add(call)
+
+    def connectionLost(self, reason):
+        delayed, self._delayed = self._delayed, set()
+        for call in delayed:
+            if call.active():
+                call.cancel()
+        super().connectionLost(reason)
+
+    def _before_verack_only(self, message):
+        # A node older than 70016 predates wtxidrelay and BIP155: both are
+        # unknown messages to it, ignored whenever they come.
+        if self.profile.version >= WTXID_RELAY_VERSION:
+            super()._before_verack_only(message)
 
     def _address_answer(self):
         command, payload = self.simnet.population.answer(self.profile.index, self.wants_addrv2)
@@ -69,7 +102,7 @@ class HonestNode(BitcoinProtocol):
     def _on_getaddr(self, message):
         delay = self.simnet.response_delay
         if delay:
-            self.clock.callLater(delay, super()._on_getaddr, message)
+            self._later(delay, super()._on_getaddr, message)
         else:
             super()._on_getaddr(message)
 
@@ -78,10 +111,18 @@ class HonestNode(BitcoinProtocol):
         self.simnet.count(self.profile.kind, "handshakes")
 
     def sendMessage(self, message):
+        if (
+            isinstance(message, (WtxidRelay, SendAddrV2))
+            and self.profile.version < WTXID_RELAY_VERSION
+        ):
+            # Core sends these only when min(its version, the peer's) is
+            # 70016 (PROTOCOL.md 2.4 step 8); BitcoinProtocol checks only the
+            # peer's, so a node announcing 70015 holds them back here.
+            return
         latency = self.profile.latency
         if latency:
             frame = self._frame(message)
-            self.clock.callLater(latency, self._write_if_open, frame)
+            self._later(latency, self._write_if_open, frame)
         else:
             self.transport.write(self._frame(message))
 

@@ -162,7 +162,9 @@ class SimNet:
             )
         except BaseException:
             self._close_sockets()
-            self._listener.stopListening()
+            # Forget the listener too: a later stop() must not close it twice.
+            listener, self._listener = self._listener, None
+            listener.stopListening()
             raise
         self._by_ip = {p.address.host_text: p for p in self.population.nodes}
         return self.truth()

@@ -15,7 +15,7 @@ from twisted.python import usage
 from ..logs import logger
 from ..networks import NETWORKS, get_network
 from .network import FIXED_SOCKETS, SimNet, StatsLogger, open_file_limit, write_json
-from .population import KINDS, loopback_index
+from .population import KINDS, loopback_index, loopback_ip
 
 
 def _share(text):
@@ -77,10 +77,30 @@ class Options(usage.Options):
             raise usage.UsageError("--nodes must be at least 1 and --dead at least 0")
         if self["book-size"] < 1:
             raise usage.UsageError("--book-size must be at least 1")
+        for name in ("stale", "exotic", "latency-ms", "response-delay-ms"):
+            if self[name] is not None and self[name] < 0:
+                raise usage.UsageError(f"--{name} cannot be negative")
+        if not 0 <= self["port"] <= 0xFFFF:
+            raise usage.UsageError("--port must be within 0..65535")
+        if self["stats-interval"] <= 0:
+            raise usage.UsageError("--stats-interval must be positive")
+        if self["kinds"] is not None and sum(self["kinds"].values()) > 1:
+            raise usage.UsageError("the --kinds shares add up to more than 1")
+        stale = self["nodes"] // 20 if self["stale"] is None else self["stale"]
+        last = loopback_index(self["first-address"]) + self["nodes"] + self["dead"] + stale - 1
+        try:
+            loopback_ip(last)
+        except ValueError:
+            raise usage.UsageError(
+                f"{self['nodes'] + self['dead'] + stale} addresses from "
+                f"{self['first-address']} do not fit in 127.1.0.1-127.254.255.254"
+            ) from None
         limit = open_file_limit()
         allowed = limit - FIXED_SOCKETS
         if self["max-connections"] is None:
             self["max-connections"] = allowed
+        elif self["max-connections"] < 1:
+            raise usage.UsageError("--max-connections must be at least 1")
         elif self["max-connections"] > allowed:
             raise usage.UsageError(
                 f"--max-connections {self['max-connections']} needs more than the open-file "

@@ -47,8 +47,6 @@ _SERVICES = rb"(?:[\x00-\xfc]|\xfd(?:[\xfd-\xff]\x00|.[\x01-\xff]))"
 _ADDRESS = rb"(?:\x01\x04.{4}|\x02\x10.{16}|\x04\x20.{32}|\x05\x20.{32}|\x06\x10.{16})"
 #: A v2 entry of a common shape, and its key (network id through port).
 _V2_SPLIT = re.compile(rb"(?s)(.{4}" + _SERVICES + rb"(" + _ADDRESS + rb"..))")
-#: The longest run of such entries.
-_V2_RUN = re.compile(rb"(?s)(?:.{4}" + _SERVICES + _ADDRESS + rb"..)*")
 
 
 def _drop_known(entries, end, known):
@@ -111,15 +109,13 @@ def decode_v2_entries(data, pos, count, known=None):
     id is kept as an unknown, never-valid address and decoding goes on.
     """
     if known:
-        run = _V2_RUN.match(data, pos)
-        pairs = _V2_SPLIT.findall(data, pos, run.end())
-        if len(pairs) >= count:
-            # Every entry has a common shape, so each is valid: only the new
-            # ones need objects.
-            pairs = pairs[:count]
+        pairs = _V2_SPLIT.findall(data, pos)
+        # Matches never overlap, so if they hold every remaining byte they
+        # are contiguous: the payload is exactly ``count`` well-formed
+        # entries (the common case), and only the new ones need objects.
+        if len(pairs) == count and sum(map(len, (e for e, _ in pairs))) == len(data) - pos:
             fresh = [e for e, key in pairs if key not in known]
-            end = pos + sum(map(len, (e for e, _ in pairs)))
-            return decode_v2_entries(b"".join(fresh), 0, len(fresh))[0], end
+            return decode_v2_entries(b"".join(fresh), 0, len(fresh))[0], len(data)
         return _drop_known(*decode_v2_entries(data, pos, count), known)
     new, entry_cls, addr_cls = tuple.__new__, AddrEntry, NetworkAddress
     lengths, networks = ADDRESS_LENGTHS, _NETWORK_BY_ID

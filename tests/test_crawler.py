@@ -1,0 +1,712 @@
+"""
+The crawl policy (bitpeer.crawler).
+
+Gossip filters and the dialling discipline are SynchronousTestCases on a
+task.Clock / MemoryReactorClock (nothing is dialled for real).  The crawl
+itself is proved against a SimNet on 127.x loopback, in this process,
+against its ground truth: every reachable node found, no dead address
+counted reachable, every misbehaving node classified by its fault (the
+truth's ``expect``, which is population.KINDS[kind]), stale gossip dropped,
+Tor/I2P/CJDNS recorded but not dialled.
+"""
+
+import collections
+import csv
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+
+from twisted.internet import defer, reactor, task, tcp
+from twisted.internet.error import ConnectionRefusedError, TimeoutError, UserError
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from bitpeer.addrbook import AddressBook
+from bitpeer.crawler import (
+    MAX_FUTURE_DRIFT,
+    MIN_SANE_TIME,
+    CrawlOptions,
+    Crawler,
+    CrawlResult,
+)
+from bitpeer.export import CSV_FIELDS, summarize, write_snapshot
+from bitpeer.networks import REGTEST
+from bitpeer.protocol import PeerOptions
+from bitpeer.simnet.network import SimNet
+from bitpeer.simnet.population import KINDS, MISBEHAVING_KINDS
+from bitpeer.tap import SIMNET
+from bitpeer.wire.address import AddrEntry, Network, NetworkAddress
+
+T0 = 1_700_000_000
+SERVICES = 0x409
+
+
+def ip(text, port=8333):
+    """A NetworkAddress from dotted text (data only: nothing here dials it)."""
+    return NetworkAddress.from_host(text, port)
+
+
+def entry(address, stamp, services=SERVICES):
+    """An addr entry last seen at ``stamp``."""
+    return AddrEntry(int(stamp), services, address)
+
+
+ONION = NetworkAddress(Network.TORV3, bytes(range(32)), 8333)
+I2P = NetworkAddress(Network.I2P, bytes(range(32, 64)), 0)
+CJDNS = NetworkAddress(Network.CJDNS, b"\xfc" + bytes(range(15)), 8333)
+
+
+class FakeBook:
+    """Records what the crawler hands the address book."""
+
+    def __init__(self):
+        self.gossiped = []
+        self.attempts = []
+
+    def gossip(self, entries, source, now):
+        self.gossiped.append((list(entries), source, now))
+
+    def attempt(self, crawl_id, address, outcome, *, reason=None, detail=None, info=None,
+                returned=None, now):
+        self.attempts.append((crawl_id, address, outcome, reason))
+
+
+class CrawlOptionsTests(SynchronousTestCase):
+    """The bounds are checked when the options are made."""
+
+    def test_defaults(self):
+        options = CrawlOptions()
+        self.assertEqual((options.concurrency, options.getaddr_fraction, options.max_age),
+                         (1000, 1.0, 86400.0))
+        self.assertFalse(options.allow_private)
+
+    def test_bad_values(self):
+        for field, value in [("concurrency", 0), ("concurrency", -1), ("getaddr_fraction", 1.5),
+                             ("getaddr_fraction", -0.1), ("max_age", 0), ("connect_timeout", 0),
+                             ("max_pending", 0), ("progress_interval", 0)]:
+            with self.assertRaises(ValueError, msg=field):
+                CrawlOptions(**{field: value})
+
+
+class LearnTests(SynchronousTestCase):
+    """
+    Crawler._learn: the filters on gossip, applied before anything is
+    dialled, on a task.Clock at T0.
+    """
+
+    SOURCE = ip("10.9.9.9")
+
+    def crawler(self, **options):
+        clock = task.Clock()
+        clock.advance(T0)
+        self.book = FakeBook()
+        return Crawler(clock, REGTEST, [], options=CrawlOptions(**options), book=self.book,
+                       crawl_id=1, random=random.Random(1), clock=clock)
+
+    def test_fresh_routable_is_queued(self):
+        crawler = self.crawler()
+        fresh = [entry(ip("1.2.3.4"), T0 - 60), entry(ip("5.6.7.8", 8334), T0)]
+        crawler._learn(fresh, self.SOURCE)
+        self.assertEqual(sorted(crawler.pending), sorted(e.address for e in fresh))
+        self.assertEqual(self.book.gossiped, [(fresh, self.SOURCE, T0)])
+        self.assertEqual(set(crawler.filtered.values()), {0})
+
+    def test_max_age_boundary(self):
+        crawler = self.crawler(max_age=3600)
+        old, edge = ip("1.0.0.1"), ip("1.0.0.2")
+        crawler._learn([entry(old, T0 - 3601), entry(edge, T0 - 3600)], self.SOURCE)
+        self.assertEqual(crawler.pending, [edge])
+        self.assertEqual(crawler.filtered["stale"], 1)
+        # The book keeps only what passed the filters.
+        self.assertEqual([e.address for e in self.book.gossiped[0][0]], [edge])
+
+    def test_absurd_times(self):
+        """Core's rule: at most 1e8, or more than 10 minutes ahead, is absurd."""
+        crawler = self.crawler(max_age=1e10)
+        absurd = [entry(ip("1.0.0.1"), 0), entry(ip("1.0.0.2"), MIN_SANE_TIME),
+                  entry(ip("1.0.0.3"), T0 + MAX_FUTURE_DRIFT + 1)]
+        sane = [entry(ip("1.0.0.4"), MIN_SANE_TIME + 1),
+                entry(ip("1.0.0.5"), T0 + MAX_FUTURE_DRIFT)]
+        crawler._learn(absurd + sane, self.SOURCE)
+        self.assertEqual(crawler.filtered["absurd-time"], 3)
+        self.assertEqual(sorted(crawler.pending), sorted(e.address for e in sane))
+
+    def test_invalid(self):
+        crawler = self.crawler(allow_private=True)
+        crawler._learn([entry(ip("0.0.0.0"), T0), entry(ip("255.255.255.255"), T0)],
+                       self.SOURCE)
+        self.assertEqual(crawler.filtered["invalid"], 2)
+        self.assertEqual(crawler.pending, [])
+        self.assertEqual(self.book.gossiped, [])
+
+    def test_unroutable(self):
+        private = [entry(ip(h), T0) for h in ("10.0.0.1", "127.0.0.1", "192.168.1.1",
+                                               "169.254.0.1", "100.64.0.1")]
+        crawler = self.crawler()
+        crawler._learn(private, self.SOURCE)
+        self.assertEqual(crawler.filtered["unroutable"], len(private))
+        self.assertEqual(crawler.pending, [])
+
+    def test_allow_private(self):
+        private = [entry(ip(h), T0) for h in ("10.0.0.1", "127.0.0.1", "192.168.1.1")]
+        crawler = self.crawler(allow_private=True)
+        crawler._learn(private, self.SOURCE)
+        self.assertEqual(crawler.filtered["unroutable"], 0)
+        self.assertEqual(sorted(crawler.pending), sorted(e.address for e in private))
+
+    def test_exotic_kept_not_dialled(self):
+        """Tor v3, I2P and CJDNS go to the book and are counted, never pending."""
+        crawler = self.crawler()
+        exotic = [entry(a, T0 - 10) for a in (ONION, I2P, CJDNS)]
+        crawler._learn(exotic, self.SOURCE)
+        crawler._learn(exotic, self.SOURCE)  # a second mention is not a second address
+        self.assertEqual(crawler.pending, [])
+        self.assertEqual(crawler.not_dialled, [ONION, I2P, CJDNS])
+        self.assertEqual(self.book.gossiped, [(exotic, self.SOURCE, T0)])
+
+    def test_stale_exotic_is_dropped(self):
+        crawler = self.crawler(max_age=3600)
+        crawler._learn([entry(ONION, T0 - 7200)], self.SOURCE)
+        self.assertEqual(crawler.not_dialled, [])
+        self.assertEqual(crawler.filtered["stale"], 1)
+
+    def test_once_per_crawl(self):
+        crawler = self.crawler()
+        a = ip("1.2.3.4")
+        crawler._learn([entry(a, T0), entry(a, T0 - 5)], self.SOURCE)
+        crawler._learn([entry(a, T0)], ip("10.8.8.8"))
+        self.assertEqual(crawler.pending, [a])
+        self.assertEqual(set(crawler.filtered.values()), {0})
+
+    def test_stale_then_fresh(self):
+        """A stale mention does not hide a later fresh one."""
+        crawler = self.crawler(max_age=3600)
+        a = ip("1.2.3.4")
+        crawler._learn([entry(a, T0 - 7200)], self.SOURCE)
+        crawler._learn([entry(a, T0 - 60)], self.SOURCE)
+        self.assertEqual(crawler.pending, [a])
+
+    def test_pending_bound(self):
+        crawler = self.crawler(max_pending=3)
+        crawler._learn([entry(ip(f"1.0.0.{n}"), T0) for n in range(1, 6)], self.SOURCE)
+        self.assertEqual(len(crawler.pending), 3)
+        self.assertEqual(crawler.filtered["pending-full"], 2)
+
+
+class DialReactor(MemoryReactorClock):
+    """
+    A MemoryReactorClock whose connectors fail as real ones do: once, through
+    the factory's clientConnectionFailed, and at once when stopConnecting()
+    (or disconnect() while connecting) is called, with UserError.
+    """
+
+    def connectTCP(self, host, port, factory, timeout=30, bindAddress=None):
+        connector = super().connectTCP(host, port, factory, timeout, bindAddress)
+        connector.factory, connector.failed = factory, False
+
+        def stop():
+            connector.stoppedConnecting = True
+            self.fail(connector, UserError())
+
+        connector.stopConnecting = connector.disconnect = stop
+        return connector
+
+    def fail(self, connector, error):
+        if not connector.failed:
+            connector.failed = True
+            connector.factory.clientConnectionFailed(connector, Failure(error))
+
+
+class DialTests(SynchronousTestCase):
+    """
+    Dialling on a MemoryReactorClock: connections are recorded, never made;
+    the test fails them as the network would.
+    """
+
+    def setUp(self):
+        self.reactor = DialReactor()
+        self.reactor.advance(T0)
+        self.book = FakeBook()
+
+    def crawler(self, seeds, seed=1, **options):
+        options.setdefault("allow_private", True)
+        return Crawler(self.reactor, REGTEST, seeds, options=CrawlOptions(**options),
+                       book=self.book, crawl_id=9, random=random.Random(seed))
+
+    def seeds(self, n):
+        return [ip(f"10.0.{i // 250}.{i % 250 + 1}", 18444) for i in range(n)]
+
+    def dialled(self):
+        return [ip(host, port) for host, port, *_ in self.reactor.tcpClients]
+
+    def fail_dial(self, index, error):
+        self.reactor.fail(self.reactor.connectors[index], error)
+
+    def test_concurrency_bound(self):
+        crawler = self.crawler(self.seeds(10), concurrency=3)
+        d = crawler.run()
+        self.assertNoResult(d)
+        self.assertEqual(len(self.reactor.tcpClients), 3)
+        self.assertEqual((len(crawler.in_flight), len(crawler.pending)), (3, 7))
+
+    def test_connect_timeout_option(self):
+        crawler = self.crawler(self.seeds(2), connect_timeout=0.5)
+        crawler.run()
+        self.assertEqual({timeout for _, _, _, timeout, _ in self.reactor.tcpClients}, {0.5})
+
+    def test_random_pick(self):
+        """Pending addresses are picked at random, not in the order learnt."""
+        seeds = self.seeds(50)
+        firsts = set()
+        for seed in range(40):
+            self.reactor = DialReactor()
+            self.crawler(seeds, seed=seed, concurrency=1).run()
+            firsts.add(self.dialled()[0])
+        self.assertGreater(len(firsts), 15)
+
+    def test_failures_classified_and_refilled(self):
+        seeds = self.seeds(4)
+        crawler = self.crawler(seeds, concurrency=2)
+        d = crawler.run()
+        first, second = self.dialled()
+        self.fail_dial(0, ConnectionRefusedError())
+        self.assertEqual(len(self.dialled()), 3)  # a freed slot is filled at once
+        self.fail_dial(1, TimeoutError())
+        self.assertEqual(len(self.dialled()), 4)
+        self.assertEqual(crawler.unreachable[first].reason, "refused")
+        self.assertEqual(crawler.unreachable[second].reason, "connect-timeout")
+        self.assertEqual(self.book.attempts[:2], [(9, first, "unreachable", "refused"),
+                                                  (9, second, "unreachable",
+                                                   "connect-timeout")])
+        self.assertNoResult(d)
+        self.fail_dial(2, ConnectionRefusedError())
+        self.fail_dial(3, ConnectionRefusedError())
+        result = self.successResultOf(d)
+        self.assertIsInstance(result, CrawlResult)
+        self.assertEqual(set(result.unreachable), set(seeds))
+        self.assertEqual(result.reachable, {})
+        self.assertEqual(sorted(self.dialled()), sorted(seeds))
+
+    def test_exotic_seeds_not_dialled(self):
+        crawler = self.crawler(self.seeds(1) + [ONION, I2P, CJDNS])
+        d = crawler.run()
+        self.assertEqual(self.dialled(), self.seeds(1))
+        self.fail_dial(0, ConnectionRefusedError())
+        self.assertEqual(self.successResultOf(d).not_dialled, (ONION, I2P, CJDNS))
+
+    def test_duplicate_seeds_dialled_once(self):
+        self.crawler(self.seeds(2) * 3).run()
+        self.assertEqual(sorted(self.dialled()), sorted(self.seeds(2)))
+
+    def test_no_seeds(self):
+        """Nothing pending, nothing in flight: the crawl is over at once."""
+        result = self.successResultOf(self.crawler([]).run())
+        self.assertEqual((result.reachable, result.unreachable, result.not_dialled),
+                         ({}, {}, ()))
+        self.assertEqual(result.elapsed, 0)
+
+    def test_progress_timeline(self):
+        crawler = self.crawler(self.seeds(2), progress_interval=5)
+        d = crawler.run()
+        self.reactor.advance(5)
+        self.reactor.advance(5)
+        self.fail_dial(0, ConnectionRefusedError())
+        self.fail_dial(1, ConnectionRefusedError())
+        result = self.successResultOf(d)
+        self.assertEqual(result.timeline, ((5.0, 0, 0, 2), (10.0, 0, 0, 2), (10.0, 0, 2, 2)))
+        self.assertEqual(result.elapsed, 10)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_stop(self):
+        """stop() ends the crawl at once: pending dropped, dials cancelled."""
+        crawler = self.crawler(self.seeds(10), concurrency=3)
+        d = crawler.run()
+        crawler.stop()
+        result = self.successResultOf(d)
+        self.assertTrue(all(c.stoppedConnecting for c in self.reactor.connectors))
+        self.assertEqual(len(self.dialled()), 3)
+        self.assertEqual(crawler.pending, [])
+        self.assertEqual(crawler.in_flight, {})
+        self.assertEqual(result.reachable, {})
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_stop_does_not_blame_cancelled_dials(self):
+        """
+        A dial we cancelled says nothing about the node: it must not be stored
+        as a failed attempt (which would count a failure against the address
+        and set its last_failure_reason to "cancelled").
+        """
+        crawler = self.crawler(self.seeds(10), concurrency=3)
+        crawler.run()
+        crawler.stop()
+        self.assertEqual(self.book.attempts, [])
+
+
+# -- against a simulated network ------------------------------------------------------
+
+#: Short timeouts: a crawl of a few hundred loopback nodes takes ~2-3 s.
+PEER_OPTIONS = PeerOptions(handshake_timeout=2, getaddr_idle_timeout=1, getaddr_timeout=3)
+
+
+def crawl_options(**options):
+    values = dict(concurrency=300, connect_timeout=0.5, allow_private=True,
+                  progress_interval=0.5)
+    values.update(options)
+    return CrawlOptions(**values)
+
+
+def client_connections():
+    """The reactor's outbound TCP connections (connecting or connected)."""
+    return [s for s in set(reactor.getReaders()) | set(reactor.getWriters())
+            if isinstance(s, tcp.Client)]
+
+
+@defer.inlineCallbacks
+def connections_closed(timeout=5.0):
+    """
+    Wait until every outbound connection is gone: the crawler closes its
+    peers when it is done with them, and the sockets go a moment later.
+    """
+    deadline = time.monotonic() + timeout
+    while client_connections():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"connections left open: {client_connections()}")
+        yield task.deferLater(reactor, 0.01)
+
+
+@defer.inlineCallbacks
+def crawl(simnet, seeds=None, *, book=None, crawl_id=None, **options):
+    """Crawl ``simnet``; the CrawlResult once every client connection is gone."""
+    crawler = Crawler(reactor, SIMNET, simnet.seeds() if seeds is None else seeds,
+                      options=crawl_options(**options), peer_options=PEER_OPTIONS,
+                      book=book, crawl_id=crawl_id, random=random.Random(3))
+    result = yield crawler.run()
+    yield connections_closed()
+    return crawler, result
+
+
+def by_text(addresses):
+    return {str(a): a for a in addresses}
+
+
+#: A word of the rule each protocol-error kind breaks, as the detail names it.
+RULES = {
+    "garbage": "message start",
+    "wrong-magic": "message start",
+    "huge-header": "exceeds",
+    "bad-checksum": "checksum",
+}
+
+
+class SimnetCrawlTests(TestCase):
+    """
+    One crawl of 210 nodes (6 of each misbehaving kind), 200 dead addresses
+    (a quarter blackholed), 10 stale and 10 exotic, with an AddressBook,
+    checked against the SimNet's ground truth.  The crawl runs once; each
+    test checks one property of what it found.
+    """
+
+    _shared = None
+
+    def shared(self):
+        cls = type(self)
+        if cls._shared is not None:
+            return defer.succeed(cls._shared)
+        return self._crawl_once().addCallback(lambda shared: setattr(cls, "_shared", shared)
+                                              or shared)
+
+    @defer.inlineCallbacks
+    def _crawl_once(self):
+        base = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, base, True)
+        simnet = SimNet(reactor, 210, 200, kinds={k: 0.03 for k in MISBEHAVING_KINDS},
+                        seed=11, network=SIMNET)
+        truth = simnet.start()
+        book = AddressBook(os.path.join(base, "book.sqlite"), reactor)
+        try:
+            yield book.open()
+            crawl_id = yield book.start_crawl("simnet", {"test": True}, reactor.seconds())
+            _, result = yield crawl(simnet, book=book, crawl_id=crawl_id)
+            yield book.flush()
+            yield book.finish_crawl(crawl_id, summarize(result), reactor.seconds())
+            shared = dict(
+                truth=truth, result=result, crawl_id=crawl_id,
+                counters={k: dict(v) for k, v in simnet.counters.items()},
+                observations=(yield book.observations(crawl_id)),
+                known=(yield book.known()),
+                crawls=(yield book.crawls()),
+            )
+            json_path, csv_path = write_snapshot(result, os.path.join(base, "out"))
+            with open(json_path, encoding="utf-8") as stream:
+                shared["json"] = json.load(stream)
+            with open(csv_path, newline="", encoding="utf-8") as stream:
+                shared["csv"] = list(csv.reader(stream))
+            shared["snapshot_names"] = (os.path.basename(json_path),
+                                        os.path.basename(csv_path))
+        finally:
+            yield book.close()
+            yield simnet.stop()
+        return shared
+
+    @defer.inlineCallbacks
+    def test_truth_is_what_it_says(self):
+        """The network under test has every kind the proof needs."""
+        s = yield self.shared()
+        kinds = collections.Counter(n["kind"] for n in s["truth"]["nodes"])
+        self.assertEqual(set(kinds), set(KINDS))
+        for node in s["truth"]["nodes"]:
+            self.assertEqual(node["expect"], KINDS[node["kind"]])
+        counts = s["truth"]["counts"]
+        self.assertEqual((counts["refused"], counts["blackholed"]), (150, 50))
+        self.assertEqual((counts["stale"], counts["exotic"]), (10, 10))
+
+    @defer.inlineCallbacks
+    def test_every_reachable_node_found(self):
+        s = yield self.shared()
+        reachable = by_text(s["result"].reachable)
+        expected = {n["address"] for n in s["truth"]["nodes"] if n["expect"] == "reachable"}
+        honest = {n["address"] for n in s["truth"]["nodes"] if n["kind"] == "honest"}
+        self.assertTrue(honest <= expected)
+        self.assertEqual(set(reachable), expected)
+
+    @defer.inlineCallbacks
+    def test_handshake_facts_match_truth(self):
+        s = yield self.shared()
+        reachable = by_text(s["result"].reachable)
+        for node in s["truth"]["nodes"]:
+            if node["expect"] != "reachable":
+                continue
+            info = s["result"].reachable[reachable[node["address"]]].info
+            self.assertEqual(
+                (info.version, info.user_agent, info.services, info.start_height),
+                (node["version"], node["user_agent"], node["services"], node["start_height"]),
+                node["address"],
+            )
+
+    @defer.inlineCallbacks
+    def test_honest_nodes_answer_getaddr(self):
+        s = yield self.shared()
+        reachable = by_text(s["result"].reachable)
+        for node in s["truth"]["nodes"]:
+            if node["kind"] == "honest":
+                answer = s["result"].reachable[reachable[node["address"]]]
+                self.assertEqual(answer.getaddr_outcome, "answered", node["address"])
+                self.assertGreater(answer.returned, 1)
+
+    @defer.inlineCallbacks
+    def test_dead_addresses_never_reachable(self):
+        s = yield self.shared()
+        result, truth = s["result"], s["truth"]
+        reachable = by_text(result.reachable)
+        unreachable = by_text(result.unreachable)
+        for kind, reason in (("refused", "refused"), ("blackholed", "connect-timeout")):
+            for address in truth[kind]:
+                self.assertNotIn(address, reachable)
+                self.assertIn(address, unreachable)
+                self.assertEqual(result.unreachable[unreachable[address]].reason, reason,
+                                 address)
+
+    @defer.inlineCallbacks
+    def test_misbehaving_classified_by_fault(self):
+        s = yield self.shared()
+        result = s["result"]
+        unreachable = by_text(result.unreachable)
+        wrong = []
+        for node in s["truth"]["nodes"]:
+            if node["expect"] == "reachable":
+                continue
+            got = unreachable.get(node["address"])
+            reason = None if got is None else result.unreachable[got].reason
+            if reason != node["expect"]:
+                wrong.append((node["kind"], node["address"], node["expect"], reason))
+        self.assertEqual(wrong, [])
+
+    @defer.inlineCallbacks
+    def test_protocol_errors_name_the_rule(self):
+        s = yield self.shared()
+        result = s["result"]
+        unreachable = by_text(result.unreachable)
+        for node in s["truth"]["nodes"]:
+            if node["kind"] in RULES:
+                failure = result.unreachable[unreachable[node["address"]]]
+                self.assertIn(RULES[node["kind"]], failure.detail, node["kind"])
+
+    @defer.inlineCallbacks
+    def test_reachable_misbehaving_kinds(self):
+        """Faults after the handshake leave the node reachable, the getaddr marked."""
+        s = yield self.shared()
+        result = s["result"]
+        reachable = by_text(result.reachable)
+        for node in s["truth"]["nodes"]:
+            answer = result.reachable.get(reachable.get(node["address"]))
+            if node["kind"] == "too-many-addr":
+                self.assertEqual((answer.getaddr_outcome, answer.returned),
+                                 ("protocol-error", 0))
+                self.assertIn("1000", answer.getaddr_error)
+            elif node["kind"] == "bad-addrv2":
+                self.assertEqual(answer.returned, 0)
+                self.assertIn(answer.getaddr_outcome, ("idle", "timeout"))
+            elif node["kind"] == "second-version":
+                self.assertEqual(answer.getaddr_outcome, "answered")
+
+    @defer.inlineCallbacks
+    def test_each_node_dialled_once(self):
+        s = yield self.shared()
+        kinds = collections.Counter(n["kind"] for n in s["truth"]["nodes"])
+        connections = {k: v.get("connections", 0) for k, v in s["counters"].items()}
+        self.assertEqual(connections, dict(kinds))
+        result = s["result"]
+        self.assertEqual(set(result.reachable) & set(result.unreachable), set())
+
+    @defer.inlineCallbacks
+    def test_stale_filtered(self):
+        s = yield self.shared()
+        result = s["result"]
+        dialled = set(by_text(result.reachable)) | set(by_text(result.unreachable))
+        known = {str(k.address) for k in s["known"]}
+        for address in s["truth"]["stale"]:
+            self.assertNotIn(address, dialled)
+            self.assertNotIn(address, known)
+        self.assertGreater(result.filtered["stale"], 0)
+
+    @defer.inlineCallbacks
+    def test_exotic_recorded_not_dialled(self):
+        s = yield self.shared()
+        result = s["result"]
+        exotic = set(s["truth"]["exotic"])
+        self.assertEqual({str(a) for a in result.not_dialled}, exotic)
+        self.assertEqual(len(result.not_dialled), len(exotic))
+        known = {str(k.address) for k in s["known"]}
+        self.assertTrue(exotic <= known, exotic - known)
+        observed = {str(o["address"]) for o in s["observations"]}
+        self.assertEqual(observed & exotic, set())
+        networks = {a.network for a in result.not_dialled}
+        self.assertEqual(networks, {Network.TORV3, Network.I2P, Network.CJDNS})
+
+    @defer.inlineCallbacks
+    def test_every_attempt_stored(self):
+        """One observation per dialled address, with the crawl's verdict."""
+        s = yield self.shared()
+        result = s["result"]
+        verdicts = {o["address"]: (o["outcome"], o["reason"]) for o in s["observations"]}
+        self.assertEqual(len(verdicts), len(s["observations"]))
+        expected = {a: ("unreachable", u.reason) for a, u in result.unreachable.items()}
+        expected.update(
+            {a: ("reachable", n.getaddr_outcome) for a, n in result.reachable.items()}
+        )
+        self.assertEqual(verdicts, expected)
+        for o in s["observations"]:
+            if o["outcome"] == "reachable":
+                self.assertIsNotNone(o["version"])
+                self.assertIsNotNone(o["user_agent"])
+            self.assertEqual(o["crawl_id"], s["crawl_id"])
+        (row,) = s["crawls"]
+        self.assertIsNotNone(row["finished"])
+        self.assertEqual(row["summary"]["outcomes"]["reachable"], len(result.reachable))
+
+    @defer.inlineCallbacks
+    def test_gossip_counted(self):
+        """Every entry the nodes announced is counted, filtered or not."""
+        s = yield self.shared()
+        result = s["result"]
+        announced = sum(n.returned or 0 for n in result.reachable.values())
+        self.assertGreater(announced, len(s["truth"]["nodes"]))
+        self.assertEqual(result.gossiped, announced)
+        self.assertEqual(s["json"]["summary"]["gossip"]["entries_received"], announced)
+
+    @defer.inlineCallbacks
+    def test_failure_reasons_in_summary(self):
+        s = yield self.shared()
+        truth = s["truth"]
+        expected = collections.Counter(
+            n["expect"] for n in truth["nodes"] if n["expect"] != "reachable"
+        )
+        expected["refused"] += len(truth["refused"])
+        expected["connect-timeout"] += len(truth["blackholed"])
+        self.assertEqual(s["json"]["summary"]["failure_reasons"], dict(expected))
+
+    @defer.inlineCallbacks
+    def test_snapshot_files(self):
+        s = yield self.shared()
+        result, document = s["result"], s["json"]
+        self.assertRegex(s["snapshot_names"][0], r"^simnet-\d{8}T\d{6}Z\.json$")
+        self.assertEqual(document["summary"]["outcomes"], {
+            "reachable": len(result.reachable), "unreachable": len(result.unreachable),
+            "not_dialled": len(result.not_dialled),
+        })
+        self.assertEqual(len(document["nodes"]), len(result.reachable))
+        header, rows = s["csv"][0], s["csv"][1:]
+        self.assertEqual(tuple(header), CSV_FIELDS)
+        self.assertEqual(len(rows), len(result.reachable))
+        self.assertGreater(len(document["summary"]["discovered_over_time"]), 1)
+
+
+class SimnetCrawlVariantsTests(TestCase):
+    """Smaller crawls, each showing one option at work."""
+
+    def simnet(self, nodes, dead=0, **kwargs):
+        simnet = SimNet(reactor, nodes, dead, seed=5, network=SIMNET, **kwargs)
+        truth = simnet.start()
+        self.addCleanup(simnet.stop)
+        return simnet, truth
+
+    @defer.inlineCallbacks
+    def test_getaddr_fraction_zero(self):
+        """Asking no one for addresses: only the seeds are crawled."""
+        simnet, _ = self.simnet(40)
+        _, result = yield crawl(simnet, getaddr_fraction=0)
+        self.assertEqual(set(result.reachable), set(simnet.seeds()))
+        self.assertEqual({n.getaddr_outcome for n in result.reachable.values()}, {None})
+        self.assertEqual(simnet.counters["honest"].get("getaddr", 0), 0)
+        self.assertEqual(summarize(result)["getaddr"], {"not-asked": 3})
+
+    @defer.inlineCallbacks
+    def test_getaddr_fraction_half(self):
+        simnet, truth = self.simnet(120, stale=0, exotic=0)
+        _, result = yield crawl(simnet, getaddr_fraction=0.5)
+        asked = sum(n.getaddr_outcome is not None for n in result.reachable.values())
+        self.assertEqual(simnet.counters["honest"]["getaddr"], asked)
+        self.assertTrue(0.25 * len(result.reachable) < asked < 0.75 * len(result.reachable),
+                        (asked, len(result.reachable)))
+
+    @defer.inlineCallbacks
+    def test_loopback_gossip_unroutable_without_allow_private(self):
+        """Without allow_private, gossiped 127.x addresses are dropped (the seeds are not)."""
+        simnet, _ = self.simnet(30, 10)
+        _, result = yield crawl(simnet, allow_private=False)
+        self.assertEqual(set(result.reachable), set(simnet.seeds()))
+        self.assertEqual(result.unreachable, {})
+        self.assertGreater(result.filtered["unroutable"], 0)
+        self.assertEqual(len(result.not_dialled), 30 // 20)
+
+    @defer.inlineCallbacks
+    def test_max_age(self):
+        """A max_age shorter than the gossip's age drops all of it."""
+        simnet, _ = self.simnet(30)
+        _, result = yield crawl(simnet, max_age=1)
+        self.assertEqual(set(result.reachable), set(simnet.seeds()))
+        self.assertGreater(result.filtered["stale"], 0)
+
+    @defer.inlineCallbacks
+    def test_stop_midway(self):
+        """stop() (or cancelling run()) ends a crawl at once, nothing left open."""
+        simnet, _ = self.simnet(30, 60, blackholed=1.0)
+        crawler = Crawler(reactor, SIMNET, simnet.seeds(),
+                          options=crawl_options(connect_timeout=10), peer_options=PEER_OPTIONS)
+        d = crawler.run()
+        started = time.monotonic()
+        # Wait for the honest nodes to be done: what is left in flight are
+        # dials to blackholed addresses, which take connect_timeout (10 s).
+        while len(crawler.reachable) < 30 or not crawler.in_flight:
+            yield task.deferLater(reactor, 0.02)
+            self.assertLess(time.monotonic() - started, 5, "no blackholed dial in flight")
+        d.cancel()
+        result = yield d
+        self.assertLess(time.monotonic() - started, 5)
+        self.assertEqual((crawler.pending, crawler.in_flight), ([], {}))
+        self.assertIsInstance(result, CrawlResult)
+        yield connections_closed()

@@ -1,0 +1,581 @@
+"""
+``twistd bitpeer-crawl`` (bitpeer.tap): the plugins, the command line, the
+service in this process (with a reactor whose stop() is only recorded), and
+twistd itself in a subprocess: a whole --simnet crawl, bad options refused,
+and a restart after SIGTERM / SIGKILL with the address book intact.
+
+Nothing here asks the system resolver: a non-simnet crawl is given a
+twisted.names server on 127.0.0.1 with --dns-server.
+"""
+
+import csv
+import glob
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+from twisted.application.service import IServiceMaker
+from twisted.internet import defer, reactor, task, tcp
+from twisted.names import common, dns, server
+from twisted.names import error as dns_error
+from twisted.plugin import getPlugins
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from bitpeer import tap
+from bitpeer.export import CSV_FIELDS
+from bitpeer.networks import MAINNET, TESTNET4
+from bitpeer.simnet import tap as simnet_tap
+from bitpeer.tap import SIMNET, CrawlerService, Options, _duration, affordable_concurrency
+from bitpeer.wire.address import NetworkAddress
+
+SUMMARY_KEYS = {
+    "outcomes", "failure_reasons", "protocol_versions", "user_agents", "services", "heights",
+    "network_types", "external_address", "discovered_over_time",
+}
+NODE_KEYS = {
+    "address", "port", "network", "version", "user_agent", "services", "services_text",
+    "start_height", "relay", "latency", "returned",
+}
+
+#: Short timeouts for crawls of a loopback network.
+FAST = ["--connect-timeout", "0.5", "--handshake-timeout", "2", "--getaddr-idle-timeout", "1",
+        "--getaddr-timeout", "3"]
+
+
+def parse(*argv):
+    options = Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+def tempdir(case):
+    path = tempfile.mkdtemp()
+    case.addCleanup(shutil.rmtree, path, True)
+    return path
+
+
+class PluginTests(SynchronousTestCase):
+    """The twistd plugins are found where twistd looks."""
+
+    def test_plugins_listed(self):
+        makers = {p.tapname: p for p in getPlugins(IServiceMaker)}
+        self.assertIn("bitpeer-crawl", makers)
+        self.assertIn("bitpeer-simnet", makers)
+        self.assertIs(makers["bitpeer-crawl"].options, tap.Options)
+        self.assertIs(makers["bitpeer-simnet"].options, simnet_tap.Options)
+        self.assertIs(makers["bitpeer-crawl"].makeService, tap.makeService)
+
+
+class DurationTests(SynchronousTestCase):
+    """Durations: seconds, or a number with s, m, h or d."""
+
+    def test_units(self):
+        for text, seconds in [("90", 90), ("90s", 90), ("15m", 900), ("24h", 86400),
+                              ("7d", 604800), ("1.5h", 5400), ("0.5", 0.5), ("0", 0)]:
+            self.assertEqual(_duration(text), seconds, text)
+
+    def test_bad(self):
+        for text in ["", "m", "-1", "-5m", "ten", "5x", "1e"]:
+            with self.assertRaises(usage.UsageError, msg=text):
+                _duration(text)
+
+    def test_not_a_number(self):
+        """nan passes a ``< 0`` check; it is no duration (``--interval nan`` crashes
+        twistd after the first crawl: callLater refuses it)."""
+        for text in ["nan", "nanm", "NaN"]:
+            with self.assertRaises(usage.UsageError, msg=text):
+                _duration(text)
+
+
+class OptionsTests(SynchronousTestCase):
+    """The command line is checked before anything starts."""
+
+    def test_defaults(self):
+        options = parse()
+        self.assertIs(options["network"], MAINNET)
+        self.assertEqual(options["interval"], 0)
+        self.assertEqual(options["fixed-seeds"], "fallback")
+        self.assertEqual(options["seeds"], [])
+        crawl = options["crawl"]
+        self.assertEqual((crawl.concurrency, crawl.getaddr_fraction, crawl.max_age,
+                          crawl.connect_timeout, crawl.allow_private),
+                         (1000, 1.0, 86400.0, 5.0, False))
+        self.assertEqual(options["peer"].handshake_timeout, 20.0)
+
+    def test_durations_parsed(self):
+        options = parse("--max-age", "24h", "--interval", "15m", "--connect-timeout", "2s",
+                        "--handshake-timeout", "1m", "--getaddr-timeout", "45",
+                        "--getaddr-idle-timeout", "0.5m")
+        self.assertEqual(options["interval"], 900)
+        self.assertEqual(options["crawl"].max_age, 86400)
+        self.assertEqual(options["crawl"].connect_timeout, 2)
+        peer = options["peer"]
+        self.assertEqual((peer.handshake_timeout, peer.getaddr_timeout,
+                          peer.getaddr_idle_timeout), (60, 45, 30))
+
+    def test_network(self):
+        self.assertIs(parse("--network", "testnet4")["network"], TESTNET4)
+
+    def test_simnet(self):
+        options = parse("--simnet", "300", "--simnet-dead", "100")
+        self.assertIs(options["network"], SIMNET)
+        self.assertTrue(options["crawl"].allow_private)
+
+    def test_seeds(self):
+        directory = tempdir(self)
+        path = os.path.join(directory, "seeds.txt")
+        with open(path, "w") as stream:
+            stream.write("# start here\n10.0.0.1\n\n10.0.0.2:18333  # comment\n")
+        options = parse("--network", "testnet4", "--seed", "127.0.0.1", "--seed",
+                        "[::1]:9999", "--seeds-file", path)
+        self.assertEqual(options["seeds"], [
+            NetworkAddress.parse("127.0.0.1:48333"), NetworkAddress.parse("[::1]:9999"),
+            NetworkAddress.parse("10.0.0.1:48333"), NetworkAddress.parse("10.0.0.2:18333"),
+        ])
+
+    def assertRefused(self, *argv):
+        with self.assertRaises(usage.UsageError, msg=argv):
+            parse(*argv)
+
+    def test_bad_network(self):
+        self.assertRefused("--network", "moonnet")
+
+    def test_bad_fixed_seeds(self):
+        self.assertRefused("--fixed-seeds", "sometimes")
+
+    def test_negative_durations(self):
+        for option in ["--max-age", "--connect-timeout", "--handshake-timeout",
+                       "--getaddr-timeout", "--getaddr-idle-timeout", "--interval"]:
+            self.assertRefused(option, "-1")
+
+    def test_zero_timeouts(self):
+        for option in ["--connect-timeout", "--handshake-timeout", "--getaddr-timeout",
+                       "--getaddr-idle-timeout"]:
+            self.assertRefused(option, "0")
+
+    def test_bad_seed(self):
+        self.assertRefused("--seed", "not-an-address")
+        self.assertRefused("--seed", "10.0.0.1:99999")
+
+    def test_missing_seeds_file(self):
+        self.assertRefused("--seeds-file", os.path.join(tempdir(self), "missing.txt"))
+
+    def test_bad_seeds_file_line(self):
+        path = os.path.join(tempdir(self), "seeds.txt")
+        with open(path, "w") as stream:
+            stream.write("10.0.0.1\nnonsense here\n")
+        self.assertRefused("--seeds-file", path)
+
+    def test_bad_numbers(self):
+        self.assertRefused("--concurrency", "0")
+        self.assertRefused("--concurrency", "many")
+        self.assertRefused("--getaddr-fraction", "1.5")
+        self.assertRefused("--getaddr-fraction", "-0.1")
+        self.assertRefused("--simnet", "-1")
+        self.assertRefused("--simnet-dead", "-1")
+
+    def test_bad_dns_server(self):
+        self.assertRefused("--dns-server", "dns.example")
+        self.assertRefused("--dns-server", "127.0.0.1:53:53")
+
+    def test_dns_server_port_zero(self):
+        """make_resolver refuses port 0 once the crawl has started: refuse it here."""
+        self.assertRefused("--dns-server", "127.0.0.1:0")
+
+    def test_simnet_misbehaving_share(self):
+        """SimNet refuses a share outside 0..1 once the crawl has started: refuse it here."""
+        self.assertRefused("--simnet", "10", "--simnet-misbehaving", "1.5")
+
+    def test_unknown_option(self):
+        self.assertRefused("--no-such-option")
+
+    def test_affordable_concurrency(self):
+        self.assertEqual(affordable_concurrency(1000, limit=1024), 960)
+        self.assertEqual(affordable_concurrency(1000, limit=100000), 1000)
+        self.assertEqual(affordable_concurrency(1000, limit=10), 1)
+
+
+# -- the service in this process --------------------------------------------------------
+
+
+class RecordingReactor:
+    """
+    The global reactor, except stop(): CrawlerService stops its reactor when
+    a crawl is done, which here would end the test run.  ``stopped`` fires
+    when it is called.
+    """
+
+    def __init__(self):
+        self.stops = 0
+        self.stopped = defer.Deferred()
+
+    def stop(self):
+        self.stops += 1
+        if not self.stopped.called:
+            self.stopped.callback(None)
+
+    def __getattr__(self, name):
+        return getattr(reactor, name)
+
+
+class _Zone(common.ResolverBase):
+    """A DNS authority: A records from ``records``, an empty answer for AAAA,
+    NXDOMAIN for other names.  Records what is asked."""
+
+    def __init__(self, records):
+        common.ResolverBase.__init__(self)
+        self.records = records
+        self.queries = []
+
+    def _lookup(self, name, cls, type, timeout):
+        name = name.decode("ascii").lower().rstrip(".")
+        self.queries.append((name, type))
+        if name not in self.records:
+            return defer.fail(dns_error.AuthoritativeDomainError(name))
+        answers = []
+        if type == dns.A:
+            answers = [dns.RRHeader(name.encode("ascii"), dns.A, dns.IN, 60,
+                                    dns.Record_A(text, 60), auth=True)
+                       for text in self.records[name]]
+        return defer.succeed((answers, [], []))
+
+
+def client_connections():
+    """The reactor's outbound TCP connections (connecting or connected)."""
+    return [s for s in set(reactor.getReaders()) | set(reactor.getWriters())
+            if isinstance(s, tcp.Client)]
+
+
+@defer.inlineCallbacks
+def connections_closed(timeout=5.0):
+    """Wait until every outbound connection is gone (they close a moment after
+    the crawler is done with them)."""
+    deadline = time.monotonic() + timeout
+    while client_connections():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"connections left open: {client_connections()}")
+        yield task.deferLater(reactor, 0.01)
+
+
+def db_rows(path, query, *args):
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return connection.execute(query, args).fetchall()
+    finally:
+        connection.close()
+
+
+class ServiceTests(TestCase):
+    """CrawlerService in this process, against a SimNet (or a local DNS server)."""
+
+    def setUp(self):
+        self.base = tempdir(self)
+        self.db = os.path.join(self.base, "book.sqlite")
+        self.out = os.path.join(self.base, "out")
+
+    def service(self, *argv):
+        options = parse("--db", self.db, "--out", self.out, *argv)
+        self.reactor = RecordingReactor()
+        return CrawlerService(options, self.reactor)
+
+    @defer.inlineCallbacks
+    def settle(self, service):
+        """Stop the service and wait until every connection it made is gone."""
+        yield service.stopService()
+        yield connections_closed()
+
+    @defer.inlineCallbacks
+    def test_one_crawl(self):
+        """Without --interval: one crawl, its snapshot and DB rows, then reactor.stop()."""
+        service = self.service("--simnet", "60", "--simnet-dead", "20", *FAST)
+        service.startService()
+        yield self.reactor.stopped
+        yield self.settle(service)
+        self.assertFalse(service.failed)
+        self.assertEqual(self.reactor.stops, 1)
+        (json_path,) = glob.glob(os.path.join(self.out, "simnet-*.json"))
+        (csv_path,) = glob.glob(os.path.join(self.out, "simnet-*.csv"))
+        with open(json_path) as stream:
+            document = json.load(stream)
+        self.assertEqual(document["summary"]["outcomes"],
+                         {"reachable": 60, "unreachable": 20, "not_dialled": 3})
+        with open(csv_path, newline="") as stream:
+            self.assertEqual(len(list(csv.DictReader(stream))), 60)
+        ((crawl_id, network, finished, params, summary),) = db_rows(
+            self.db, "SELECT id, network, finished, params, summary FROM crawls")
+        self.assertEqual(network, "simnet")
+        self.assertIsNotNone(finished)
+        self.assertEqual(json.loads(params)["simnet"], 60)
+        self.assertEqual(json.loads(summary)["outcomes"], document["summary"]["outcomes"])
+        observations = db_rows(self.db, "SELECT outcome, count(*) FROM observations "
+                                        "WHERE crawl_id = ? GROUP BY outcome", crawl_id)
+        self.assertEqual(dict(observations), {"reachable": 60, "unreachable": 20})
+
+    @defer.inlineCallbacks
+    def test_interval_repeats(self):
+        """With --interval: crawl, wait, crawl again from the book; never reactor.stop()."""
+        waits = []
+        service = self.service("--simnet", "40", "--interval", "1.1", *FAST)
+
+        def wait(clock, delay, *args, **kwargs):
+            waits.append(delay)
+            if len(waits) == 2:
+                # Stop while the service waits for its third crawl.
+                self.stopping = service.stopService()
+                delay = 0
+            return task.deferLater(clock, delay, *args, **kwargs)
+
+        self.patch(tap, "deferLater", wait)
+        service.startService()
+        yield service._running
+        yield self.stopping
+        yield connections_closed()
+        self.assertFalse(service.failed)
+        self.assertEqual(self.reactor.stops, 0)
+        self.assertEqual(waits, [1.1, 1.1])
+        crawls = db_rows(self.db, "SELECT id, finished FROM crawls ORDER BY id")
+        self.assertEqual([c[0] for c in crawls], [1, 2])
+        self.assertTrue(all(finished is not None for _, finished in crawls))
+        self.assertEqual(len(glob.glob(os.path.join(self.out, "simnet-*.json"))), 2)
+        # The second crawl started from the book: it dialled everything the first knew.
+        dialled = db_rows(self.db, "SELECT crawl_id, count(*) FROM observations "
+                                   "GROUP BY crawl_id ORDER BY crawl_id")
+        self.assertEqual(dialled, [(1, 40), (2, 40)])
+
+    @defer.inlineCallbacks
+    def test_dns_seeds_from_a_local_server(self):
+        """A non-simnet network asks its DNS seeds of --dns-server (here, 127.0.0.1)."""
+        zone, dns_server = self.local_dns(
+            {"x9.seed.testnet4.bitcoin.sprovoost.nl": ["127.0.0.1"]})
+        service = self.service("--network", "testnet4", "--dns-server", dns_server,
+                               "--fixed-seeds", "never", *FAST)
+        service.startService()
+        yield self.reactor.stopped
+        yield self.settle(service)
+        self.assertFalse(service.failed)
+        self.assertIn(("x9.seed.testnet4.bitcoin.sprovoost.nl", dns.A), zone.queries)
+        self.assertIn(("x9.seed.testnet4.wiz.biz", dns.A), zone.queries)
+        # The one address DNS gave was dialled (whatever, if anything, listens there).
+        (observed,) = db_rows(self.db, "SELECT host, port FROM observations")
+        self.assertEqual(observed, (bytes([127, 0, 0, 1]), 48333))
+        self.assertEqual(db_rows(self.db, "SELECT network FROM crawls"), [("testnet4",)])
+        self.assertEqual(len(glob.glob(os.path.join(self.out, "testnet4-*.json"))), 1)
+
+    def local_dns(self, records):
+        """A twisted.names server on 127.0.0.1; its zone and its --dns-server text."""
+        zone = _Zone(records)
+        factory = server.DNSServerFactory(authorities=[zone])
+        factory.noisy = False
+        port = reactor.listenUDP(0, dns.DNSDatagramProtocol(factory), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        return zone, f"127.0.0.1:{port.getHost().port}"
+
+    @defer.inlineCallbacks
+    def test_book_of_another_network_not_dialled(self):
+        """
+        A book holds one network's addresses: a testnet4 crawl given the
+        database of a simnet crawl refuses to start (saying why) rather than
+        dial simnet addresses.
+        """
+        self.patch(tap, "_exit_failed", lambda: None)  # the refusal must not end the test run
+        first = self.service("--simnet", "30", *FAST)
+        first.startService()
+        yield self.reactor.stopped
+        yield self.settle(first)
+        _, dns_server = self.local_dns({})
+        second = self.service("--network", "testnet4", "--dns-server", dns_server,
+                              "--fixed-seeds", "never", *FAST)
+        second.startService()
+        yield self.reactor.stopped
+        yield self.settle(second)
+        self.assertTrue(second.failed)
+        self.assertEqual(db_rows(self.db, "SELECT network FROM crawls"), [("simnet",)])
+        self.assertEqual(db_rows(self.db, "SELECT count(*) FROM observations WHERE crawl_id = 2"),
+                         [(0,)])
+
+    def test_default_book_per_network(self):
+        """Without --db, each network gets its own book file."""
+        self.assertEqual(parse()["db"], "bitpeer.sqlite")
+        self.assertEqual(parse("--network", "testnet4")["db"], "bitpeer-testnet4.sqlite")
+        self.assertEqual(parse("--simnet", "10")["db"], "bitpeer-simnet.sqlite")
+
+    @defer.inlineCallbacks
+    def test_stop_midway(self):
+        """
+        Stopping the service mid-crawl (SIGTERM) is a normal shutdown: no
+        "crawl failed", no error logged, and the crawl is left unfinished in
+        the database (it was not completed).
+        """
+        self.patch(tap, "_exit_failed", lambda: None)  # a crash must not end the test run
+        service = self.service("--simnet", "60", "--simnet-dead", "60", *FAST,
+                               "--connect-timeout", "5")
+        service.startService()
+        started = time.monotonic()
+        # Every node answered; what is left in flight are blackholed dials (5 s).
+        while (service.crawler is None or len(service.crawler.reachable) < 60
+               or not service.crawler.in_flight):
+            self.assertLess(time.monotonic() - started, 4, "the crawl did not get midway")
+            yield task.deferLater(reactor, 0.02)
+        yield self.settle(service)
+        yield service._running
+        errors = [e.getErrorMessage() for e in self.flushLoggedErrors()]
+        self.assertEqual((service.failed, errors), (False, []))
+        self.assertEqual(db_rows(self.db, "SELECT id, finished FROM crawls"), [(1, None)])
+
+
+
+# -- twistd in a subprocess ---------------------------------------------------------------
+
+TWISTD = [sys.executable, "-c", "import sys; from twisted.scripts.twistd import run; "
+                                "sys.argv[0] = 'twistd'; run()"]
+
+
+def twistd(cwd, *argv, **kwargs):
+    """Popen of ``twistd -n --pidfile= ARGV`` in ``cwd``, output to cwd/twistd-N.log."""
+    number = len(glob.glob(os.path.join(cwd, "twistd-*.log")))
+    log = open(os.path.join(cwd, f"twistd-{number}.log"), "wb")
+    try:
+        return subprocess.Popen(TWISTD + ["-n", "--pidfile="] + list(argv), cwd=cwd,
+                                stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+                                **kwargs)
+    finally:
+        log.close()
+
+
+def finish(process, timeout=60):
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+
+
+def read_log(cwd, number):
+    with open(os.path.join(cwd, f"twistd-{number}.log"), encoding="utf-8",
+              errors="replace") as stream:
+        return stream.read()
+
+
+class TwistdTests(SynchronousTestCase):
+    """``twistd -n bitpeer-crawl`` as an operator runs it."""
+
+    def setUp(self):
+        self.cwd = tempdir(self)
+        self.db = os.path.join(self.cwd, "book.sqlite")
+        self.out = os.path.join(self.cwd, "out")
+
+    def test_simnet_crawl(self):
+        process = twistd(self.cwd, "bitpeer-crawl", "--simnet", "300", "--db", self.db,
+                         "--out", self.out)
+        self.assertEqual(finish(process), 0, read_log(self.cwd, 0))
+        (json_path,) = glob.glob(os.path.join(self.out, "simnet-*.json"))
+        (csv_path,) = glob.glob(os.path.join(self.out, "simnet-*.csv"))
+        self.assertEqual(json_path[:-5], csv_path[:-4])
+        self.assertRegex(os.path.basename(json_path), r"^simnet-\d{8}T\d{6}Z\.json$")
+        with open(json_path) as stream:
+            document = json.load(stream)
+        summary = document["summary"]
+        self.assertTrue(SUMMARY_KEYS <= set(summary), SUMMARY_KEYS - set(summary))
+        self.assertEqual(summary["outcomes"],
+                         {"reachable": 300, "unreachable": 0, "not_dialled": 15})
+        self.assertEqual(summary["network_types"],
+                         {"ipv4": 300, "onion": 5, "i2p": 5, "cjdns": 5})
+        self.assertEqual(sum(summary["protocol_versions"].values()), 300)
+        self.assertGreater(len(summary["discovered_over_time"]), 0)
+        self.assertEqual(len(document["nodes"]), 300)
+        for record in document["nodes"]:
+            self.assertTrue(NODE_KEYS <= set(record), NODE_KEYS - set(record))
+            self.assertEqual(record["getaddr"], "answered")
+        with open(csv_path, newline="") as stream:
+            rows = list(csv.reader(stream))
+        self.assertEqual(tuple(rows[0]), CSV_FIELDS)
+        self.assertEqual(len(rows) - 1, summary["outcomes"]["reachable"])
+        crawls = db_rows(self.db, "SELECT finished IS NOT NULL FROM crawls")
+        self.assertEqual(crawls, [(1,)])
+        self.assertEqual(db_rows(self.db, "SELECT count(*) FROM observations"), [(300,)])
+        self.assertEqual(db_rows(self.db, "SELECT count(*) FROM addresses"), [(315,)])
+
+    def test_failed_crawl_exits_non_zero(self):
+        """twistd exits 0 once its reactor stops; a crawl that failed must not."""
+        with open(self.db, "w") as stream:
+            stream.write("this is not an address book\n" * 20)
+        process = twistd(self.cwd, "bitpeer-crawl", "--simnet", "10", "--db", self.db,
+                         "--out", self.out)
+        self.assertEqual(finish(process), 1)
+        self.assertIn("the crawl failed", read_log(self.cwd, 0))
+        self.assertFalse(os.path.exists(self.out))
+
+    def test_bad_option_refused_before_start(self):
+        process = twistd(self.cwd, "bitpeer-crawl", "--network", "moonnet")
+        self.assertNotEqual(finish(process), 0)
+        output = read_log(self.cwd, 0)
+        self.assertIn("unknown network 'moonnet'", output)
+        self.assertIn("Usage:", output)
+        self.assertIn("--simnet", output)
+        self.assertEqual(sorted(os.listdir(self.cwd)), ["twistd-0.log"])
+
+    def kill_midway(self, sig):
+        """Start a crawl with 75 blackholed dials (3 s each), kill it once the book
+        holds some of it, and return what the book held then."""
+        process = twistd(self.cwd, "bitpeer-crawl", "--simnet", "300", "--simnet-dead", "300",
+                         "--db", self.db, "--out", self.out, "--connect-timeout", "3")
+        started = time.monotonic()
+        try:
+            while True:
+                self.assertIsNone(process.poll(), "twistd ended early:\n" + read_log(self.cwd, 0))
+                self.assertLess(time.monotonic() - started, 30, "no observations")
+                time.sleep(0.05)
+                try:
+                    rows = db_rows(self.db, "SELECT count(*) FROM observations")
+                except sqlite3.Error:
+                    continue
+                if rows[0][0]:
+                    break
+            process.send_signal(sig)
+        finally:
+            status = finish(process)
+        self.assertEqual(db_rows(self.db, "PRAGMA integrity_check"), [("ok",)])
+        self.assertEqual(db_rows(self.db, "SELECT id, finished FROM crawls"), [(1, None)],
+                         "killed too late: the crawl was finished")
+        known = set(db_rows(self.db, "SELECT network, host, port FROM addresses"))
+        self.assertTrue(known)
+        return status, known
+
+    def restart(self, known):
+        """Crawl again to completion: the book is intact and the crawl starts from it."""
+        process = twistd(self.cwd, "bitpeer-crawl", "--simnet", "300", "--simnet-dead", "300",
+                         "--db", self.db, "--out", self.out, "--connect-timeout", "0.5")
+        self.assertEqual(finish(process), 0, read_log(self.cwd, 1))
+        self.assertEqual(db_rows(self.db, "PRAGMA integrity_check"), [("ok",)])
+        crawls = db_rows(self.db, "SELECT id, finished IS NOT NULL FROM crawls ORDER BY id")
+        self.assertEqual(crawls, [(1, 0), (2, 1)])
+        now_known = set(db_rows(self.db, "SELECT network, host, port FROM addresses"))
+        self.assertEqual(known - now_known, set())
+        dialled = set(db_rows(self.db, "SELECT network, host, port FROM observations "
+                                       "WHERE crawl_id = 2"))
+        ipv4 = {k for k in known if k[0] == 1}
+        self.assertTrue(ipv4)
+        self.assertEqual(ipv4 - dialled, set())
+        snapshots = glob.glob(os.path.join(self.out, "simnet-*.json"))
+        with open(max(snapshots, key=os.path.getmtime)) as stream:
+            summary = json.load(stream)["summary"]
+        self.assertEqual(summary["outcomes"]["reachable"], 300)
+
+    def test_restart_after_sigterm(self):
+        status, known = self.kill_midway(signal.SIGTERM)
+        # twistd shuts down and ends with the signal it was sent.
+        self.assertIn(status, (0, -signal.SIGTERM))
+        self.restart(known)
+
+    def test_restart_after_sigkill(self):
+        status, known = self.kill_midway(signal.SIGKILL)
+        self.assertEqual(status, -signal.SIGKILL)
+        self.restart(known)

@@ -273,11 +273,13 @@ class BitcoinProtocol(Protocol):
         self.version_received_at = self.clock.seconds()
         if self.inbound:
             self._send_version()
-        if message.version >= WTXID_RELAY_VERSION:
+        # Core gates both on the common version, min(ours, theirs) >= 70016
+        # (PROTOCOL.md 2.4 step 8).  As the dialler we ask for addrv2 anyway:
+        # BIP155 does not gate it and older peers ignore what they don't know.
+        modern = min(message.version, self.options.version) >= WTXID_RELAY_VERSION
+        if modern:
             self.sendMessage(WtxidRelay())
-        # Core sends sendaddrv2 only to peers announcing 70016; as the dialler
-        # we always ask, since BIP155 does not gate it and old peers ignore it.
-        if not self.inbound or message.version >= WTXID_RELAY_VERSION:
+        if modern or not self.inbound:
             self.sendMessage(SendAddrV2())
         self.sendMessage(VerAck())
         self.verack_sent = True

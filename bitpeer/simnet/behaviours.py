@@ -15,14 +15,7 @@ from twisted.internet.task import LoopingCall
 from ..protocol import BitcoinProtocol, PeerOptions
 from ..wire.encoding import checksum, compact_size
 from ..wire.framing import encode_frame, encode_raw_frame
-from ..wire.messages import (
-    MAX_ADDR_TO_SEND,
-    WTXID_RELAY_VERSION,
-    SendAddrV2,
-    VerAck,
-    Version,
-    WtxidRelay,
-)
+from ..wire.messages import MAX_ADDR_TO_SEND, WTXID_RELAY_VERSION, VerAck, Version
 
 
 @attr.frozen
@@ -111,14 +104,6 @@ class HonestNode(BitcoinProtocol):
         self.simnet.count(self.profile.kind, "handshakes")
 
     def sendMessage(self, message):
-        if (
-            isinstance(message, (WtxidRelay, SendAddrV2))
-            and self.profile.version < WTXID_RELAY_VERSION
-        ):
-            # Core sends these only when min(its version, the peer's) is
-            # 70016 (PROTOCOL.md 2.4 step 8); BitcoinProtocol checks only the
-            # peer's, so a node announcing 70015 holds them back here.
-            return
         latency = self.profile.latency
         if latency:
             frame = self._frame(message)

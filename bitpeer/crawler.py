@@ -7,7 +7,8 @@ flight (being dialled), reachable (handshake completed) and unreachable
 one part of the network is hammered, up to ``concurrency`` at once.  A
 ``getaddr_fraction`` of the reachable nodes are asked for their addresses
 (PROTOCOL.md 9.8: coverage comes from breadth, and each answer is a random
-23% sample anyway).
+23% sample anyway); unless the fraction is 0, the first GETADDR_BOOTSTRAP
+nodes are always asked, so that a small fraction cannot starve the crawl.
 
 Gossiped addresses are filtered before they are dialled, as Core filters
 what it stores: absurd timestamps (at most 1e8, or more than 10 minutes in
@@ -32,6 +33,9 @@ from .logs import logger
 from .protocol import PeerOptions, address_of
 from .wire.address import Network
 from .wire.addrlist import entry_keys
+
+#: Nodes asked for addresses whatever the getaddr fraction (unless it is 0).
+GETADDR_BOOTSTRAP = 10
 
 #: Core's sanity rule on gossip timestamps (net_processing.cpp, ADDR).
 MIN_SANE_TIME = 100_000_000
@@ -181,6 +185,7 @@ class Crawler:
         self.external = ExternalAddressVote(allow_private=self.options.allow_private)
         self.timeline = []
         self._seeds = list(seeds)
+        self._asked = 0
         self._done = None
         self._stopping = False
         self._progress = LoopingCall(self._report)
@@ -275,7 +280,14 @@ class Crawler:
     def _handshaken(self, peer, address):
         info = peer.info
         self.external.add(info.their_view_of_us, address)
-        if self._stopping or self.random.random() >= self.options.getaddr_fraction:
+        # A node is asked when the draw says so; the first few always are,
+        # or a small fraction could leave the crawl nothing to start from.
+        fraction = self.options.getaddr_fraction
+        ask = fraction > 0 and (
+            self._asked < GETADDR_BOOTSTRAP or self.random.random() < fraction
+        )
+        self._asked += ask
+        if self._stopping or not ask:
             self._record_reachable(address, NodeResult(info, None, None))
             peer.close()
             return None

@@ -670,8 +670,21 @@ class SimnetCrawlVariantsTests(TestCase):
         _, result = yield crawl(simnet, getaddr_fraction=0.5)
         asked = sum(n.getaddr_outcome is not None for n in result.reachable.values())
         self.assertEqual(simnet.counters["honest"]["getaddr"], asked)
+        # About half (the first ten are always asked).
         self.assertTrue(0.25 * len(result.reachable) < asked < 0.75 * len(result.reachable),
                         (asked, len(result.reachable)))
+
+    @defer.inlineCallbacks
+    def test_small_fraction_does_not_starve(self):
+        """
+        With a small fraction the seeds may all draw "don't ask": the first
+        few nodes are asked anyway, and the crawl finds every node.
+        """
+        simnet, truth = self.simnet(200, stale=0, exotic=0)
+        _, result = yield crawl(simnet, getaddr_fraction=0.01)
+        self.assertEqual(len(result.reachable), 200)
+        asked = sum(n.getaddr_outcome is not None for n in result.reachable.values())
+        self.assertLess(asked, 30)
 
     @defer.inlineCallbacks
     def test_loopback_gossip_unroutable_without_allow_private(self):

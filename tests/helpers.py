@@ -232,3 +232,14 @@ def pump(a, b, limit=100):
         if ba:
             a.feed(ba)
     raise AssertionError("the two sides never went quiet")
+
+
+#: Keys the crawler's snapshot promises in its summary and in each node record.
+SUMMARY_KEYS = {
+    "outcomes", "failure_reasons", "protocol_versions", "user_agents", "services", "heights",
+    "network_types", "external_address", "discovered_over_time",
+}
+NODE_KEYS = {
+    "address", "port", "network", "version", "user_agent", "services", "services_text",
+    "start_height", "relay", "latency", "returned",
+}

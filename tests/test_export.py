@@ -19,18 +19,11 @@ from bitpeer.peer import PeerInfo
 from bitpeer.wire.address import Network, NetworkAddress
 from bitpeer.wire.services import describe
 
+from .helpers import NODE_KEYS, SUMMARY_KEYS
+
 #: 2023-11-14T22:13:20Z.
 T0 = 1_700_000_000
 
-#: Keys the issue asks of the summary and of each node record.
-SUMMARY_KEYS = {
-    "outcomes", "failure_reasons", "protocol_versions", "user_agents", "services", "heights",
-    "network_types", "external_address", "discovered_over_time",
-}
-NODE_KEYS = {
-    "address", "port", "network", "version", "user_agent", "services", "services_text",
-    "start_height", "relay", "latency", "returned",
-}
 
 #: Where the peers see us (private: the vote is told to allow it).
 US = NetworkAddress.parse("10.1.2.3:0", 0)

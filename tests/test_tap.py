@@ -35,14 +35,8 @@ from bitpeer.simnet import tap as simnet_tap
 from bitpeer.tap import SIMNET, CrawlerService, Options, _duration, affordable_concurrency
 from bitpeer.wire.address import NetworkAddress
 
-SUMMARY_KEYS = {
-    "outcomes", "failure_reasons", "protocol_versions", "user_agents", "services", "heights",
-    "network_types", "external_address", "discovered_over_time",
-}
-NODE_KEYS = {
-    "address", "port", "network", "version", "user_agent", "services", "services_text",
-    "start_height", "relay", "latency", "returned",
-}
+from .helpers import NODE_KEYS, SUMMARY_KEYS
+
 
 #: Short timeouts for crawls of a loopback network.
 FAST = ["--connect-timeout", "0.5", "--handshake-timeout", "2", "--getaddr-idle-timeout", "1",

@@ -26,8 +26,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
-from .discovery import ExternalAddressVote
 from .errors import ConnectFailed, PeerError
+from .external import ExternalAddressVote
 from .factory import PeerFactory, classify_connect_error
 from .logs import logger
 from .protocol import PeerOptions, address_of
@@ -269,6 +269,9 @@ class Crawler:
         waiting.addCallbacks(self._handshaken, self._failed,
                              callbackArgs=(address,), errbackArgs=(address,))
         waiting.addErrback(self._bug, address)
+        # The slot is free only once the socket is: counting a closing
+        # connection as done would let a burst overrun the open-file limit.
+        waiting.addBoth(lambda _: peer.close() or peer.whenClosed())
         waiting.addBoth(self._visited, address)
 
     def _connect_failed(self, connector, reason):

@@ -24,8 +24,9 @@ from twisted.python import usage
 from . import __version__
 from .addrbook import AddressBook
 from .crawler import CrawlOptions, Crawler
-from .discovery import discover, fetch_external_ip, make_resolver
+from .discovery import discover, make_resolver
 from .export import summarize, write_snapshot
+from .external import fetch_external_ip
 from .logs import levels, logger
 from .networks import NETWORKS, REGTEST, NetworkParams, get_network, parse_seed_lines
 from .peer import OneShot
@@ -150,13 +151,14 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--dns-server: {error}") from None
 
 
-def affordable_concurrency(wanted, limit=None):
+def affordable_concurrency(wanted, limit=None, ends=1):
     """
-    The concurrency the open-file limit allows: each connection is one file,
+    The concurrency the open-file limit allows: each connection is ``ends``
+    files (one, or more when the simnet serving it lives in this process),
     and RESERVED_FILES stay free for everything else.
     """
     limit = open_file_limit() if limit is None else limit
-    return max(1, min(wanted, limit - RESERVED_FILES))
+    return max(1, min(wanted, (limit - RESERVED_FILES) // ends))
 
 
 class CrawlerService(Service):
@@ -220,7 +222,10 @@ class CrawlerService(Service):
         network = options["network"]
         seeds = list(options["seeds"])
         crawl_options = options["crawl"]
-        concurrency = affordable_concurrency(crawl_options.concurrency)
+        # An in-process simnet holds the other end of each connection, and may
+        # hold it a moment after the crawler is done with it: budget for both.
+        ends = 3 if options["simnet"] else 1
+        concurrency = affordable_concurrency(crawl_options.concurrency, ends=ends)
         if concurrency < crawl_options.concurrency:
             self.log.warn(
                 "the open-file limit allows {n} connections at once, not {wanted}: "
@@ -232,7 +237,7 @@ class CrawlerService(Service):
             self.simnet = SimNet(
                 reactor, options["simnet"], options["simnet-dead"],
                 misbehaving=options["simnet-misbehaving"], seed=options["simnet-seed"],
-                network=network,
+                network=network, max_connections=2 * crawl_options.concurrency,
             )
             truth = self.simnet.start()
             seeds += self.simnet.seeds()

@@ -21,19 +21,21 @@ from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
 
 from bitpeer.discovery import (
-    MAX_EXTERNAL_IP_BODY,
     MAX_IPS_PER_SEED,
     SEED_DEADLINE,
     SEED_SERVICE_PREFIX,
     Discovery,
     DnsSeedResult,
-    ExternalAddressVote,
     SeedReport,
-    VoteResult,
     discover,
-    fetch_external_ip,
     make_resolver,
     query_dns_seeds,
+)
+from bitpeer.external import (
+    MAX_EXTERNAL_IP_BODY,
+    ExternalAddressVote,
+    VoteResult,
+    fetch_external_ip,
 )
 from bitpeer.networks import NetworkParams
 from bitpeer.wire.address import Network, NetworkAddress

@@ -13,8 +13,8 @@ import tempfile
 from twisted.trial.unittest import SynchronousTestCase
 
 from bitpeer.crawler import CrawlResult, NodeResult, Unreachable
-from bitpeer.discovery import ExternalAddressVote
 from bitpeer.export import CSV_FIELDS, node_record, snapshot, summarize, write_snapshot
+from bitpeer.external import ExternalAddressVote
 from bitpeer.peer import PeerInfo
 from bitpeer.wire.address import Network, NetworkAddress
 from bitpeer.wire.services import describe

@@ -194,6 +194,8 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(affordable_concurrency(1000, limit=1024), 960)
         self.assertEqual(affordable_concurrency(1000, limit=100000), 1000)
         self.assertEqual(affordable_concurrency(1000, limit=10), 1)
+        # An in-process simnet holds the other end of every connection.
+        self.assertEqual(affordable_concurrency(1000, limit=1024, ends=2), 480)
 
 
 # -- the service in this process --------------------------------------------------------

@@ -25,7 +25,7 @@ import attr
 from ..wire.address import AddrEntry, Network, NetworkAddress
 from ..wire.addrlist import encode_v1_entries, encode_v2_entries
 from ..wire.encoding import compact_size
-from ..wire.messages import MAX_ADDR_TO_SEND, PROTOCOL_VERSION
+from ..wire.messages import MAX_ADDR_TO_SEND
 from ..wire.services import (
     NODE_BLOOM,
     NODE_COMPACT_FILTERS,

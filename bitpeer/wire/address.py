@@ -18,7 +18,7 @@ import enum
 import hashlib
 import socket
 
-from .encoding import UINT32_MAX, UINT64_MAX, compact_size, port_bytes
+from .encoding import UINT32_MAX, UINT64_MAX, compact_size
 from .errors import ProtocolError
 
 #: BIP155 / Core MAX_ADDRV2_SIZE: a longer address loses the whole message.

@@ -30,7 +30,6 @@ from .encoding import (
     Reader,
     compact_size,
     port_bytes,
-    var_bytes,
     var_str,
 )
 from .errors import MalformedMessage, Misbehaviour, ProtocolError

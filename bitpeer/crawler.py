@@ -64,6 +64,12 @@ class CrawlOptions:
     progress_interval: float = attr.ib(default=5.0, validator=_positive)
     #: Bound on the pending set: a flood of gossip cannot exhaust memory.
     max_pending: int = attr.ib(default=2_000_000, validator=_positive)
+    #: Bound on sockets open at once, closing ones included (None: only
+    #: ``concurrency`` bounds them); the service sets it from the open-file
+    #: limit.
+    max_open: int | None = attr.ib(
+        default=None, validator=attr.validators.optional(_positive)
+    )
 
 
 @attr.frozen
@@ -186,6 +192,7 @@ class Crawler:
         self.timeline = []
         self._seeds = list(seeds)
         self._asked = 0
+        self._closing = 0
         self._done = None
         self._stopping = False
         self._progress = LoopingCall(self._report)
@@ -227,7 +234,12 @@ class Crawler:
 
     def _fill(self):
         pending, rng = self.pending, self.random
-        while pending and len(self.in_flight) < self.options.concurrency:
+        concurrency, max_open = self.options.concurrency, self.options.max_open
+        while (
+            pending
+            and len(self.in_flight) < concurrency
+            and (max_open is None or len(self.in_flight) + self._closing < max_open)
+        ):
             # Random pick without shifting the list: swap with the last.
             i = rng.randrange(len(pending))
             pending[i], pending[-1] = pending[-1], pending[i]
@@ -269,10 +281,23 @@ class Crawler:
         waiting.addCallbacks(self._handshaken, self._failed,
                              callbackArgs=(address,), errbackArgs=(address,))
         waiting.addErrback(self._bug, address)
-        # The slot is free only once the socket is: counting a closing
-        # connection as done would let a burst overrun the open-file limit.
-        waiting.addBoth(lambda _: peer.close() or peer.whenClosed())
         waiting.addBoth(self._visited, address)
+        waiting.addBoth(lambda _: self._closing_socket(peer))
+
+    def _closing_socket(self, peer):
+        """
+        The verdict is in and the slot is free, but the socket closes a
+        reactor turn later: count it until then against ``max_open``, so a
+        burst of new dials cannot overrun the open-file limit.
+        """
+        self._closing += 1
+        peer.close()
+        peer.whenClosed().addBoth(self._closed)
+
+    def _closed(self, _):
+        self._closing -= 1
+        if not self._stopping:
+            self._fill()
 
     def _connect_failed(self, connector, reason):
         address = address_of(connector.getDestination())

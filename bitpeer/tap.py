@@ -225,14 +225,16 @@ class CrawlerService(Service):
         # An in-process simnet holds the other end of each connection, and may
         # hold it a moment after the crawler is done with it: budget for both.
         ends = 3 if options["simnet"] else 1
-        concurrency = affordable_concurrency(crawl_options.concurrency, ends=ends)
-        if concurrency < crawl_options.concurrency:
+        budget = affordable_concurrency(2**31, ends=ends)
+        if budget < crawl_options.concurrency:
             self.log.warn(
                 "the open-file limit allows {n} connections at once, not {wanted}: "
                 "crawling with {n} (raise 'ulimit -n' for more)",
-                n=concurrency, wanted=crawl_options.concurrency,
+                n=budget, wanted=crawl_options.concurrency,
             )
-            crawl_options = attr.evolve(crawl_options, concurrency=concurrency)
+        crawl_options = attr.evolve(
+            crawl_options, concurrency=min(budget, crawl_options.concurrency), max_open=budget
+        )
         if options["simnet"]:
             self.simnet = SimNet(
                 reactor, options["simnet"], options["simnet-dead"],

@@ -146,10 +146,13 @@ class _Dialler(PeerFactory):
         """Nothing to do: the crawler already tracks the connector."""
 
     def clientConnectionFailed(self, connector, reason):
+        self.crawler._socket_closed()
         self.crawler._connect_failed(connector, reason)
 
     def clientConnectionLost(self, connector, reason):
-        """The protocol reports the end of a connection to its waiters."""
+        # The protocol reports the end to its waiters; the crawler only
+        # counts the socket.
+        self.crawler._socket_closed()
 
 
 class Crawler:
@@ -192,7 +195,8 @@ class Crawler:
         self.timeline = []
         self._seeds = list(seeds)
         self._asked = 0
-        self._closing = 0
+        #: Sockets dialled and not yet closed (connecting, open or closing).
+        self.open_sockets = 0
         self._done = None
         self._stopping = False
         self._progress = LoopingCall(self._report)
@@ -238,7 +242,7 @@ class Crawler:
         while (
             pending
             and len(self.in_flight) < concurrency
-            and (max_open is None or len(self.in_flight) + self._closing < max_open)
+            and (max_open is None or self.open_sockets < max_open)
         ):
             # Random pick without shifting the list: swap with the last.
             i = rng.randrange(len(pending))
@@ -269,6 +273,7 @@ class Crawler:
     # -- one address --------------------------------------------------------------
 
     def _visit(self, address):
+        self.open_sockets += 1
         self.in_flight[address] = self.reactor.connectTCP(
             address.host_text, address.port, self.factory,
             timeout=self.options.connect_timeout,
@@ -282,21 +287,17 @@ class Crawler:
                              callbackArgs=(address,), errbackArgs=(address,))
         waiting.addErrback(self._bug, address)
         waiting.addBoth(self._visited, address)
-        waiting.addBoth(lambda _: self._closing_socket(peer))
+        waiting.addBoth(lambda _: peer.close())
 
-    def _closing_socket(self, peer):
+    def _socket_closed(self):
         """
-        The verdict is in and the slot is free, but the socket closes a
-        reactor turn later: count it until then against ``max_open``, so a
-        burst of new dials cannot overrun the open-file limit.
+        A socket of ours is gone.  A slot is free as soon as its verdict is
+        in, but the socket closes a reactor turn later: ``open_sockets``
+        counts it until then against ``max_open``, so a burst of new dials
+        cannot overrun the open-file limit.
         """
-        self._closing += 1
-        peer.close()
-        peer.whenClosed().addBoth(self._closed)
-
-    def _closed(self, _):
-        self._closing -= 1
-        if not self._stopping:
+        self.open_sockets -= 1
+        if self.options.max_open is not None and not self._stopping:
             self._fill()
 
     def _connect_failed(self, connector, reason):

@@ -30,7 +30,7 @@ from .errors import ConnectFailed, PeerError
 from .external import ExternalAddressVote
 from .factory import PeerFactory, classify_connect_error
 from .logs import logger
-from .protocol import PeerOptions, address_of
+from .protocol import PeerOptions, address_of, positive
 from .wire.address import Network
 from .wire.addrlist import entry_keys
 
@@ -42,11 +42,6 @@ MIN_SANE_TIME = 100_000_000
 MAX_FUTURE_DRIFT = 600
 
 
-def _positive(instance, attribute, value):
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
-
-
 def _fraction(instance, attribute, value):
     if not 0 <= value <= 1:
         raise ValueError(f"{attribute.name} must be within 0..1, got {value!r}")
@@ -56,19 +51,19 @@ def _fraction(instance, attribute, value):
 class CrawlOptions:
     """How hard and how far to crawl.  Times are seconds."""
 
-    concurrency: int = attr.ib(default=1000, validator=_positive)
+    concurrency: int = attr.ib(default=1000, validator=positive)
     getaddr_fraction: float = attr.ib(default=1.0, validator=_fraction)
-    max_age: float = attr.ib(default=24 * 3600.0, validator=_positive)
-    connect_timeout: float = attr.ib(default=5.0, validator=_positive)
+    max_age: float = attr.ib(default=24 * 3600.0, validator=positive)
+    connect_timeout: float = attr.ib(default=5.0, validator=positive)
     allow_private: bool = False
-    progress_interval: float = attr.ib(default=5.0, validator=_positive)
+    progress_interval: float = attr.ib(default=5.0, validator=positive)
     #: Bound on the pending set: a flood of gossip cannot exhaust memory.
-    max_pending: int = attr.ib(default=2_000_000, validator=_positive)
+    max_pending: int = attr.ib(default=2_000_000, validator=positive)
     #: Bound on sockets open at once, closing ones included (None: only
     #: ``concurrency`` bounds them); the service sets it from the open-file
     #: limit.
     max_open: int | None = attr.ib(
-        default=None, validator=attr.validators.optional(_positive)
+        default=None, validator=attr.validators.optional(positive)
     )
 
 

@@ -110,18 +110,22 @@ def write_snapshot(result, directory):
         base = f"{stem}-{serial}"
     document = snapshot(result)
     json_path, csv_path = base + ".json", base + ".csv"
-    _atomic(json_path, lambda f: json.dump(document, f, indent=1))
+    atomic_write(json_path, lambda f: json.dump(document, f, indent=1))
 
     def write_csv(stream):
         writer = csv.DictWriter(stream, CSV_FIELDS)
         writer.writeheader()
         writer.writerows(document["nodes"])
 
-    _atomic(csv_path, write_csv, newline="")
+    atomic_write(csv_path, write_csv, newline="")
     return json_path, csv_path
 
 
-def _atomic(path, write, **open_args):
+def atomic_write(path, write, **open_args):
+    """
+    Write a file through ``write(stream)`` under a temporary name, then
+    rename it: a reader never sees half a file.
+    """
     temporary = path + ".tmp"
     with open(temporary, "w", encoding="utf-8", **open_args) as stream:
         write(stream)

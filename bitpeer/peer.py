@@ -153,10 +153,13 @@ class _AddrCollector:
         else:
             self._idle_call.reset(self.idle)
 
-    def _finish(self, outcome):
+    def _stop_timers(self):
         for call in (self._idle_call, self._total_call):
             if call.active():
                 call.cancel()
+
+    def _finish(self, outcome):
+        self._stop_timers()
         self.result.fire(
             GetAddrResult(
                 tuple(self.entries),
@@ -172,9 +175,7 @@ class _AddrCollector:
         if self.entries:
             self._finish("closed")
         else:
-            for call in (self._idle_call, self._total_call):
-                if call.active():
-                    call.cancel()
+            self._stop_timers()
             self.result.fire(failure)
 
 

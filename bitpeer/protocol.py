@@ -57,7 +57,8 @@ from .wire.messages import (
 MAX_PCT_ADDR_TO_SEND = 23
 
 
-def _positive(instance, attribute, value):
+def positive(instance, attribute, value):
+    """An attrs validator: the value must be more than 0."""
     if not value > 0:
         raise ValueError(f"{attribute.name} must be positive, got {value!r}")
 
@@ -78,14 +79,14 @@ class PeerOptions:
     services: int = 0
     relay: bool = False
     version: int = PROTOCOL_VERSION
-    handshake_timeout: float = attr.ib(default=20.0, validator=_positive)
-    idle_timeout: float = attr.ib(default=180.0, validator=_positive)
-    getaddr_idle_timeout: float = attr.ib(default=10.0, validator=_positive)
-    getaddr_timeout: float = attr.ib(default=30.0, validator=_positive)
-    ping_timeout: float = attr.ib(default=30.0, validator=_positive)
+    handshake_timeout: float = attr.ib(default=20.0, validator=positive)
+    idle_timeout: float = attr.ib(default=180.0, validator=positive)
+    getaddr_idle_timeout: float = attr.ib(default=10.0, validator=positive)
+    getaddr_timeout: float = attr.ib(default=30.0, validator=positive)
+    ping_timeout: float = attr.ib(default=30.0, validator=positive)
     #: Addresses kept from one getaddr answer (Core sends at most 1000 in
     #: one message, plus its self-announcement).
-    max_addresses: int = attr.ib(default=2 * MAX_ADDR_TO_SEND, validator=_positive)
+    max_addresses: int = attr.ib(default=2 * MAX_ADDR_TO_SEND, validator=positive)
 
 
 def address_of(endpoint_address):

@@ -11,7 +11,6 @@ per accepted connection.
 """
 
 import json
-import os
 import random
 import resource
 import socket
@@ -20,6 +19,7 @@ from twisted.internet import defer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
 
+from ..export import atomic_write
 from ..logs import logger
 from ..networks import REGTEST
 from ..protocol import address_of
@@ -283,10 +283,7 @@ def check_limits(nodes, dead, concurrency=0):
 
 def write_json(path, data):
     """Write ``data`` as JSON, atomically (a reader never sees half a file)."""
-    temporary = f"{path}.tmp"
-    with open(temporary, "w") as stream:
-        json.dump(data, stream, indent=1)
-    os.replace(temporary, path)
+    atomic_write(path, lambda stream: json.dump(data, stream, indent=1))
 
 
 class StatsLogger:

@@ -24,13 +24,13 @@ import random as _random
 import attr
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
-from twisted.python.failure import Failure
 
-from .errors import ConnectFailed, PeerError
+from .dialler import Dialler
+from .errors import PeerError
 from .external import ExternalAddressVote
-from .factory import PeerFactory, classify_connect_error
+from .factory import PeerFactory
 from .logs import logger
-from .protocol import PeerOptions, address_of, positive
+from .protocol import PeerOptions, positive
 from .wire.address import Network
 from .wire.addrlist import entry_keys
 
@@ -123,33 +123,6 @@ class CrawlResult:
         return self.finished - self.started
 
 
-class _Dialler(PeerFactory):
-    """
-    The crawler's PeerFactory, used directly with ``reactor.connectTCP``: a
-    crawl makes tens of thousands of attempts, most of them failing, and
-    this way a failure reaches the crawler without an endpoint and a chain
-    of Deferreds per attempt.
-    """
-
-    noisy = False
-
-    def __init__(self, crawler, *args, **kwargs):
-        super().__init__(*args, on_peer=crawler._connected, **kwargs)
-        self.crawler = crawler
-
-    def startedConnecting(self, connector):
-        """Nothing to do: the crawler already tracks the connector."""
-
-    def clientConnectionFailed(self, connector, reason):
-        self.crawler._socket_closed()
-        self.crawler._connect_failed(connector, reason)
-
-    def clientConnectionLost(self, connector, reason):
-        # The protocol reports the end to its waiters; the crawler only
-        # counts the socket.
-        self.crawler._socket_closed()
-
-
 class Crawler:
     """
     One crawl of one network from ``seeds``.
@@ -157,12 +130,14 @@ class Crawler:
     ``book`` (an AddressBook, or None) receives every gossiped address and
     every attempt, under ``crawl_id``.  ``run()`` returns a Deferred of the
     CrawlResult; cancelling it stops dialling and closes what is in flight.
+    ``dialler`` makes the connections: bitpeer.dialler.Dialler, or a
+    stand-in with the same signature (tests).
     """
 
     log = logger()
 
     def __init__(self, reactor, network, seeds, *, options=None, peer_options=None,
-                 book=None, crawl_id=None, random=None, clock=None):
+                 book=None, crawl_id=None, random=None, clock=None, dialler=Dialler):
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.network = network
@@ -172,14 +147,19 @@ class Crawler:
         #: Entry keys of every address accepted so far: the decoder skips
         #: gossip repeating them (most of it), before building any object.
         self.known_keys = set()
-        self.factory = _Dialler(
-            self, self.clock, network,
+        self.factory = PeerFactory(
+            self.clock, network,
             peer_options if peer_options is not None else PeerOptions(),
-            random=self.random, known_addresses=self.known_keys,
+            random=self.random, on_peer=self._connected, known_addresses=self.known_keys,
         )
+        self.dialler = dialler(reactor, self.factory, self.options.connect_timeout,
+                               self._connect_failed, clock=self.clock)
         self.pending = []
         self.seen = set()
+        #: Address -> its dialler Attempt, until its verdict is in.
         self.in_flight = {}
+        #: Address -> Peer, for the in-flight addresses that connected.
+        self.connected = {}
         self.reachable = {}
         self.unreachable = {}
         self.not_dialled = []
@@ -213,8 +193,10 @@ class Crawler:
         """Stop dialling and close every connection in flight."""
         self._stopping = True
         self.pending.clear()
-        for connector in list(self.in_flight.values()):
-            connector.disconnect()
+        for attempt in list(self.in_flight.values()):
+            attempt.cancel()
+        for peer in list(self.connected.values()):
+            peer.close()
         self._maybe_finished()
 
     def _consider(self, address):
@@ -269,14 +251,13 @@ class Crawler:
 
     def _visit(self, address):
         self.open_sockets += 1
-        self.in_flight[address] = self.reactor.connectTCP(
-            address.host_text, address.port, self.factory,
-            timeout=self.options.connect_timeout,
-        )
+        self.in_flight[address] = self.dialler.dial(address)
 
     def _connected(self, peer):
-        """TCP is up (the dialler's on_peer hook): wait for the handshake."""
+        """TCP is up (the factory's on_peer hook): wait for the handshake."""
         address = peer.address
+        self.connected[address] = peer
+        peer.whenClosed().addCallback(self._socket_closed)
         waiting = peer.whenHandshaken().addCallback(lambda _: peer)
         waiting.addCallbacks(self._handshaken, self._failed,
                              callbackArgs=(address,), errbackArgs=(address,))
@@ -284,9 +265,9 @@ class Crawler:
         waiting.addBoth(self._visited, address)
         waiting.addBoth(lambda _: peer.close())
 
-    def _socket_closed(self):
+    def _socket_closed(self, _):
         """
-        A socket of ours is gone.  A slot is free as soon as its verdict is
+        A connected socket is gone.  A slot is free as soon as its verdict is
         in, but the socket closes a reactor turn later: ``open_sockets``
         counts it until then against ``max_open``, so a burst of new dials
         cannot overrun the open-file limit.
@@ -295,10 +276,11 @@ class Crawler:
         if self.options.max_open is not None and not self._stopping:
             self._fill()
 
-    def _connect_failed(self, connector, reason):
-        address = address_of(connector.getDestination())
-        error = classify_connect_error(reason) or ConnectFailed(reason.getErrorMessage())
-        self._failed(Failure(error), address)
+    def _connect_failed(self, address, error):
+        """The dialler's verdict on an attempt that did not connect (its
+        socket is closed already)."""
+        self.open_sockets -= 1
+        self._unreachable(address, error)
         self._visited(None, address)
 
     def _handshaken(self, peer, address):
@@ -337,19 +319,23 @@ class Crawler:
         )
 
     def _failed(self, failure, address):
+        """Errback of a connected visit: a PeerError makes the address
+        unreachable; anything else is a bug (passed on)."""
+        if isinstance(failure.value, PeerError) or self._stopping:
+            self._unreachable(address, failure.value)
+            return None
+        return failure
+
+    def _unreachable(self, address, error):
         if self._stopping:
             # Cut off by stop(): the address was never judged, so nothing
             # is recorded against it.
-            return None
-        error = failure.value
-        if isinstance(error, PeerError):
-            reason = error.reason
-        else:
-            return failure
-        self.unreachable[address] = Unreachable(reason, str(error))
+            return
+        reason, detail = error.reason, str(error)
+        self.unreachable[address] = Unreachable(reason, detail)
         if self.book is not None:
             self.book.attempt(self.crawl_id, address, "unreachable", reason=reason,
-                              detail=str(error), now=self.clock.seconds())
+                              detail=detail, now=self.clock.seconds())
 
     def _bug(self, failure, address):
         self.log.failure("crawling {address} went wrong", failure, address=address)
@@ -357,6 +343,7 @@ class Crawler:
 
     def _visited(self, _, address):
         self.in_flight.pop(address, None)
+        self.connected.pop(address, None)
         if not self._stopping:
             self._fill()
         else:

@@ -9,13 +9,15 @@ encode_frame.  Nothing here touches a socket or the wall clock.
 """
 
 import random
+import time
 
-from twisted.internet import task
+from twisted.internet import defer, reactor, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionAborted, ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
+from bitpeer.dialler import Attempt
 from bitpeer.factory import NodeFactory, PeerFactory
 from bitpeer.networks import MAINNET
 from bitpeer.protocol import PeerOptions
@@ -243,3 +245,27 @@ NODE_KEYS = {
     "address", "port", "network", "version", "user_agent", "services", "services_text",
     "start_height", "relay", "latency", "returned",
 }
+
+
+def client_connections():
+    """
+    The reactor's outbound connections: dialler attempts under way, and
+    BitcoinProtocol connections that are not inbound (the simnet's, in the
+    same process, are).
+    """
+    return [
+        s for s in set(reactor.getReaders()) | set(reactor.getWriters())
+        if isinstance(s, Attempt)
+        or getattr(getattr(s, "protocol", None), "inbound", True) is False
+    ]
+
+
+@defer.inlineCallbacks
+def connections_closed(timeout=5.0):
+    """Wait until every outbound connection is gone (they close a moment after
+    the crawler is done with them)."""
+    deadline = time.monotonic() + timeout
+    while client_connections():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"connections left open: {client_connections()}")
+        yield task.deferLater(reactor, 0.01)

@@ -19,10 +19,7 @@ import shutil
 import tempfile
 import time
 
-from twisted.internet import defer, reactor, task, tcp
-from twisted.internet.error import ConnectionRefusedError, TimeoutError, UserError
-from twisted.internet.testing import MemoryReactorClock
-from twisted.python.failure import Failure
+from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from bitpeer.addrbook import AddressBook
@@ -33,6 +30,7 @@ from bitpeer.crawler import (
     Crawler,
     CrawlResult,
 )
+from bitpeer.errors import ConnectFailed, ConnectionRefused, ConnectTimeout
 from bitpeer.export import CSV_FIELDS, summarize, write_snapshot
 from bitpeer.networks import REGTEST
 from bitpeer.protocol import PeerOptions
@@ -40,6 +38,8 @@ from bitpeer.simnet.network import SimNet
 from bitpeer.simnet.population import KINDS, MISBEHAVING_KINDS
 from bitpeer.tap import SIMNET
 from bitpeer.wire.address import AddrEntry, Network, NetworkAddress
+
+from .helpers import connections_closed
 
 T0 = 1_700_000_000
 SERVICES = 0x409
@@ -197,73 +197,83 @@ class LearnTests(SynchronousTestCase):
         self.assertEqual(crawler.filtered["pending-full"], 2)
 
 
-class DialReactor(MemoryReactorClock):
+class FakeDialler:
     """
-    A MemoryReactorClock whose connectors fail as real ones do: once, through
-    the factory's clientConnectionFailed, and at once when stopConnecting()
-    (or disconnect() while connecting) is called, with UserError.
+    A stand-in for bitpeer.dialler.Dialler: it records the attempts and
+    makes no connection; the test settles them as the network would.
     """
 
-    def connectTCP(self, host, port, factory, timeout=30, bindAddress=None):
-        connector = super().connectTCP(host, port, factory, timeout, bindAddress)
-        connector.factory, connector.failed = factory, False
+    def __init__(self, reactor, factory, timeout, failed, clock=None):
+        self.factory, self.timeout, self.failed = factory, timeout, failed
+        self.attempts = []
 
-        def stop():
-            connector.stoppedConnecting = True
-            self.fail(connector, UserError())
+    def dial(self, address):
+        attempt = FakeAttempt(self, address)
+        self.attempts.append(attempt)
+        return attempt
 
-        connector.stopConnecting = connector.disconnect = stop
-        return connector
 
-    def fail(self, connector, error):
-        if not connector.failed:
-            connector.failed = True
-            connector.factory.clientConnectionFailed(connector, Failure(error))
+class FakeAttempt:
+    """One recorded dial; ``fail`` settles it once, as Attempt does."""
+
+    def __init__(self, dialler, address):
+        self.dialler, self.address = dialler, address
+        self.settled = self.cancelled = False
+
+    def fail(self, error):
+        if not self.settled:
+            self.settled = True
+            self.dialler.failed(self.address, error)
+
+    def cancel(self):
+        if not self.settled:
+            self.cancelled = True
+            self.fail(ConnectFailed("connection attempt cancelled"))
 
 
 class DialTests(SynchronousTestCase):
     """
-    Dialling on a MemoryReactorClock: connections are recorded, never made;
-    the test fails them as the network would.
+    The dialling discipline, with a FakeDialler: dials are recorded, never
+    made; the test fails them as the network would.
     """
 
     def setUp(self):
-        self.reactor = DialReactor()
-        self.reactor.advance(T0)
+        self.clock = task.Clock()
+        self.clock.advance(T0)
         self.book = FakeBook()
 
     def crawler(self, seeds, seed=1, **options):
         options.setdefault("allow_private", True)
-        return Crawler(self.reactor, REGTEST, seeds, options=CrawlOptions(**options),
-                       book=self.book, crawl_id=9, random=random.Random(seed))
+        self.current = Crawler(self.clock, REGTEST, seeds, options=CrawlOptions(**options),
+                               book=self.book, crawl_id=9, random=random.Random(seed),
+                               dialler=FakeDialler)
+        return self.current
 
     def seeds(self, n):
         return [ip(f"10.0.{i // 250}.{i % 250 + 1}", 18444) for i in range(n)]
 
     def dialled(self):
-        return [ip(host, port) for host, port, *_ in self.reactor.tcpClients]
+        return [attempt.address for attempt in self.current.dialler.attempts]
 
     def fail_dial(self, index, error):
-        self.reactor.fail(self.reactor.connectors[index], error)
+        self.current.dialler.attempts[index].fail(error)
 
     def test_concurrency_bound(self):
         crawler = self.crawler(self.seeds(10), concurrency=3)
         d = crawler.run()
         self.assertNoResult(d)
-        self.assertEqual(len(self.reactor.tcpClients), 3)
+        self.assertEqual(len(self.dialled()), 3)
         self.assertEqual((len(crawler.in_flight), len(crawler.pending)), (3, 7))
 
     def test_connect_timeout_option(self):
         crawler = self.crawler(self.seeds(2), connect_timeout=0.5)
-        crawler.run()
-        self.assertEqual({timeout for _, _, _, timeout, _ in self.reactor.tcpClients}, {0.5})
+        self.assertEqual(crawler.dialler.timeout, 0.5)
 
     def test_random_pick(self):
         """Pending addresses are picked at random, not in the order learnt."""
         seeds = self.seeds(50)
         firsts = set()
         for seed in range(40):
-            self.reactor = DialReactor()
             self.crawler(seeds, seed=seed, concurrency=1).run()
             firsts.add(self.dialled()[0])
         self.assertGreater(len(firsts), 15)
@@ -273,9 +283,9 @@ class DialTests(SynchronousTestCase):
         crawler = self.crawler(seeds, concurrency=2)
         d = crawler.run()
         first, second = self.dialled()
-        self.fail_dial(0, ConnectionRefusedError())
+        self.fail_dial(0, ConnectionRefused("refused"))
         self.assertEqual(len(self.dialled()), 3)  # a freed slot is filled at once
-        self.fail_dial(1, TimeoutError())
+        self.fail_dial(1, ConnectTimeout("no answer"))
         self.assertEqual(len(self.dialled()), 4)
         self.assertEqual(crawler.unreachable[first].reason, "refused")
         self.assertEqual(crawler.unreachable[second].reason, "connect-timeout")
@@ -283,8 +293,8 @@ class DialTests(SynchronousTestCase):
                                                   (9, second, "unreachable",
                                                    "connect-timeout")])
         self.assertNoResult(d)
-        self.fail_dial(2, ConnectionRefusedError())
-        self.fail_dial(3, ConnectionRefusedError())
+        self.fail_dial(2, ConnectionRefused("refused"))
+        self.fail_dial(3, ConnectionRefused("refused"))
         result = self.successResultOf(d)
         self.assertIsInstance(result, CrawlResult)
         self.assertEqual(set(result.unreachable), set(seeds))
@@ -295,7 +305,7 @@ class DialTests(SynchronousTestCase):
         crawler = self.crawler(self.seeds(1) + [ONION, I2P, CJDNS])
         d = crawler.run()
         self.assertEqual(self.dialled(), self.seeds(1))
-        self.fail_dial(0, ConnectionRefusedError())
+        self.fail_dial(0, ConnectionRefused("refused"))
         self.assertEqual(self.successResultOf(d).not_dialled, (ONION, I2P, CJDNS))
 
     def test_duplicate_seeds_dialled_once(self):
@@ -312,14 +322,14 @@ class DialTests(SynchronousTestCase):
     def test_progress_timeline(self):
         crawler = self.crawler(self.seeds(2), progress_interval=5)
         d = crawler.run()
-        self.reactor.advance(5)
-        self.reactor.advance(5)
-        self.fail_dial(0, ConnectionRefusedError())
-        self.fail_dial(1, ConnectionRefusedError())
+        self.clock.advance(5)
+        self.clock.advance(5)
+        self.fail_dial(0, ConnectionRefused("refused"))
+        self.fail_dial(1, ConnectionRefused("refused"))
         result = self.successResultOf(d)
         self.assertEqual(result.timeline, ((5.0, 0, 0, 2), (10.0, 0, 0, 2), (10.0, 0, 2, 2)))
         self.assertEqual(result.elapsed, 10)
-        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_stop(self):
         """stop() ends the crawl at once: pending dropped, dials cancelled."""
@@ -327,12 +337,12 @@ class DialTests(SynchronousTestCase):
         d = crawler.run()
         crawler.stop()
         result = self.successResultOf(d)
-        self.assertTrue(all(c.stoppedConnecting for c in self.reactor.connectors))
+        self.assertTrue(all(a.cancelled for a in crawler.dialler.attempts))
         self.assertEqual(len(self.dialled()), 3)
         self.assertEqual(crawler.pending, [])
         self.assertEqual(crawler.in_flight, {})
         self.assertEqual(result.reachable, {})
-        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_stop_does_not_blame_cancelled_dials(self):
         """
@@ -357,25 +367,6 @@ def crawl_options(**options):
                   progress_interval=0.5)
     values.update(options)
     return CrawlOptions(**values)
-
-
-def client_connections():
-    """The reactor's outbound TCP connections (connecting or connected)."""
-    return [s for s in set(reactor.getReaders()) | set(reactor.getWriters())
-            if isinstance(s, tcp.Client)]
-
-
-@defer.inlineCallbacks
-def connections_closed(timeout=5.0):
-    """
-    Wait until every outbound connection is gone: the crawler closes its
-    peers when it is done with them, and the sockets go a moment later.
-    """
-    deadline = time.monotonic() + timeout
-    while client_connections():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"connections left open: {client_connections()}")
-        yield task.deferLater(reactor, 0.01)
 
 
 @defer.inlineCallbacks

@@ -21,7 +21,7 @@ import tempfile
 import time
 
 from twisted.application.service import IServiceMaker
-from twisted.internet import defer, reactor, task, tcp
+from twisted.internet import defer, reactor, task
 from twisted.names import common, dns, server
 from twisted.names import error as dns_error
 from twisted.plugin import getPlugins
@@ -35,7 +35,7 @@ from bitpeer.simnet import tap as simnet_tap
 from bitpeer.tap import SIMNET, CrawlerService, Options, _duration, affordable_concurrency
 from bitpeer.wire.address import NetworkAddress
 
-from .helpers import NODE_KEYS, SUMMARY_KEYS
+from .helpers import NODE_KEYS, SUMMARY_KEYS, connections_closed
 
 
 #: Short timeouts for crawls of a loopback network.
@@ -243,23 +243,6 @@ class _Zone(common.ResolverBase):
         return defer.succeed((answers, [], []))
 
 
-def client_connections():
-    """The reactor's outbound TCP connections (connecting or connected)."""
-    return [s for s in set(reactor.getReaders()) | set(reactor.getWriters())
-            if isinstance(s, tcp.Client)]
-
-
-@defer.inlineCallbacks
-def connections_closed(timeout=5.0):
-    """Wait until every outbound connection is gone (they close a moment after
-    the crawler is done with them)."""
-    deadline = time.monotonic() + timeout
-    while client_connections():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"connections left open: {client_connections()}")
-        yield task.deferLater(reactor, 0.01)
-
-
 def db_rows(path, query, *args):
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
@@ -424,7 +407,6 @@ class ServiceTests(TestCase):
         errors = [e.getErrorMessage() for e in self.flushLoggedErrors()]
         self.assertEqual((service.failed, errors), (False, []))
         self.assertEqual(db_rows(self.db, "SELECT id, finished FROM crawls"), [(1, None)])
-
 
 
 # -- twistd in a subprocess ---------------------------------------------------------------

@@ -1,0 +1,219 @@
+"""
+Many outbound TCP connections at once, for little more than the kernel's cost.
+
+A crawl dials tens of thousands of addresses, and most of them fail: nothing
+listens, or nothing answers.  Through ``reactor.connectTCP`` each attempt
+builds a Connector, a Client transport, a Deferred for name resolution, a
+timeout DelayedCall in the reactor's heap and, on failure, a Failure: about
+45 microseconds of Python on top of the socket calls, which made Twisted's
+connect machinery the largest cost of a crawl.
+
+Here an attempt is one small object.  It opens a non-blocking socket, asks
+the reactor to tell it when the socket is writable (the connect finished,
+one way or the other), and reads ``SO_ERROR``.  A refused or failed attempt
+closes its socket and calls ``failed(address, error)`` with a
+bitpeer.errors.ConnectFailed.  A connected socket is handed to Twisted with
+``reactor.adoptStreamConnection``, which builds the transport and the
+factory's protocol exactly as for any TCP connection; from then on the
+connection is Twisted's and the dialler forgets it.
+
+Every attempt has the same timeout, so deadlines come in the order the
+attempts started: a FIFO queue and one DelayedCall for its head replace a
+heap entry per attempt.
+"""
+
+import errno
+import os
+import socket
+from collections import deque
+
+from .errors import ConnectFailed, ConnectionRefused, ConnectTimeout
+from .wire.address import Network
+
+_FAMILIES = {Network.IPV4: socket.AF_INET, Network.IPV6: socket.AF_INET6}
+_CONNECTING = (errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK)
+
+
+def connect_error(code):
+    """The ConnectFailed subclass for a connect errno."""
+    text = f"{os.strerror(code)} ({errno.errorcode.get(code, code)})"
+    if code == errno.ECONNREFUSED:
+        return ConnectionRefused(text)
+    if code == errno.ETIMEDOUT:
+        return ConnectTimeout(text)
+    return ConnectFailed(text)
+
+
+class Attempt:
+    """
+    One connection attempt: an IWriteDescriptor for the reactor while the
+    connect is under way.  ``address`` is what was dialled; ``connecting``
+    is True until it has connected, failed or been cancelled.
+    """
+
+    __slots__ = ("dialler", "address", "socket", "family", "connecting", "early_error")
+
+    def __init__(self, dialler, address, sock, family):
+        self.dialler = dialler
+        self.address = address
+        self.socket = sock
+        self.family = family
+        self.connecting = True
+        #: A failure known inside dial(), reported on the next reactor turn.
+        self.early_error = None
+
+    def __repr__(self):
+        state = "connecting" if self.connecting else "done"
+        return f"<Attempt {self.address} {state}>"
+
+    def cancel(self):
+        """Give up on a connect under way (no-op once it has settled): the
+        ``failed`` callback gets ConnectFailed."""
+        if self.connecting:
+            self._settle(ConnectFailed("connection attempt cancelled"))
+        elif self.early_error is not None:
+            self.dialler._report_early(self)
+
+    # -- IWriteDescriptor: the reactor calls these ---------------------------
+
+    def fileno(self):
+        return self.socket.fileno()
+
+    def logPrefix(self):
+        return "bitpeer.dialler"
+
+    def doWrite(self):
+        """Writable: the connect is over; SO_ERROR says how it went."""
+        code = self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        self._settle(connect_error(code) if code else None)
+
+    def connectionLost(self, reason):
+        """The reactor saw an error or hang-up event: SO_ERROR has the cause
+        (for a refusal it is ECONNREFUSED)."""
+        if self.connecting:
+            code = self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            self._settle(connect_error(code or errno.ECONNRESET))
+
+    def _settle(self, error):
+        """Connected (``error`` is None) or failed: leave the reactor, then
+        hand the socket to Twisted or close it."""
+        self.connecting = False
+        dialler, sock = self.dialler, self.socket
+        dialler.reactor.removeWriter(self)
+        dialler._settled()
+        if error is None:
+            try:
+                # Twisted duplicates the descriptor; ours is closed after.
+                dialler.reactor.adoptStreamConnection(sock.fileno(), self.family,
+                                                      dialler.factory)
+            except OSError as e:
+                # Reset between the connect and the adoption.
+                error = connect_error(e.errno or errno.ECONNRESET)
+        sock.close()
+        if error is not None:
+            dialler.failed(self.address, error)
+
+
+class Dialler:
+    """
+    Dial IPv4 and IPv6 NetworkAddresses for ``factory`` (any Twisted
+    protocol factory), giving up after ``timeout`` seconds of ``clock``.
+
+    ``failed(address, error)`` is called once for every attempt that does
+    not connect, with a ConnectFailed (ConnectionRefused, ConnectTimeout, or
+    the plain class with the OS's words); never from inside ``dial``, so a
+    caller that dials again from ``failed`` does not recurse.  A connected
+    attempt calls nothing: the factory's protocol takes over.
+    """
+
+    def __init__(self, reactor, factory, timeout, failed, clock=None):
+        self.reactor = reactor
+        self.clock = clock if clock is not None else reactor
+        self.factory = factory
+        self.timeout = timeout
+        self.failed = failed
+        #: Attempts under way.
+        self.connecting = 0
+        self._deadlines = deque()
+        self._timer = None
+        self._early = {}  # attempts that failed inside dial(), in order
+        self._early_call = None
+
+    def dial(self, address):
+        """Start connecting to ``address``: its Attempt."""
+        family = _FAMILIES.get(address.network)
+        if family is None:
+            raise ValueError(f"{address}: {address.network_name} addresses need a proxy")
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as e:
+            # Out of descriptors, say.
+            return self._fail_soon(Attempt(self, address, None, family),
+                                   e.errno or errno.EMFILE)
+        sock.setblocking(False)
+        attempt = Attempt(self, address, sock, family)
+        target = (address.host_text, address.port)
+        code = sock.connect_ex(target if family == socket.AF_INET else target + (0, 0))
+        if code and code not in _CONNECTING:
+            # Failed at once (no route, say).
+            sock.close()
+            return self._fail_soon(attempt, code)
+        self.connecting += 1
+        # Connected at once (code 0) or under way: either way the socket
+        # becomes writable, and doWrite takes it from there.
+        self.reactor.addWriter(attempt)
+        self._deadlines.append((self.clock.seconds() + self.timeout, attempt))
+        if self._timer is None:
+            self._timer = self.clock.callLater(self.timeout, self._expire)
+        return attempt
+
+    def _settled(self):
+        self.connecting -= 1
+        if not self.connecting:
+            # Nothing under way: no timer left behind, nothing held.
+            self._deadlines.clear()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def _expire(self):
+        """Time out every attempt whose deadline has passed; re-arm for the
+        first one still under way."""
+        self._timer = None
+        now, deadlines = self.clock.seconds(), self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, attempt = deadlines.popleft()
+            if attempt.connecting:
+                attempt._settle(ConnectTimeout(f"no TCP connection within {self.timeout:g} s"))
+        while deadlines and not deadlines[0][1].connecting:
+            deadlines.popleft()
+        # A dial made by a ``failed`` callback above may have armed a timer
+        # for its own, later deadline: the head's comes first.
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if deadlines:
+            self._timer = self.clock.callLater(deadlines[0][0] - now, self._expire)
+
+    def _fail_soon(self, attempt, code):
+        """A failure known inside dial() is reported on the next reactor
+        turn (or at once by cancel()), so ``failed`` never runs inside dial."""
+        attempt.connecting = False
+        attempt.early_error = connect_error(code)
+        self._early[attempt] = None
+        if self._early_call is None:
+            self._early_call = self.clock.callLater(0, self._report_all_early)
+        return attempt
+
+    def _report_all_early(self):
+        self._early_call = None
+        for attempt in list(self._early):
+            self._report_early(attempt)
+
+    def _report_early(self, attempt):
+        error, attempt.early_error = attempt.early_error, None
+        del self._early[attempt]
+        if not self._early and self._early_call is not None:
+            self._early_call.cancel()
+            self._early_call = None
+        self.failed(attempt.address, error)

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -62,7 +63,8 @@ def start_simnet(workdir, kind, nodes, seed):
 
 
 def run_crawler(workdir, seeds, args):
-    """Run the crawl to completion; return (wall seconds, rusage)."""
+    """Run the crawl to completion; return (wall seconds, rusage, start and
+    end epoch times)."""
     command = [
         twistd(), "-n", "--pidfile=", "--logfile", os.path.join(workdir, "crawl.log"),
         "bitpeer-crawl", "--network", "regtest", "--seeds-file", seeds, "--allow-private",
@@ -70,13 +72,13 @@ def run_crawler(workdir, seeds, args):
         "--concurrency", str(args.concurrency), "--connect-timeout", str(args.connect_timeout),
         "--getaddr-fraction", str(args.getaddr_fraction), "--fixed-seeds", "never",
     ]
-    start = time.monotonic()
+    start, started_at = time.monotonic(), time.time()
     process = subprocess.Popen(command, cwd=workdir)
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.monotonic() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"the crawl failed; see {workdir}/crawl.log")
-    return wall, usage
+    return wall, usage, started_at, time.time()
 
 
 def process_cpu(pid):
@@ -99,6 +101,8 @@ def judge(workdir, truth_path):
     attempts = summary["outcomes"]["reachable"] + summary["outcomes"]["unreachable"]
     dead = set(truth["refused"]) | set(truth["blackholed"])
     return {
+        "started": datetime.fromisoformat(summary["started"]).timestamp(),
+        "finished": datetime.fromisoformat(summary["finished"]).timestamp(),
         "expected": len(expected),
         "found": len(found & expected),
         "false_reachable": len(found & dead),
@@ -121,7 +125,7 @@ def main(argv=None):
         workdir = tempfile.mkdtemp(prefix=f"bitpeer-bench-{args.network}-{nodes}-")
         simnet, truth, seeds = start_simnet(workdir, args.network, nodes, args.seed)
         try:
-            wall, usage = run_crawler(workdir, seeds, args)
+            wall, usage, process_start, process_end = run_crawler(workdir, seeds, args)
             simnet_cpu = process_cpu(simnet.pid)
         finally:
             simnet.terminate()
@@ -131,6 +135,11 @@ def main(argv=None):
         row = {
             "nodes": nodes,
             "wall_s": round(wall, 2),
+            # The process's wall time is start-up (Python, twistd, the
+            # address book) + the crawl + shut-down (snapshots, last flush).
+            "startup_s": round(verdict["started"] - process_start, 2),
+            "crawl_s": round(verdict["finished"] - verdict["started"], 2),
+            "shutdown_s": round(process_end - verdict["finished"], 2),
             "reachable_per_s": round(verdict["found"] / wall),
             "attempts_per_s": round(verdict["attempts"] / wall),
             "gossip_per_s": round(verdict["gossiped"] / wall),

@@ -155,8 +155,10 @@ class _AddrCollector:
 
     def _stop_timers(self):
         for call in (self._idle_call, self._total_call):
-            if call.active():
+            if call is not None and call.active():
                 call.cancel()
+        # The calls hold methods of ours: no cycle left behind.
+        self._idle_call = self._total_call = None
 
     def _finish(self, outcome):
         self._stop_timers()
@@ -276,15 +278,20 @@ class Peer:
     def send(self, message):
         """
         Send any message.  ``wtxidrelay`` and ``sendaddrv2`` after our verack
-        are refused: Core disconnects for them.
+        are refused: Core disconnects for them.  Once the connection has
+        ended, sending does nothing (as with a Twisted transport).
         """
+        if self._protocol is None:
+            return
         if isinstance(message, (WtxidRelay, SendAddrV2)) and self._protocol.verack_sent:
             raise ValueError(f"{message.command} after verack makes Core disconnect")
         self._protocol.sendMessage(message)
 
     def close(self):
-        """Close the connection politely (pending writes are flushed)."""
-        self._protocol.close(ConnectionClosed("closed by us"))
+        """Close the connection politely (pending writes are flushed); once
+        it has ended, this does nothing."""
+        if self._protocol is not None:
+            self._protocol.close(ConnectionClosed("closed by us"))
 
     # -- called by BitcoinProtocol -------------------------------------------
 
@@ -316,3 +323,6 @@ class Peer:
         for _, done in pings.values():
             done.errback(failure)
         self._closed.fire(error)
+        # The protocol points at us: without this cycle, a closed connection
+        # is freed by reference counting as soon as nobody holds it.
+        self._protocol = None

@@ -141,7 +141,6 @@ class BitcoinProtocol(Protocol):
         self.dropped = 0
         self.first_dropped = None
         self._close_reason = None
-        self._timers = []
 
     # -- connection lifecycle -----------------------------------------------
 
@@ -171,6 +170,10 @@ class BitcoinProtocol(Protocol):
         for call in (self._handshake_call, self._idle_call):
             if call.active():
                 call.cancel()
+        # A DelayedCall holds its function, a method of ours: dropping them
+        # (and the Peer dropping us) leaves no cycle, so a closed
+        # connection is freed at once rather than by the cyclic collector.
+        self._handshake_call = self._idle_call = None
         self.nonces.discard(self.nonce)
         error = self._close_reason or ConnectionClosed(
             f"connection closed by peer: {reason.getErrorMessage()}"

@@ -102,11 +102,18 @@ class CommandTests(TestCase):
     def setUp(self):
         self.book = ipv4_entries(60) + onion_entries(40)
         self.server_peers = []
+        #: The node's own version nonces (read while the connection is up).
+        self.server_nonces = []
+
+        def on_peer(peer):
+            self.server_peers.append(peer)
+            self.server_nonces.append(peer._protocol.nonce)
+
         factory = NodeFactory(
             reactor,
             options=PeerOptions(user_agent="/cli-test-node:2/", start_height=4242),
             address_source=lambda: self.book,
-            on_peer=self.server_peers.append,
+            on_peer=on_peer,
         )
         port = reactor.listenTCP(0, factory, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
@@ -142,8 +149,7 @@ class CommandTests(TestCase):
         self.assertEqual(info["services"], 0)
         self.assertEqual(info["relay"], False)
         self.assertEqual(info["network"], "ipv4")
-        [server_peer] = self.server_peers
-        self.assertEqual(info["nonce"], server_peer._protocol.nonce)
+        self.assertEqual([info["nonce"]], self.server_nonces)
 
     @defer.inlineCallbacks
     def test_getaddr(self):

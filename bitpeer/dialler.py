@@ -84,6 +84,8 @@ class Attempt:
 
     def doWrite(self):
         """Writable: the connect is over; SO_ERROR says how it went."""
+        if not self.connecting:
+            return
         code = self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         self._settle(connect_error(code) if code else None)
 
@@ -208,7 +210,9 @@ class Dialler:
     def _report_all_early(self):
         self._early_call = None
         for attempt in list(self._early):
-            self._report_early(attempt)
+            # A ``failed`` callback may have cancelled (so reported) a later one.
+            if attempt in self._early:
+                self._report_early(attempt)
 
     def _report_early(self, attempt):
         error, attempt.early_error = attempt.early_error, None

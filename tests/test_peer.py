@@ -4,6 +4,9 @@ message streams (subscribe) and send rules, PeerInfo and OneShot.  Driven
 through a real BitcoinProtocol on a StringTransport and a task.Clock.
 """
 
+import gc
+import weakref
+
 from twisted.internet.defer import CancelledError, TimeoutError
 from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
@@ -465,6 +468,51 @@ class SendTests(SynchronousTestCase):
         node.peer.close()
         self.assertTrue(node.transport.disconnecting)
         self.assertFalse(node.transport.disconnected)
+
+
+class ClosedConnectionTests(SynchronousTestCase):
+    """
+    After the connection ends, nothing points back from the Peer to the
+    protocol, nor from a timer to its owner: a crawl's tens of thousands of
+    closed connections are freed by reference counting, not left for the
+    cyclic collector (they were, before: 150,000 objects per 10,000 nodes).
+    """
+
+    def setUp(self):
+        gc.collect()
+        gc.disable()
+        self.addCleanup(gc.enable)
+
+    def test_protocol_freed_without_the_collector(self):
+        node = FakeNode()
+        node.handshake()
+        peer = node.peer
+        asked = peer.getaddr()
+        pinged = peer.ping()
+        collector = weakref.ref(peer._collector)
+        protocol = weakref.ref(node.protocol)
+        node.connection_lost()
+        del node
+        self.assertIsNone(protocol())
+        self.failureResultOf(asked, ConnectionClosed)
+        self.failureResultOf(pinged, ConnectionClosed)
+        del peer._collector
+        self.assertIsNone(collector())
+
+    def test_peer_after_the_end(self):
+        """send() and close() do nothing once the connection has ended; the
+        one-shot results say why it ended."""
+        node = FakeNode()
+        node.handshake()
+        peer = node.peer
+        node.connection_lost()
+        node.raw_sent()
+        peer.send(Ping(7))
+        peer.close()
+        self.assertEqual(node.raw_sent(), b"")
+        self.assertIsInstance(self.successResultOf(peer.whenClosed()), ConnectionClosed)
+        self.failureResultOf(peer.getaddr(), ConnectionClosed)
+        self.failureResultOf(peer.ping(), ConnectionClosed)
 
 
 class PeerInfoTests(SynchronousTestCase):

@@ -3,7 +3,9 @@ Snapshots of a crawl for people and programs: a JSON file with a summary and
 one record per reachable node, and the same nodes as CSV.
 
 Files are written to a temporary name and renamed, so a reader never sees a
-half-written snapshot.
+half-written snapshot.  In the JSON file the summary is indented and each
+node is one line: easy to read and to grep, and written by json's C encoder
+(with ``indent`` it falls back to pure Python, three times slower).
 """
 
 import collections
@@ -82,10 +84,11 @@ def _utc(seconds):
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat()
 
 
-def snapshot(result):
-    """The whole JSON document: summary, reachable nodes, not-dialled addresses."""
+def snapshot(result, summary=None):
+    """The whole JSON document: summary (``summarize(result)`` unless
+    given), reachable nodes, not-dialled addresses."""
     return {
-        "summary": summarize(result),
+        "summary": summary if summary is not None else summarize(result),
         "nodes": [node_record(a, r) for a, r in sorted(result.reachable.items())],
         "not_dialled": [
             {"address": str(a), "network": a.network_name} for a in result.not_dialled
@@ -93,11 +96,12 @@ def snapshot(result):
     }
 
 
-def write_snapshot(result, directory):
+def write_snapshot(result, directory, summary=None):
     """
     Write ``<network>-<UTC time>.json`` and ``.csv`` into ``directory``
     (created if missing; ``-2``, ``-3``... after the time if a snapshot of
-    that second exists); return the two paths.
+    that second exists); return the two paths.  ``summary`` saves
+    summarizing again when the caller already has it.
     """
     os.makedirs(directory, exist_ok=True)
     stamp = datetime.datetime.fromtimestamp(result.finished, datetime.timezone.utc)
@@ -108,9 +112,9 @@ def write_snapshot(result, directory):
         # keep both.
         serial += 1
         base = f"{stem}-{serial}"
-    document = snapshot(result)
+    document = snapshot(result, summary)
     json_path, csv_path = base + ".json", base + ".csv"
-    atomic_write(json_path, lambda f: json.dump(document, f, indent=1))
+    atomic_write(json_path, lambda f: f.write(_json_text(document)))
 
     def write_csv(stream):
         writer = csv.DictWriter(stream, CSV_FIELDS)
@@ -119,6 +123,19 @@ def write_snapshot(result, directory):
 
     atomic_write(csv_path, write_csv, newline="")
     return json_path, csv_path
+
+
+def _json_text(document):
+    """A dict of dicts and lists as JSON: dicts indented, one list item a line."""
+    parts = []
+    for key, value in document.items():
+        if isinstance(value, list):
+            lines = ",\n  ".join(map(json.dumps, value))
+            text = f"[\n  {lines}\n ]" if value else "[]"
+        else:
+            text = json.dumps(value, indent=1).replace("\n", "\n ")
+        parts.append(f" {json.dumps(key)}: {text}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
 def atomic_write(path, write, **open_args):

@@ -284,8 +284,9 @@ class CrawlerService(Service):
                 self.log.info("crawl interrupted; the address book keeps what it learnt")
                 return
             await self.book.flush()
-            await self.book.finish_crawl(crawl_id, summarize(result), reactor.seconds())
-            json_path, csv_path = write_snapshot(result, options["out"])
+            summary = summarize(result)
+            await self.book.finish_crawl(crawl_id, summary, reactor.seconds())
+            json_path, csv_path = write_snapshot(result, options["out"], summary)
             self.log.info(
                 "crawl done in {elapsed:.1f} s: {reachable} reachable, {unreachable} "
                 "unreachable, {not_dialled} not dialled; wrote {json} and {csv}",

@@ -3,6 +3,7 @@ Service bits (protocol.h ``ServiceFlags``) and how to show them to people.
 """
 
 import enum
+import functools
 
 
 class ServiceFlags(enum.IntFlag):
@@ -31,10 +32,12 @@ NODE_P2P_V2 = ServiceFlags.P2P_V2
 SEEDS_SERVICE_FLAGS = NODE_NETWORK | NODE_WITNESS
 
 
+@functools.lru_cache(maxsize=1024)
 def describe(services):
     """
     ``NETWORK|WITNESS|NETWORK_LIMITED`` for 0x409; unnamed bits appear as
-    ``BIT24``; no bits at all is ``NONE``.
+    ``BIT24``; no bits at all is ``NONE``.  Cached: a crawl's nodes share a
+    handful of values, and a snapshot names each node's twice.
     """
     names = []
     for bit in range(64):

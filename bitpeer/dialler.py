@@ -31,6 +31,8 @@ from .errors import ConnectFailed, ConnectionRefused, ConnectTimeout
 from .wire.address import Network
 
 _FAMILIES = {Network.IPV4: socket.AF_INET, Network.IPV6: socket.AF_INET6}
+#: Non-blocking from creation where the OS allows it (one syscall fewer).
+_NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
 _CONNECTING = (errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK)
 
 
@@ -147,12 +149,13 @@ class Dialler:
         if family is None:
             raise ValueError(f"{address}: {address.network_name} addresses need a proxy")
         try:
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock = socket.socket(family, socket.SOCK_STREAM | _NONBLOCK)
         except OSError as e:
             # Out of descriptors, say.
             return self._fail_soon(Attempt(self, address, None, family),
                                    e.errno or errno.EMFILE)
-        sock.setblocking(False)
+        if not _NONBLOCK:
+            sock.setblocking(False)
         attempt = Attempt(self, address, sock, family)
         target = (address.host_text, address.port)
         code = sock.connect_ex(target if family == socket.AF_INET else target + (0, 0))

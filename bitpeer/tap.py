@@ -211,9 +211,6 @@ class CrawlerService(Service):
         else:
             self.log.failure("the crawl failed", failure)
         self.failed = True
-        # twistd always exits 0 once its reactor stops; a failed crawl must
-        # not look like a successful one to a script or a scheduler.
-        atexit.register(_exit_failed)
         if self.reactor.running:
             self.reactor.stop()
 
@@ -336,10 +333,20 @@ def _params(options):
     }
 
 
-def _exit_failed():
+def exit_now(service):
+    """
+    End the process with the crawl's status, at once.  twistd exits 0 once
+    its reactor stops, and a failed crawl must not look like a successful
+    one to a script or a scheduler.  This runs at exit, after twistd has
+    stopped the service (the address book is closed, the snapshot
+    written), removed its pid file and logged its last line: all that is
+    left is Python freeing the crawl's objects one by one, which took 0.25
+    s after a 10,000-node crawl and 2 s after a 40,000-node one.
+    """
+    failed = service.failed or getattr(sys, "last_value", None) is not None
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(1)
+    os._exit(1 if failed else 0)
 
 
 def tune_garbage_collector():
@@ -360,6 +367,7 @@ def makeService(options):
     from twisted.internet import reactor
 
     tune_garbage_collector()
-
-    return CrawlerService(options, reactor)
+    service = CrawlerService(options, reactor)
+    atexit.register(exit_now, service)
+    return service
 

@@ -114,6 +114,15 @@ MIGRATIONS = [
             "CREATE INDEX observations_by_crawl ON observations (crawl_id)",
         ],
     ),
+    (
+        2,
+        [
+            # The handshake's relay flag: with it an observation holds every
+            # fact its address row takes, and rows are updated from the
+            # observations in one statement (_ADDRESSES_FROM_OBSERVATIONS).
+            "ALTER TABLE observations ADD COLUMN relay INTEGER",
+        ],
+    ),
 ]
 
 
@@ -190,14 +199,26 @@ ON CONFLICT (network, host, port) DO UPDATE SET
     last_source = excluded.last_source
 """)
 
-# An address first met by dialling it (a seed, a command-line peer) gets
-# first_seen/last_seen = the attempt time and no source.
-_ATTEMPT_UPSERT = ("""
+# Every observation from id ``?`` on, in order, applied to its address row:
+# counters, last attempt and success, the failure's reason, and the
+# handshake's facts (a failed attempt keeps the last known ones).  One
+# statement, run by SQLite alone: binding a second row per attempt from
+# Python held the GIL the reactor thread needs.  An address first met by
+# dialling it (a seed, a command-line peer) gets first_seen/last_seen = the
+# attempt time and no source.  (The WHERE clause also keeps SQLite from
+# reading ON CONFLICT as a join constraint.)
+_ADDRESSES_FROM_OBSERVATIONS = f"""
 INSERT INTO addresses (network, host, port, first_seen, last_seen,
                        attempts, successes, failures, last_attempt, last_success,
                        last_failure_reason, last_failure_detail,
                        version, user_agent, handshake_services, start_height, relay, latency)
-""", "(?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", """
+SELECT network, host, port, at, at, 1,
+       outcome = '{REACHABLE}', outcome != '{REACHABLE}', at,
+       CASE WHEN outcome = '{REACHABLE}' THEN at END,
+       CASE WHEN outcome = '{REACHABLE}' THEN NULL ELSE reason END,
+       CASE WHEN outcome = '{REACHABLE}' THEN NULL ELSE detail END,
+       version, user_agent, services, start_height, relay, latency
+FROM observations WHERE id >= ? ORDER BY id
 ON CONFLICT (network, host, port) DO UPDATE SET
     attempts = attempts + 1,
     successes = successes + excluded.successes,
@@ -214,12 +235,13 @@ ON CONFLICT (network, host, port) DO UPDATE SET
     start_height = coalesce(excluded.start_height, start_height),
     relay = CASE WHEN excluded.version IS NULL THEN relay ELSE excluded.relay END,
     latency = coalesce(excluded.latency, latency)
-""")
+"""
 
 _OBSERVATION_INSERT = ("""
 INSERT INTO observations (crawl_id, network, host, port, at, outcome, reason, detail,
-                          version, user_agent, services, start_height, latency, returned)
-""", "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "")
+                          version, user_agent, services, start_height, latency, returned,
+                          relay)
+""", "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "")
 
 #: Bound parameters per statement: SQLite's limit before 3.32 (999), the
 #: lowest a Python 3.10+ may be linked with.
@@ -250,7 +272,7 @@ FROM addresses ORDER BY id
 
 _OBSERVATION_COLUMNS = (
     "crawl_id", "at", "outcome", "reason", "detail", "version", "user_agent",
-    "services", "start_height", "latency", "returned",
+    "services", "start_height", "relay", "latency", "returned",
 )
 
 
@@ -628,29 +650,21 @@ class AddressBook:
             )
         if not attempts:
             return
-        updates = []
         observations = []
+        append = observations.append
         for crawl_id, address, outcome, reason, detail, info, returned, now in attempts:
             network, host, port = address
-            ok = outcome == REACHABLE
             if info is not None:
-                version, agent, services = info.version, info.user_agent, to_db(info.services)
-                height, latency = info.start_height, info.handshake_latency
                 relay = None if info.relay is None else int(info.relay)
+                append((crawl_id, network, host, port, now, outcome, reason, detail,
+                        info.version, info.user_agent, to_db(info.services),
+                        info.start_height, info.handshake_latency, returned, relay))
             else:
-                version = agent = services = height = latency = relay = None
-            updates.append((
-                network, host, port, now, now,
-                int(ok), int(not ok), now, now if ok else None,
-                None if ok else reason, None if ok else detail,
-                version, agent, services, height, relay, latency,
-            ))
-            observations.append((
-                crawl_id, network, host, port, now, outcome, reason, detail,
-                version, agent, services, height, latency, returned,
-            ))
-        _insert_rows(db, _ATTEMPT_UPSERT, updates)
+                append((crawl_id, network, host, port, now, outcome, reason, detail,
+                        None, None, None, None, None, returned, None))
+        first = db.execute("SELECT coalesce(max(id), 0) + 1 FROM observations").fetchone()[0]
         _insert_rows(db, _OBSERVATION_INSERT, observations)
+        db.execute(_ADDRESSES_FROM_OBSERVATIONS, (first,))
 
     # -- reads and crawls -------------------------------------------------------
 

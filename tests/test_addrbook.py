@@ -39,6 +39,8 @@ from bitpeer.peer import PeerInfo
 from bitpeer.wire.address import AddrEntry, Network, NetworkAddress
 
 T0 = 1_700_000_000
+#: The schema version this bitpeer writes.
+LATEST = addrbook.MIGRATIONS[-1][0]
 
 
 def address(n, port=8333):
@@ -137,7 +139,7 @@ class OpenTests(BookTestCase):
         book = await self.opened(path)
         db = self.raw(path)
         self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
-        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 1)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], LATEST)
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         self.assertEqual(tables, {"addresses", "crawls", "observations"})
         synchronous = await book._run(
@@ -187,14 +189,14 @@ class OpenTests(BookTestCase):
         self.assertEqual(self.raw(path).execute("PRAGMA user_version").fetchone()[0], 7)
 
     async def test_migration_appended_is_applied(self):
-        """Appending (2, [...]) to MIGRATIONS upgrades an existing version-1
+        """Appending (LATEST + 1, [...]) to MIGRATIONS upgrades an existing
         book in place, keeping its rows."""
         path = self.path()
         book = await self.opened(path)
         book.gossip(entries(3), SOURCE_A, 10.0)
         await book.close()
         self.patch(addrbook, "MIGRATIONS", addrbook.MIGRATIONS + [
-            (2, [
+            (LATEST + 1, [
                 "ALTER TABLE addresses ADD COLUMN note TEXT",
                 "UPDATE addresses SET note = 'migrated'",
             ]),
@@ -202,10 +204,40 @@ class OpenTests(BookTestCase):
         book = await self.opened(path)
         self.assertEqual(len(await book.known()), 3)
         db = self.raw(path)
-        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 2)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], LATEST + 1)
         self.assertEqual(
             db.execute("SELECT DISTINCT note FROM addresses").fetchall(), [("migrated",)]
         )
+
+    async def test_version_1_book_upgraded(self):
+        """
+        A book written by the first schema gains the observations' relay
+        column; its rows are kept, and attempts made after the upgrade
+        update the addresses as before.
+        """
+        path = self.path()
+        every = addrbook.MIGRATIONS
+        self.patch(addrbook, "MIGRATIONS", every[:1])
+        await (await self.opened(path)).close()
+        db = self.raw(path)
+        db.execute("INSERT INTO addresses (network, host, port, first_seen, last_seen, attempts,"
+                   " successes, relay) VALUES (1, ?, 8333, 10.0, 10.0, 1, 1, 1)",
+                   (address(1)[1],))
+        db.execute("INSERT INTO crawls (network, started) VALUES ('mainnet', 1.0)")
+        db.execute("INSERT INTO observations (crawl_id, network, host, port, at, outcome)"
+                   " VALUES (1, 1, ?, 8333, 10.0, 'reachable')", (address(1)[1],))
+        db.commit()
+        db.close()
+        self.patch(addrbook, "MIGRATIONS", every)
+        book = await self.opened(path)
+        book.attempt(1, address(1), "unreachable", reason="refused", now=20.0)
+        rows = await book.observations(1)
+        self.assertEqual([(r["outcome"], r["relay"]) for r in rows],
+                         [("reachable", None), ("unreachable", None)])
+        row = self.row(path, address(1))
+        self.assertEqual((row["attempts"], row["successes"], row["failures"], row["relay"]),
+                         (2, 1, 1, 1))
+        self.assertEqual(self.raw(path).execute("PRAGMA user_version").fetchone()[0], 2)
 
     async def test_failed_migration_rolls_back(self):
         """A migration that fails half way leaves the book exactly at its old
@@ -214,11 +246,11 @@ class OpenTests(BookTestCase):
         book = await self.opened(path)
         await book.close()
         self.patch(addrbook, "MIGRATIONS", addrbook.MIGRATIONS + [
-            (2, ["ALTER TABLE addresses ADD COLUMN note TEXT", "SELECT * FROM nowhere"]),
+            (LATEST + 1, ["ALTER TABLE addresses ADD COLUMN note TEXT", "SELECT * FROM nowhere"]),
         ])
         await self.assertFailure(self.book(path).open(), sqlite3.OperationalError)
         db = self.raw(path)
-        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 1)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], LATEST)
         columns = [r[1] for r in db.execute("PRAGMA table_info(addresses)")]
         self.assertNotIn("note", columns)
 
@@ -433,11 +465,12 @@ class AttemptTests(BookTestCase):
         self.assertEqual(rows, [
             dict(crawl_id=first, address=address(1), at=10.0, outcome="reachable",
                  reason=None, detail=None, version=70016, user_agent="/Satoshi:27.0.0/",
-                 services=0x0C09, start_height=840_000, latency=0.125, returned=42),
+                 services=0x0C09, start_height=840_000, relay=1, latency=0.125,
+                 returned=42),
             dict(crawl_id=first, address=address(2), at=11.0, outcome="unreachable",
                  reason="handshake-timeout", detail="no verack in 20s", version=None,
-                 user_agent=None, services=None, start_height=None, latency=None,
-                 returned=None),
+                 user_agent=None, services=None, start_height=None, relay=None,
+                 latency=None, returned=None),
         ])
         self.assertEqual([r["address"] for r in await book.observations(second)], [address(3)])
 

@@ -10,7 +10,6 @@ IP" service.
 from collections import Counter
 
 import attr
-import treq
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
@@ -167,6 +166,10 @@ def _timed_out(result, timeout):
 
 
 async def _fetch_external_ip(url, agent, reactor):
+    # Imported here: treq brings twisted.web, 80 ms of every start-up of a
+    # crawler that never asks (the lookup is off by default).
+    import treq
+
     kwargs = {"agent": agent} if agent is not None else {"reactor": reactor}
     response = await treq.get(url, unbuffered=True, **kwargs)
     if response.code != 200:

@@ -144,6 +144,8 @@ def main(argv=None):
             "attempts_per_s": round(verdict["attempts"] / wall),
             "gossip_per_s": round(verdict["gossiped"] / wall),
             "cpu_s": round(cpu, 2),
+            # Kernel time (sockets, epoll) apart from Python's.
+            "cpu_sys_s": round(usage.ru_stime, 2),
             "cpu_ms_per_node": round(1000 * cpu / nodes, 3),
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
             "simnet_cpu_s": round(simnet_cpu, 2),

@@ -28,6 +28,7 @@ import socket
 from collections import deque
 
 from .errors import ConnectFailed, ConnectionRefused, ConnectTimeout
+from .logs import logger
 from .wire.address import Network
 
 _FAMILIES = {Network.IPV4: socket.AF_INET, Network.IPV6: socket.AF_INET6}
@@ -54,6 +55,8 @@ class Attempt:
     """
 
     __slots__ = ("dialler", "address", "socket", "family", "connecting", "early_error")
+
+    log = logger()
 
     def __init__(self, dialler, address, sock, family):
         self.dialler = dialler
@@ -113,6 +116,12 @@ class Attempt:
             except OSError as e:
                 # Reset between the connect and the adoption.
                 error = connect_error(e.errno or errno.ECONNRESET)
+            except Exception as e:
+                # A bug in the factory's protocol: logged, and the attempt
+                # still ends, or its caller would wait for it forever.
+                self.log.failure("{address}: the connection could not start",
+                             address=self.address)
+                error = ConnectFailed(f"the connection could not start: {e!r}")
         sock.close()
         if error is not None:
             dialler.failed(self.address, error)

@@ -255,6 +255,34 @@ class ConnectTests(DiallerTestCase):
         self.assert_settled(dialler, attempt)
 
 
+class BrokenFactoryTests(DiallerTestCase):
+    def test_protocol_that_cannot_start(self):
+        """
+        A factory whose protocol raises (a bug) still ends the attempt,
+        with ConnectFailed and the error logged: a caller waiting for the
+        verdict would otherwise wait forever.
+        """
+
+        class Broken(Factory):
+            def buildProtocol(self, addr):
+                raise RuntimeError("no protocol today")
+
+        self.factory = Broken()
+        dialler = self.make_dialler()
+        address = self.listener()
+        attempt = self.dial(dialler, address)
+        self.wait_writable(attempt)
+        self.reactor.adoptStreamConnection = lambda fd, family, factory: \
+            factory.buildProtocol(None)
+        attempt.doWrite()
+        [(failed_address, error)] = self.failures
+        self.assertEqual(failed_address, address)
+        self.assertIs(type(error), ConnectFailed)
+        self.assertIn("no protocol today", str(error))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assert_settled(dialler, attempt)
+
+
 class RefusedTests(DiallerTestCase):
     """Nothing listens: ConnectionRefused, through doWrite or connectionLost."""
 

@@ -16,7 +16,7 @@ they were asked for.
 
 Schema changes are MIGRATIONS entries: ``(version, [sql, ...])``, applied in
 order in one transaction, the version kept in ``PRAGMA user_version``.  To
-change the schema, append ``(2, [...])``; never edit a released entry.
+change the schema, append ``(3, [...])``; never edit a released entry.
 """
 
 import json
@@ -262,6 +262,7 @@ def _insert_rows(db, statement, rows):
     for start in range(0, len(rows), per):
         chunk = rows[start:start + per]
         db.execute(f"{head} VALUES {', '.join([row] * len(chunk))} {tail}", list(flat(chunk)))
+
 
 _KNOWN_SELECT = """
 SELECT network, host, port, coalesce(handshake_services, services), gossip_time,

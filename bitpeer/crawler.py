@@ -184,7 +184,13 @@ class Crawler:
         self.started = self.clock.seconds()
         self._done = Deferred(canceller=lambda _: self.stop())
         for address in self._seeds:
-            self._consider(address)
+            if address.is_valid():
+                self._consider(address)
+            else:
+                # 0.0.0.0, ::, 255.255.255.255...: Core would not dial them.
+                self.filtered["invalid"] += 1
+                self.log.warn("seed {address} is not a valid address; skipped",
+                              address=address)
         self._progress.start(self.options.progress_interval, now=False)
         self._fill()
         return self._done
@@ -279,6 +285,10 @@ class Crawler:
     def _connect_failed(self, address, error):
         """The dialler's verdict on an attempt that did not connect (its
         socket is closed already)."""
+        if address in self.connected:
+            # Its protocol had started (a bug broke it after): the peer's
+            # own end gives the verdict and frees the socket.
+            return
         self.open_sockets -= 1
         self._unreachable(address, error)
         self._visited(None, address)

@@ -14,8 +14,9 @@ one way or the other), and reads ``SO_ERROR``.  A refused or failed attempt
 closes its socket and calls ``failed(address, error)`` with a
 bitpeer.errors.ConnectFailed.  A connected socket is handed to Twisted with
 ``reactor.adoptStreamConnection``, which builds the transport and the
-factory's protocol exactly as for any TCP connection; from then on the
-connection is Twisted's and the dialler forgets it.
+factory's protocol exactly as for any TCP connection, the protocol being
+given the address that was dialled; from then on the connection is
+Twisted's and the dialler forgets it.
 
 Every attempt has the same timeout, so deadlines come in the order the
 attempts started: a FIFO queue and one DelayedCall for its head replace a
@@ -26,6 +27,8 @@ import errno
 import os
 import socket
 from collections import deque
+
+from twisted.internet.address import IPv4Address, IPv6Address
 
 from .errors import ConnectFailed, ConnectionRefused, ConnectTimeout
 from .logs import logger
@@ -109,22 +112,56 @@ class Attempt:
         dialler.reactor.removeWriter(self)
         dialler._settled()
         if error is None:
-            try:
-                # Twisted duplicates the descriptor; ours is closed after.
-                dialler.reactor.adoptStreamConnection(sock.fileno(), self.family,
-                                                      dialler.factory)
-            except OSError as e:
-                # Reset between the connect and the adoption.
-                error = connect_error(e.errno or errno.ECONNRESET)
-            except Exception as e:
-                # A bug in the factory's protocol: logged, and the attempt
-                # still ends, or its caller would wait for it forever.
-                self.log.failure("{address}: the connection could not start",
-                             address=self.address)
-                error = ConnectFailed(f"the connection could not start: {e!r}")
+            error = self._adopt()
         sock.close()
         if error is not None:
             dialler.failed(self.address, error)
+
+
+    def _adopt(self):
+        """Hand the connected socket to Twisted (which duplicates it; ours is
+        closed after): None, or the ConnectFailed that ends the attempt."""
+        adopting = _Adopting(self.dialler.factory, self.address)
+        try:
+            self.dialler.reactor.adoptStreamConnection(self.socket.fileno(), self.family,
+                                                       adopting)
+        except Exception as e:
+            if isinstance(e, OSError):
+                # Reset between the connect and the adoption.
+                error = connect_error(e.errno or errno.ECONNRESET)
+            else:
+                # A bug in the factory's protocol: logged, and the attempt
+                # still ends, or its caller would wait for it forever.
+                self.log.failure("{address}: the connection could not start",
+                                 address=self.address)
+                error = ConnectFailed(f"the connection could not start: {e!r}")
+            transport = getattr(adopting.protocol, "transport", None)
+            if transport is not None:
+                transport.abortConnection()
+            return error
+        if adopting.protocol is None:
+            return ConnectFailed("the factory refused the connection")
+        return None
+
+
+class _Adopting:
+    """
+    The factory a connected socket is adopted with.  It builds the real
+    factory's protocol for the address that was dialled, which the socket's
+    peer name may spell otherwise (0.0.0.0 is reached as 127.0.0.1), and
+    keeps it.
+    """
+
+    __slots__ = ("factory", "address", "protocol")
+
+    def __init__(self, factory, address):
+        self.factory, self.address, self.protocol = factory, address, None
+
+    def buildProtocol(self, peer_name):
+        address = self.address
+        kind = IPv6Address if address.network == Network.IPV6 else IPv4Address
+        self.protocol = self.factory.buildProtocol(kind("TCP", address.host_text, address.port))
+        return self.protocol
 
 
 class Dialler:

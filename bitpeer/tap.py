@@ -176,12 +176,15 @@ class CrawlerService(Service):
         self.simnet = None
         self.book = None
         self.failed = False
+        #: Set by startService: only then is the exit status the crawl's.
+        self.started = False
         self._running = None
         self._finished = OneShot()
         self._waiting = None
 
     def startService(self):
         super().startService()
+        self.started = True
         self._running = ensureDeferred(self._main())
         self._running.addErrback(self._crashed)
         self._running.addBoth(self._finished.fire)
@@ -198,12 +201,19 @@ class CrawlerService(Service):
         # Let _main see that we stopped before its book is closed under it.
         if self._running is not None:
             await self._finished.when()
-        if self.book is not None:
-            book, self.book = self.book, None
-            await book.close()
-        if self.simnet is not None:
-            simnet, self.simnet = self.simnet, None
-            await simnet.stop()
+        book, self.book = self.book, None
+        simnet, self.simnet = self.simnet, None
+        try:
+            if book is not None:
+                await book.close()
+        except Exception:
+            # The last flush failed: what it held is lost (close() logs how
+            # much), and the exit status must say so.
+            self.failed = True
+            raise
+        finally:
+            if simnet is not None:
+                await simnet.stop()
 
     def _crashed(self, failure):
         if failure.check(ValueError):
@@ -337,12 +347,16 @@ def exit_now(service):
     """
     End the process with the crawl's status, at once.  twistd exits 0 once
     its reactor stops, and a failed crawl must not look like a successful
-    one to a script or a scheduler.  This runs at exit, after twistd has
-    stopped the service (the address book is closed, the snapshot
-    written), removed its pid file and logged its last line: all that is
-    left is Python freeing the crawl's objects one by one, which took 0.25
-    s after a 10,000-node crawl and 2 s after a 40,000-node one.
+    one to a script or a scheduler.  This runs at exit; once the service
+    has run, twistd has stopped it (the address book is closed, the
+    snapshot written), removed its pid file and logged its last line: all
+    that is left is Python freeing the crawl's objects one by one, which
+    took 0.25 s after a 10,000-node crawl and 2 s after a 40,000-node one.
     """
+    if not service.started:
+        # twistd gave up before starting it (a bad --logfile, --uid...):
+        # its own exit status stands.
+        return
     failed = service.failed or getattr(sys, "last_value", None) is not None
     sys.stdout.flush()
     sys.stderr.flush()

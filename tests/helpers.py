@@ -5,7 +5,9 @@ FakeNode plays the other end of one BitcoinProtocol: the protocol is built by
 a real PeerFactory (outbound) or NodeFactory (inbound) on a task.Clock and a
 seeded random.Random, connected to a StringTransport; FakeNode decodes what
 the protocol writes with the real FrameDecoder and feeds it frames built with
-encode_frame.  Nothing here touches a socket or the wall clock.
+encode_frame; it touches no socket and no wall clock.  ``connections_closed``
+is the exception, for the tests on the real reactor: it waits, on the wall
+clock, until the reactor holds no outbound connection.
 """
 
 import random

@@ -20,6 +20,7 @@ import tempfile
 import time
 
 from twisted.internet import defer, reactor, task
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from bitpeer.addrbook import AddressBook
@@ -241,6 +242,9 @@ class DialTests(SynchronousTestCase):
         self.clock = task.Clock()
         self.clock.advance(T0)
         self.book = FakeBook()
+        self.events = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
 
     def crawler(self, seeds, seed=1, **options):
         options.setdefault("allow_private", True)
@@ -300,6 +304,33 @@ class DialTests(SynchronousTestCase):
         self.assertEqual(set(result.unreachable), set(seeds))
         self.assertEqual(result.reachable, {})
         self.assertEqual(sorted(self.dialled()), sorted(seeds))
+
+    def test_invalid_seeds_skipped(self):
+        """0.0.0.0, :: and 255.255.255.255 are not dialled (Core's IsValid);
+        they are counted as invalid and a warning says so."""
+        invalid = [ip("0.0.0.0", 18444), NetworkAddress.from_host("::", 18444),
+                   ip("255.255.255.255", 18444)]
+        crawler = self.crawler(self.seeds(1) + invalid)
+        d = crawler.run()
+        self.assertEqual(self.dialled(), self.seeds(1))
+        self.fail_dial(0, ConnectionRefused("refused"))
+        self.assertEqual(self.successResultOf(d).filtered["invalid"], 3)
+        warnings = [e for e in self.events if "not a valid address" in e.get("log_format", "")]
+        self.assertEqual(len(warnings), 3)
+
+    def test_late_dial_failure_of_a_started_connection(self):
+        """
+        A dial failure reported for an address whose protocol had already
+        started (the dialler saw a bug after the protocol began) is left to
+        the peer's own end: no second verdict, no socket counted twice.
+        """
+        crawler = self.crawler(self.seeds(1))
+        crawler.run()
+        address = self.seeds(1)[0]
+        crawler.connected[address] = object()
+        self.fail_dial(0, ConnectFailed("the connection could not start"))
+        self.assertEqual((crawler.open_sockets, crawler.unreachable), (1, {}))
+        self.assertIn(address, crawler.in_flight)
 
     def test_exotic_seeds_not_dialled(self):
         crawler = self.crawler(self.seeds(1) + [ONION, I2P, CJDNS])

@@ -1,8 +1,9 @@
 """
 Tests for bitpeer.dialler: Dialler and Attempt.
 
-The deterministic tests run the dialler on a MemoryReactorClock (it records
-addWriter/removeWriter and adoptStreamConnection) with a task.Clock for the
+The deterministic tests run the dialler on an AdoptingReactor (a
+MemoryReactorClock: it records addWriter/removeWriter and
+adoptStreamConnection, and builds the protocol) with a task.Clock for the
 timeouts, against real sockets on 127.0.0.1 and ::1: a listening socket to
 connect to, a bound socket that does not listen to be refused by (the kernel
 answers the SYN with RST).  The tests play the reactor themselves: they wait
@@ -26,7 +27,7 @@ except ImportError:  # not on Windows
     resource = None
 
 from twisted.internet import defer, reactor, task
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import ConnectionLost
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
@@ -71,12 +72,34 @@ _UNREACHABLE_SOCKET_MODULE = types.SimpleNamespace(**vars(socket))
 _UNREACHABLE_SOCKET_MODULE.socket = _UnreachableSocket
 
 
+class AdoptingReactor(MemoryReactorClock):
+    """A MemoryReactorClock whose adoptStreamConnection also builds the
+    protocol, as a real reactor's does (no transport is made)."""
+
+    def adoptStreamConnection(self, fileDescriptor, addressFamily, factory):
+        super().adoptStreamConnection(fileDescriptor, addressFamily, factory)
+        factory.buildProtocol(None)
+
+
+class RecordingFactory(Factory):
+    """Builds plain Protocols and records the address each was built for."""
+
+    protocol = Protocol
+
+    def __init__(self):
+        self.addresses = []
+
+    def buildProtocol(self, addr):
+        self.addresses.append(addr)
+        return super().buildProtocol(addr)
+
+
 class DiallerTestCase(SynchronousTestCase):
-    """A MemoryReactorClock, loopback targets, and a record of ``failed``."""
+    """An AdoptingReactor, loopback targets, and a record of ``failed``."""
 
     def setUp(self):
-        self.reactor = MemoryReactorClock()
-        self.factory = Factory.forProtocol(Protocol)
+        self.reactor = AdoptingReactor()
+        self.factory = RecordingFactory()
         #: (address, error) for every call of ``failed``.
         self.failures = []
         self.attempts = []
@@ -196,9 +219,41 @@ class ConnectTests(DiallerTestCase):
         fd = attempt.fileno()
         self.wait_writable(attempt)
         attempt.doWrite()
-        self.assertEqual(self.reactor.adoptedStreamConnections,
-                         [(fd, socket.AF_INET, self.factory)])
+        [(adopted_fd, family, _)] = self.reactor.adoptedStreamConnections
+        self.assertEqual((adopted_fd, family), (fd, socket.AF_INET))
+        self.assertEqual(self.factory.addresses,
+                         [IPv4Address("TCP", "127.0.0.1", attempt.address.port)])
         self.assertEqual(self.failures, [])
+        self.assert_settled(dialler, attempt)
+
+    def test_protocol_gets_the_dialled_address(self):
+        """
+        The protocol is built for the address that was dialled, whatever
+        the socket's peer name says (0.0.0.0 is reached as 127.0.0.1): the
+        caller finds its connection under the address it dialled.
+        """
+        dialled = NetworkAddress.from_host("127.0.0.2", 18444)
+        adopting = dialler_module._Adopting(self.factory, dialled)
+        protocol = adopting.buildProtocol(IPv4Address("TCP", "127.0.0.1", 18444))
+        self.assertIs(adopting.protocol, protocol)
+        self.assertEqual(self.factory.addresses, [IPv4Address("TCP", "127.0.0.2", 18444)])
+        adopting = dialler_module._Adopting(self.factory, NetworkAddress.from_host("::1", 8))
+        adopting.buildProtocol(None)
+        self.assertEqual(self.factory.addresses[-1], IPv6Address("TCP", "::1", 8))
+
+    def test_factory_refuses(self):
+        """A factory that builds no protocol (returns None) ends the attempt
+        with ConnectFailed: Twisted closes its socket and says nothing."""
+        self.factory.buildProtocol = lambda addr: None
+        dialler = self.make_dialler()
+        address = self.listener()
+        attempt = self.dial(dialler, address)
+        self.wait_writable(attempt)
+        attempt.doWrite()
+        [(failed_address, error)] = self.failures
+        self.assertEqual(failed_address, address)
+        self.assertIs(type(error), ConnectFailed)
+        self.assertIn("refused the connection", str(error))
         self.assert_settled(dialler, attempt)
 
     def test_address_and_repr(self):
@@ -228,8 +283,10 @@ class ConnectTests(DiallerTestCase):
         self.wait_writable(bad)
         good.doWrite()
         bad.doWrite()
-        self.assertEqual(self.reactor.adoptedStreamConnections,
-                         [(fd, socket.AF_INET6, self.factory)])
+        [(adopted_fd, family, _)] = self.reactor.adoptedStreamConnections
+        self.assertEqual((adopted_fd, family), (fd, socket.AF_INET6))
+        self.assertEqual(self.factory.addresses,
+                         [IPv6Address("TCP", "::1", listening.getsockname()[1])])
         [(address, error)] = self.failures
         self.assertEqual(address, bad_address)
         self.assertIsInstance(error, ConnectionRefused)
@@ -272,8 +329,6 @@ class BrokenFactoryTests(DiallerTestCase):
         address = self.listener()
         attempt = self.dial(dialler, address)
         self.wait_writable(attempt)
-        self.reactor.adoptStreamConnection = lambda fd, family, factory: \
-            factory.buildProtocol(None)
         attempt.doWrite()
         [(failed_address, error)] = self.failures
         self.assertEqual(failed_address, address)
@@ -853,6 +908,43 @@ class RealReactorTests(TestCase):
         yield client_lost
         yield server_lost
         self.assertEqual(failures, [])
+
+    @defer.inlineCallbacks
+    def test_protocol_fails_after_the_transport_exists(self):
+        """
+        A protocol whose connectionMade raises (a bug) after Twisted built
+        its transport: the attempt is reported once, as ConnectFailed, and
+        the transport is aborted rather than left open.
+        """
+        server_lost = defer.Deferred()
+
+        class Server(Protocol):
+            def connectionLost(self, reason):
+                server_lost.callback(None)
+
+        port = reactor.listenTCP(0, Factory.forProtocol(Server), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        client_lost = defer.Deferred()
+
+        class Broken(Protocol):
+            def connectionMade(self):
+                raise RuntimeError("bug in connectionMade")
+
+            def connectionLost(self, reason):
+                client_lost.callback(None)
+
+        reported = defer.Deferred()
+        dialler = Dialler(reactor, Factory.forProtocol(Broken), 30,
+                          lambda *args: reported.callback(args))
+        address = NetworkAddress.from_host("127.0.0.1", port.getHost().port)
+        dialler.dial(address)
+        failed_address, error = yield reported
+        self.assertEqual(failed_address, address)
+        self.assertIs(type(error), ConnectFailed)
+        self.assertIn("bug in connectionMade", str(error))
+        yield client_lost
+        yield server_lost
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
     @defer.inlineCallbacks
     def test_refused(self):

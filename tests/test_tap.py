@@ -26,13 +26,22 @@ from twisted.names import common, dns, server
 from twisted.names import error as dns_error
 from twisted.plugin import getPlugins
 from twisted.python import usage
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from bitpeer import tap
+from bitpeer.addrbook import AddressBookError
 from bitpeer.export import CSV_FIELDS
 from bitpeer.networks import MAINNET, TESTNET4
 from bitpeer.simnet import tap as simnet_tap
-from bitpeer.tap import SIMNET, CrawlerService, Options, _duration, affordable_concurrency
+from bitpeer.tap import (
+    SIMNET,
+    CrawlerService,
+    Options,
+    _duration,
+    affordable_concurrency,
+    exit_now,
+)
 from bitpeer.wire.address import NetworkAddress
 
 from .helpers import NODE_KEYS, SUMMARY_KEYS, connections_closed
@@ -271,6 +280,27 @@ class ServiceTests(TestCase):
         yield connections_closed()
 
     @defer.inlineCallbacks
+    def test_last_flush_failing_fails_the_run(self):
+        """If the address book's last flush fails when the service stops,
+        what it held is lost: the run counts as failed (exit status 1)."""
+        service = self.service("--simnet", "20", *FAST)
+        service.startService()
+        yield self.reactor.stopped
+
+        real_close = service.book.close
+
+        def broken_close():
+            # The book really closes (no thread left behind), then says the
+            # last flush failed.
+            return real_close().addCallback(
+                lambda _: Failure(AddressBookError("disk full")))
+
+        service.book.close = broken_close
+        yield self.assertFailure(service.stopService(), AddressBookError)
+        self.assertTrue(service.failed)
+        yield connections_closed()
+
+    @defer.inlineCallbacks
     def test_one_crawl(self):
         """Without --interval: one crawl, its snapshot and DB rows, then reactor.stop()."""
         service = self.service("--simnet", "60", "--simnet-dead", "20", *FAST)
@@ -438,6 +468,35 @@ def read_log(cwd, number):
     with open(os.path.join(cwd, f"twistd-{number}.log"), encoding="utf-8",
               errors="replace") as stream:
         return stream.read()
+
+
+class ExitTests(SynchronousTestCase):
+    """tap.exit_now, the at-exit hook makeService registers under twistd."""
+
+    def setUp(self):
+        self.exits = []
+        self.patch(os, "_exit", self.exits.append)
+        self.service = CrawlerService(parse("--simnet", "10"), RecordingReactor())
+
+    def test_not_started(self):
+        """twistd gave up before starting the service (a bad --logfile, say):
+        the hook leaves the process alone, so twistd's own status stands."""
+        exit_now(self.service)
+        self.assertEqual(self.exits, [])
+
+    def test_status_is_the_crawls(self):
+        self.service.started = True
+        exit_now(self.service)
+        self.service.failed = True
+        exit_now(self.service)
+        self.assertEqual(self.exits, [0, 1])
+
+    def test_registered_by_make_service(self):
+        registered = []
+        self.patch(tap.atexit, "register", lambda *args: registered.append(args))
+        self.patch(tap, "tune_garbage_collector", lambda: None)
+        service = tap.makeService(parse("--simnet", "10"))
+        self.assertEqual(registered, [(exit_now, service)])
 
 
 class TwistdTests(SynchronousTestCase):

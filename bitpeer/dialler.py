@@ -117,7 +117,6 @@ class Attempt:
         if error is not None:
             dialler.failed(self.address, error)
 
-
     def _adopt(self):
         """Hand the connected socket to Twisted (which duplicates it; ours is
         closed after): None, or the ConnectFailed that ends the attempt."""

@@ -12,6 +12,7 @@ shape falls back to the full decoder, which applies every rule.
 
 import re
 import struct
+from operator import itemgetter
 
 from .address import (
     ADDRESS_LENGTHS,
@@ -47,6 +48,7 @@ _SERVICES = rb"(?:[\x00-\xfc]|\xfd(?:[\xfd-\xff]\x00|.[\x01-\xff]))"
 _ADDRESS = rb"(?:\x01\x04.{4}|\x02\x10.{16}|\x04\x20.{32}|\x05\x20.{32}|\x06\x10.{16})"
 #: A v2 entry of a common shape, and its key (network id through port).
 _V2_SPLIT = re.compile(rb"(?s)(.{4}" + _SERVICES + rb"(" + _ADDRESS + rb"..))")
+_first = itemgetter(0)
 
 
 def _drop_known(entries, end, known):
@@ -113,7 +115,7 @@ def decode_v2_entries(data, pos, count, known=None):
         # Matches never overlap, so if they hold every remaining byte they
         # are contiguous: the payload is exactly ``count`` well-formed
         # entries (the common case), and only the new ones need objects.
-        if len(pairs) == count and sum(map(len, (e for e, _ in pairs))) == len(data) - pos:
+        if len(pairs) == count and sum(map(len, map(_first, pairs))) == len(data) - pos:
             fresh = [e for e, key in pairs if key not in known]
             return decode_v2_entries(b"".join(fresh), 0, len(fresh))[0], len(data)
         return _drop_known(*decode_v2_entries(data, pos, count), known)

@@ -155,6 +155,22 @@ class DiallerTestCase(SynchronousTestCase):
         self.assertEqual(dialler.connecting, 0)
         self.assertEqual(dialler.clock.getDelayedCalls(), [])
 
+    def connect_failing(self, words):
+        """
+        Dial a listener and let the connect complete: the attempt must end
+        in exactly one plain ConnectFailed naming ``words``, cleaned up.
+        """
+        dialler = self.make_dialler()
+        address = self.listener()
+        attempt = self.dial(dialler, address)
+        self.wait_writable(attempt)
+        attempt.doWrite()
+        [(failed_address, error)] = self.failures
+        self.assertEqual(failed_address, address)
+        self.assertIs(type(error), ConnectFailed)
+        self.assertIn(words, str(error))
+        self.assert_settled(dialler, attempt)
+
     def dial_without_descriptors(self, dialler, addresses):
         """
         Dial with the soft open-file limit at the lowest free descriptor, so
@@ -245,16 +261,7 @@ class ConnectTests(DiallerTestCase):
         """A factory that builds no protocol (returns None) ends the attempt
         with ConnectFailed: Twisted closes its socket and says nothing."""
         self.factory.buildProtocol = lambda addr: None
-        dialler = self.make_dialler()
-        address = self.listener()
-        attempt = self.dial(dialler, address)
-        self.wait_writable(attempt)
-        attempt.doWrite()
-        [(failed_address, error)] = self.failures
-        self.assertEqual(failed_address, address)
-        self.assertIs(type(error), ConnectFailed)
-        self.assertIn("refused the connection", str(error))
-        self.assert_settled(dialler, attempt)
+        self.connect_failing("refused the connection")
 
     def test_address_and_repr(self):
         address = self.listener()
@@ -300,19 +307,12 @@ class ConnectTests(DiallerTestCase):
             raise OSError(errno.ECONNRESET, os.strerror(errno.ECONNRESET))
 
         self.reactor.adoptStreamConnection = adopt
-        dialler = self.make_dialler()
-        address = self.listener()
-        attempt = self.dial(dialler, address)
-        self.wait_writable(attempt)
-        attempt.doWrite()
-        [(failed_address, error)] = self.failures
-        self.assertEqual(failed_address, address)
-        self.assertIs(type(error), ConnectFailed)
-        self.assertIn("ECONNRESET", str(error))
-        self.assert_settled(dialler, attempt)
+        self.connect_failing("ECONNRESET")
 
 
 class BrokenFactoryTests(DiallerTestCase):
+    """A factory with a bug still gets every attempt a verdict."""
+
     def test_protocol_that_cannot_start(self):
         """
         A factory whose protocol raises (a bug) still ends the attempt,
@@ -325,17 +325,8 @@ class BrokenFactoryTests(DiallerTestCase):
                 raise RuntimeError("no protocol today")
 
         self.factory = Broken()
-        dialler = self.make_dialler()
-        address = self.listener()
-        attempt = self.dial(dialler, address)
-        self.wait_writable(attempt)
-        attempt.doWrite()
-        [(failed_address, error)] = self.failures
-        self.assertEqual(failed_address, address)
-        self.assertIs(type(error), ConnectFailed)
-        self.assertIn("no protocol today", str(error))
+        self.connect_failing("no protocol today")
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
-        self.assert_settled(dialler, attempt)
 
 
 class RefusedTests(DiallerTestCase):

@@ -8,7 +8,8 @@ timeouts, against real sockets on 127.0.0.1 and ::1: a listening socket to
 connect to, a bound socket that does not listen to be refused by (the kernel
 answers the SYN with RST).  The tests play the reactor themselves: they wait
 with select() until the attempt's socket is writable, then call doWrite or
-connectionLost.  A few more tests run the real reactor.
+connectionLost (ReactorWriters), or the EpollSet's doRead.  A few more
+tests run the real reactor, with the dialler's default watch.
 
 Only loopback addresses are ever dialled.
 """
@@ -35,7 +36,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from bitpeer import dialler as dialler_module
-from bitpeer.dialler import Dialler, connect_error
+from bitpeer.dialler import Dialler, EpollSet, ReactorWriters, connect_error
 from bitpeer.errors import ConnectFailed, ConnectionRefused, ConnectTimeout
 from bitpeer.wire.address import Network, NetworkAddress
 
@@ -95,7 +96,10 @@ class RecordingFactory(Factory):
 
 
 class DiallerTestCase(SynchronousTestCase):
-    """An AdoptingReactor, loopback targets, and a record of ``failed``."""
+    """An AdoptingReactor, loopback targets, and a record of ``failed``;
+    the attempts are the reactor's writers."""
+
+    watch = ReactorWriters
 
     def setUp(self):
         self.reactor = AdoptingReactor()
@@ -116,7 +120,8 @@ class DiallerTestCase(SynchronousTestCase):
 
     def make_dialler(self, timeout=30, clock=None, failed=None):
         return Dialler(self.reactor, self.factory, timeout,
-                       failed if failed is not None else self.record, clock=clock)
+                       failed if failed is not None else self.record, clock=clock,
+                       watch=self.watch)
 
     def dial(self, dialler, address):
         attempt = dialler.dial(address)
@@ -459,7 +464,7 @@ class TimeoutTests(DiallerTestCase):
         self.assertTrue(all(isinstance(error, ConnectTimeout) for _, error in self.failures))
 
     def test_uses_reactor_clock_by_default(self):
-        dialler = Dialler(self.reactor, self.factory, 2, self.record)
+        dialler = Dialler(self.reactor, self.factory, 2, self.record, watch=self.watch)
         self.assertIs(dialler.clock, self.reactor)
         address = self.refuser()
         self.dial(dialler, address)
@@ -829,6 +834,185 @@ class EarlyFailureTests(DiallerTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
+class EpollSetTests(DiallerTestCase):
+    """
+    The dialler's own epoll set: one reader for every connect under way,
+    there only while something is.  The tests call its doRead as the
+    reactor would once the set is readable.
+    """
+
+    watch = EpollSet
+
+    def setUp(self):
+        if not hasattr(select, "epoll"):
+            raise SkipTest("no epoll here")
+        super().setUp()
+
+    def assert_idle(self, dialler):
+        """Nothing watched: no reader, no epoll descriptor."""
+        self.assertEqual(self.reactor.getReaders(), [])
+        self.assertIsNone(dialler._watch._epoll)
+
+    def test_default_watch(self):
+        """The dialler uses an EpollSet where select has epoll, else the
+        reactor's writers."""
+        dialler = Dialler(self.reactor, self.factory, 2, self.record)
+        self.assertIsInstance(dialler._watch, EpollSet)
+        without = types.SimpleNamespace(**{k: v for k, v in vars(select).items()
+                                           if k != "epoll"})
+        self.patch(dialler_module, "select", without)
+        dialler = Dialler(self.reactor, self.factory, 2, self.record)
+        self.assertIsInstance(dialler._watch, ReactorWriters)
+
+    def test_one_reader_for_every_attempt(self):
+        dialler = self.make_dialler()
+        addresses = [self.refuser() for _ in range(3)]
+        attempts = [self.dial(dialler, address) for address in addresses]
+        self.assertEqual(self.reactor.getReaders(), [dialler._watch])
+        self.assertEqual(self.reactor.getWriters(), [])
+        for attempt in attempts:
+            self.wait_writable(attempt)
+        dialler._watch.doRead()
+        self.assertEqual(sorted(a for a, _ in self.failures), sorted(addresses))
+        self.assertTrue(all(isinstance(e, ConnectionRefused) for _, e in self.failures))
+        for attempt in attempts:
+            self.assert_settled(dialler, attempt)
+        self.assert_idle(dialler)
+
+    def test_connected_and_refused_in_one_batch(self):
+        dialler = self.make_dialler()
+        good = self.dial(dialler, self.listener())
+        bad_address = self.refuser()
+        bad = self.dial(dialler, bad_address)
+        fd = good.fileno()
+        self.wait_writable(good)
+        self.wait_writable(bad)
+        dialler._watch.doRead()
+        [(adopted_fd, family, _)] = self.reactor.adoptedStreamConnections
+        self.assertEqual((adopted_fd, family), (fd, socket.AF_INET))
+        [(address, error)] = self.failures
+        self.assertEqual(address, bad_address)
+        self.assertIsInstance(error, ConnectionRefused)
+        self.assert_settled(dialler, good)
+        self.assert_settled(dialler, bad)
+        self.assert_idle(dialler)
+
+    def test_adopted_socket_leaves_the_set(self):
+        """
+        Twisted adopts a duplicate of the connected descriptor, and the set
+        must not keep watching the socket through it once ours is closed.
+        """
+        duplicates = []
+
+        def adopt(fd, family, factory):
+            duplicates.append(os.dup(fd))
+            self.addCleanup(os.close, duplicates[-1])
+            factory.buildProtocol(None)
+
+        self.reactor.adoptStreamConnection = adopt
+        dialler = self.make_dialler()
+        good = self.dial(dialler, self.listener())
+        # Still connecting as far as the dialler knows: keeps the set open.
+        other = self.dial(dialler, self.refuser())
+        fd = good.fileno()
+        self.wait_writable(good)
+        good.ready(False)
+        self.assertEqual(len(duplicates), 1)
+        self.assertEqual(dialler.connecting, 1)
+        events = dict(dialler._watch._epoll.poll(0))
+        self.assertNotIn(fd, events)
+        other.cancel()
+        self.assert_idle(dialler)
+
+    def test_event_of_a_closed_socket_is_not_given_to_its_successor(self):
+        """
+        Settling one attempt of a batch may close another's socket (a
+        ``failed`` callback cancels it) and dial again on the freed
+        descriptors: the batch's events belong to the old attempts, and the
+        new ones, still connecting, are left alone.
+        """
+        dialler = self.make_dialler()
+        first, second = self.refuser(), self.refuser()
+        a, b = self.dial(dialler, first), self.dial(dialler, second)
+        freed = {a.fileno(), b.fileno()}
+        self.wait_writable(a)
+        self.wait_writable(b)
+        # Something that listens: a stale refusal would fail the successors.
+        listening = self.listener()
+        successors = []
+
+        def failed(address, error):
+            self.record(address, error)
+            if len(self.failures) == 1:
+                for attempt in (a, b):
+                    attempt.cancel()
+                successors.extend(self.dial(dialler, listening) for _ in range(2))
+
+        dialler.failed = failed
+        dialler._watch.doRead()
+        self.assertEqual({s.fileno() for s in successors}, freed)
+        self.assertEqual(sorted(address for address, _ in self.failures),
+                         sorted([first, second]))
+        self.assertTrue(all(s.connecting for s in successors))
+        for successor in successors:
+            self.wait_writable(successor)
+        dialler._watch.doRead()
+        self.assertEqual(len(self.reactor.adoptedStreamConnections), 2)
+        self.assertEqual(len(self.failures), 2)
+        self.assert_idle(dialler)
+
+    def test_timeout_and_cancel_let_the_set_go(self):
+        clock = task.Clock()
+        dialler = self.make_dialler(timeout=2, clock=clock)
+        attempt = self.dial(dialler, self.refuser())
+        attempt.cancel()
+        self.assert_settled(dialler, attempt)
+        self.assert_idle(dialler)
+        attempt = self.dial(dialler, self.refuser())
+        self.assertEqual(self.reactor.getReaders(), [dialler._watch])
+        clock.advance(2)
+        self.assertIsInstance(self.failures[-1][1], ConnectTimeout)
+        self.assert_settled(dialler, attempt)
+        self.assert_idle(dialler)
+
+    def test_reactor_lets_go(self):
+        """When the reactor disconnects its readers (it is stopping), every
+        attempt under way ends, once."""
+        dialler = self.make_dialler()
+        attempts = [self.dial(dialler, self.refuser()) for _ in range(2)]
+        dialler._watch.connectionLost(Failure(ConnectionLost()))
+        self.assertEqual(len(self.failures), 2)
+        self.assertTrue(all(isinstance(e, ConnectFailed) for _, e in self.failures))
+        for attempt in attempts:
+            self.assert_settled(dialler, attempt)
+        self.assert_idle(dialler)
+        dialler._watch.connectionLost(Failure(ConnectionLost()))
+        self.assertEqual(len(self.failures), 2)
+
+    def test_no_descriptor_for_the_set(self):
+        """If the epoll set cannot be made (no descriptor left), the
+        attempt fails on the next turn with the OS's error."""
+        clock = task.Clock()
+
+        def no_epoll():
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+        patched = types.SimpleNamespace(**vars(select))
+        patched.epoll = no_epoll
+        self.patch(dialler_module, "select", patched)
+        dialler = self.make_dialler(clock=clock)
+        address = self.refuser()
+        attempt = self.dial(dialler, address)
+        self.assertEqual(attempt.socket.fileno(), -1)
+        self.assertEqual(dialler.connecting, 0)
+        self.assertEqual(self.failures, [])
+        clock.advance(0)
+        [(failed_address, error)] = self.failures
+        self.assertEqual(failed_address, address)
+        self.assertIn("EMFILE", str(error))
+        self.assert_idle(dialler)
+
+
 class RealReactorTests(TestCase):
     """The dialler on the real reactor, against 127.0.0.1."""
 
@@ -951,6 +1135,7 @@ class RealReactorTests(TestCase):
         self.assertEqual(dialler.connecting, 0)
         self.assertEqual(attempt.socket.fileno(), -1)
         self.assertNotIn(attempt, reactor.getWriters())
+        self.assertNotIn(dialler._watch, reactor.getReaders())
 
     @defer.inlineCallbacks
     def test_many_refused(self):
@@ -990,3 +1175,4 @@ class RealReactorTests(TestCase):
         self.assertEqual(dialler.connecting, 0)
         self.assertTrue(all(attempt.socket.fileno() == -1 for attempt in attempts))
         self.assertFalse(set(attempts) & set(reactor.getWriters()))
+        self.assertNotIn(dialler._watch, reactor.getReaders())

@@ -9,7 +9,6 @@ twistd exits non-zero.
 """
 
 import atexit
-import gc
 import math
 import os
 import sys
@@ -27,6 +26,7 @@ from .crawler import CrawlOptions, Crawler
 from .discovery import discover, make_resolver
 from .export import summarize, write_snapshot
 from .external import fetch_external_ip
+from .gctuning import tune_garbage_collector
 from .logs import levels, logger
 from .networks import NETWORKS, REGTEST, NetworkParams, get_network, parse_seed_lines
 from .peer import OneShot
@@ -361,19 +361,6 @@ def exit_now(service):
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(1 if failed else 0)
-
-
-def tune_garbage_collector():
-    """
-    A crawl allocates millions of short-lived objects while holding a few
-    hundred thousand long-lived ones (the address sets, the simnet's
-    population).  With CPython's default thresholds the collector walks
-    those again and again: measured, it cost 40% of a 10,000-node crawl.
-    Freeze what exists at start-up and collect the young generation less
-    often.
-    """
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 50)
 
 
 def makeService(options):

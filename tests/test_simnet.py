@@ -48,6 +48,7 @@ from bitpeer.simnet.population import (
     loopback_index,
     loopback_ip,
 )
+from bitpeer.simnet import tap as simnet_tap
 from bitpeer.simnet.tap import Options, SimNetService
 from bitpeer.wire.address import Network
 
@@ -1141,6 +1142,18 @@ class OptionsTests(SynchronousTestCase):
 
         names = {p.tapname for p in getPlugins(IServiceMaker)}
         self.assertIn("bitpeer-simnet", names)
+
+    def test_make_service_tunes_the_collector(self):
+        """twistd's entry point tunes the garbage collector (as the
+        crawler's does) before anything is built, and starts nothing."""
+        tuned = []
+        self.patch(simnet_tap, "tune_garbage_collector", lambda: tuned.append(True))
+        options = Options()
+        options.parseOptions(["--nodes", "3"])
+        service = simnet_tap.makeService(options)
+        self.assertIsInstance(service, SimNetService)
+        self.assertEqual(tuned, [True])
+        self.assertIsNone(service.simnet)
 
 
 class ServiceTests(TestCase):

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 
 from twisted.application.service import IServiceMaker
 from twisted.internet import defer, reactor, task
@@ -29,7 +30,7 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from bitpeer import tap
+from bitpeer import gctuning, tap
 from bitpeer.addrbook import AddressBookError
 from bitpeer.export import CSV_FIELDS
 from bitpeer.networks import MAINNET, TESTNET4
@@ -497,6 +498,21 @@ class ExitTests(SynchronousTestCase):
         self.patch(tap, "tune_garbage_collector", lambda: None)
         service = tap.makeService(parse("--simnet", "10"))
         self.assertEqual(registered, [(exit_now, service)])
+
+
+class GarbageCollectorTests(SynchronousTestCase):
+    """gctuning.tune_garbage_collector, on a stand-in for the gc module (the
+    test process's own collector is left alone)."""
+
+    def test_freezes_then_raises_the_thresholds(self):
+        calls = []
+        fake = types.SimpleNamespace(
+            freeze=lambda: calls.append("freeze"),
+            set_threshold=lambda *limits: calls.append(limits),
+        )
+        self.patch(gctuning, "gc", fake)
+        gctuning.tune_garbage_collector()
+        self.assertEqual(calls, ["freeze", (200_000, 20, 50)])
 
 
 class TwistdTests(SynchronousTestCase):

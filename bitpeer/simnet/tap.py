@@ -12,6 +12,7 @@ Arguments are checked before any socket is opened.
 from twisted.application.service import Service
 from twisted.python import usage
 
+from ..gctuning import tune_garbage_collector
 from ..logs import logger
 from ..networks import NETWORKS, get_network
 from .network import FIXED_SOCKETS, SimNet, StatsLogger, open_file_limit, write_json
@@ -153,4 +154,5 @@ def makeService(options):
     """twistd's entry point."""
     from twisted.internet import reactor
 
+    tune_garbage_collector()
     return SimNetService(options, reactor)

@@ -34,7 +34,13 @@ def hash256(data):
 
 def checksum(payload):
     """The 4-byte frame checksum of a payload."""
+    if not payload:
+        # verack, sendaddrv2, wtxidrelay, getaddr: most frames of a crawl.
+        return _EMPTY_CHECKSUM
     return hash256(payload)[:4]
+
+
+_EMPTY_CHECKSUM = hash256(b"")[:4]
 
 
 def compact_size(n):

@@ -10,6 +10,7 @@ bad checksum or an invalid message type loses that one frame: the decoder
 reports it and carries on with the next.
 """
 
+import functools
 import struct
 
 import attr
@@ -32,10 +33,17 @@ MAX_PROTOCOL_MESSAGE_LENGTH = 4 * 1000 * 1000
 _HEADER = struct.Struct("<4s12sI4s")
 
 
-def _valid_message_type(raw):
-    """Core's IsMessageTypeValid: printable ASCII, then only NULs."""
+@functools.lru_cache(maxsize=256)
+def _message_type(raw):
+    """
+    The message type in a header's 12 bytes, or None if Core's
+    IsMessageTypeValid refuses it (printable ASCII, then only NULs).  A
+    crawl sees a handful of types millions of times: cached.
+    """
     name, _, padding = raw.partition(b"\0")
-    return not padding.strip(b"\0") and all(0x20 <= b <= 0x7E for b in name)
+    if padding.strip(b"\0") or not all(0x20 <= b <= 0x7E for b in name):
+        return None
+    return name.decode("ascii")
 
 
 def encode_frame(magic, message):
@@ -133,10 +141,10 @@ class FrameDecoder:
                 break
             payload = data[pos + HEADER_SIZE : end]
             pos = end
-            if not _valid_message_type(raw_type):
+            command = _message_type(raw_type)
+            if command is None:
                 out.append(BadMessageType(f"invalid message type {raw_type!r}"))
                 continue
-            command = raw_type.rstrip(b"\0").decode("ascii")
             if checksum(payload) != check:
                 out.append(
                     BadChecksum(

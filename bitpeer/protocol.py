@@ -31,7 +31,7 @@ from .errors import (
     ProtocolViolation,
     SelfConnection,
 )
-from .logs import logger
+from .logs import levels, logger
 from .peer import Peer, PeerInfo
 from .wire.address import NetworkAddress
 from .wire.errors import ProtocolError
@@ -178,7 +178,8 @@ class BitcoinProtocol(Protocol):
         error = self._close_reason or ConnectionClosed(
             f"connection closed by peer: {reason.getErrorMessage()}"
         )
-        self.log.debug("{peer} closed: {error}", peer=self.address, error=error)
+        if levels.debug:
+            self.log.debug("{peer} closed: {error}", peer=self.address, error=error)
         self.peer._lost(error)
 
     def close(self, error, abort=False):

@@ -8,6 +8,7 @@ import random
 import struct
 
 from twisted.internet.error import ConnectionDone
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from bitpeer.errors import (
@@ -18,6 +19,7 @@ from bitpeer.errors import (
     ProtocolViolation,
     SelfConnection,
 )
+from bitpeer.logs import levels
 from bitpeer.networks import MAINNET, REGTEST, TESTNET4
 from bitpeer.protocol import MAX_PCT_ADDR_TO_SEND, BitcoinProtocol, PeerOptions
 from bitpeer.wire.address import Network
@@ -561,6 +563,30 @@ class CloseTests(SynchronousTestCase):
         node.send(node_version(version=100))
         node.peer.close()
         self.assertIsInstance(node.close_error(self), ObsoleteVersion)
+
+    def test_closing_is_logged_at_debug_level_only(self):
+        """Each connection's end is a debug line: built only when the level
+        filter lets debug through (--verbose), else skipped outright."""
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.addCleanup(levels.clearLogLevels)
+
+        def closing():
+            return [e for e in events if e.get("log_format", "").endswith("closed: {error}")]
+
+        node = FakeNode()
+        self.assertFalse(levels.debug)
+        node.connection_lost(ConnectionDone())
+        self.assertEqual(closing(), [])
+        levels.setLogLevelForNamespace("bitpeer", LogLevel.debug)
+        self.assertTrue(levels.debug)
+        node = FakeNode()
+        node.connection_lost(ConnectionDone())
+        [event] = closing()
+        self.assertIs(event["log_level"], LogLevel.debug)
+        levels.clearLogLevels()
+        self.assertFalse(levels.debug)
 
     def test_when_closed_after_close(self):
         node = FakeNode()

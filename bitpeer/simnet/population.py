@@ -16,9 +16,7 @@ evenly so that together they cover every address.  Each node also names the
 next node (a ring), so a crawl from any seed can reach every node.
 """
 
-import hashlib
 import random
-import struct
 
 import attr
 
@@ -320,9 +318,3 @@ def _exotic_address(rng, i):
     if network == Network.CJDNS:
         return NetworkAddress(network, b"\xfc" + rng.randbytes(15), 8333)
     return NetworkAddress(network, rng.randbytes(32), 0 if network == Network.I2P else 8333)
-
-
-def node_seed(seed, index):
-    """A per-node random seed derived from the network's seed."""
-    digest = hashlib.sha256(struct.pack("<qq", seed, index)).digest()
-    return int.from_bytes(digest[:8], "little")

@@ -12,6 +12,7 @@ import collections
 import csv
 import datetime
 import json
+import operator
 import os
 
 from .wire.services import describe
@@ -20,6 +21,8 @@ CSV_FIELDS = (
     "address", "host", "port", "network", "version", "user_agent", "services",
     "services_text", "start_height", "relay", "latency", "getaddr", "returned",
 )
+
+_csv_row = operator.itemgetter(*CSV_FIELDS)
 
 
 def _counts(values):
@@ -117,9 +120,10 @@ def write_snapshot(result, directory, summary=None):
     atomic_write(json_path, lambda f: f.write(_json_text(document)))
 
     def write_csv(stream):
-        writer = csv.DictWriter(stream, CSV_FIELDS)
-        writer.writeheader()
-        writer.writerows(document["nodes"])
+        writer = csv.writer(stream)
+        writer.writerow(CSV_FIELDS)
+        # Rows picked in C (DictWriter checks every field of every row in Python).
+        writer.writerows(map(_csv_row, document["nodes"]))
 
     atomic_write(csv_path, write_csv, newline="")
     return json_path, csv_path

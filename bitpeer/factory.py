@@ -12,11 +12,6 @@ import random as _random
 
 from twisted.internet import error as _netError
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.endpoints import (
-    HostnameEndpoint,
-    TCP4ClientEndpoint,
-    TCP6ClientEndpoint,
-)
 from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
@@ -110,6 +105,14 @@ def client_endpoint(reactor, address, timeout=DEFAULT_CONNECT_TIMEOUT, default_p
     get a HostnameEndpoint.  Tor and I2P need a proxy, which bitpeer does not
     have yet: ValueError.
     """
+    # Imported here: endpoints bring in TLS (OpenSSL), 80 ms of start-up
+    # that a crawl, which dials with bitpeer.dialler, never uses.
+    from twisted.internet.endpoints import (
+        HostnameEndpoint,
+        TCP4ClientEndpoint,
+        TCP6ClientEndpoint,
+    )
+
     if isinstance(address, str):
         try:
             address = NetworkAddress.parse(address, default_port)

@@ -2,13 +2,20 @@
 Crawl speed against a simulated network in a separate process.
 
     python bench/crawl.py [--network sparse|realistic] [--nodes N ...]
-                          [--getaddr-fraction F] [--concurrency C]
+                          [--getaddr-fraction F] [--concurrency C] [--repeat R]
 
 For each size it starts ``twistd bitpeer-simnet`` (one process), waits for
 its seeds file, runs ``twistd -n bitpeer-crawl`` against it, and prints wall
 time, reachable nodes per second, connection attempts per second, gossiped
 entries decoded per second, the crawler's CPU seconds and peak RSS, and
-completeness against the ground truth.  The last line sums it up.
+completeness against the ground truth.  The last line sums it up; with
+``--repeat R`` each size runs R times and the summary gives the median wall
+time with the range.
+
+Each run also records ``yardstick``: bench/codec.py's whole-frame decode of a
+1000-entry addr (frames/s) measured just before it, because this shared
+machine's speed drifts (1,800/s at its usual speed, 1,000/s at its slowest
+seen): figures taken at different times compare only through it.
 
 Networks (per 10,000 nodes):
   sparse     each node answers getaddr with ~25 other nodes and ~2 refused
@@ -24,10 +31,33 @@ import os
 import subprocess
 import sys
 import tempfile
+import random
+import statistics
 import time
 from datetime import datetime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from codec import best_rate, sample_entries  # noqa: E402
+
+from bitpeer.networks import MAINNET  # noqa: E402
+from bitpeer.wire.address import Network  # noqa: E402
+from bitpeer.wire.framing import FrameDecoder, encode_frame  # noqa: E402
+from bitpeer.wire.messages import Addr  # noqa: E402
+
+
+def yardstick(seconds=0.5):
+    """Whole-frame decodes per second of a 1000-entry addr: the machine's
+    single-thread speed right now."""
+    addr = Addr(sample_entries(random.Random(1), 1000, [Network.IPV4, Network.IPV6]))
+    frame = encode_frame(MAINNET.magic, addr)
+
+    def decode():
+        (decoded,) = FrameDecoder(MAINNET.magic).feed(frame)
+        decoded.decode()
+
+    return best_rate(decode, 1, seconds)
 
 
 def twistd():
@@ -119,53 +149,73 @@ def main(argv=None):
     parser.add_argument("--concurrency", type=int, default=5000)
     parser.add_argument("--connect-timeout", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per size")
     args = parser.parse_args(argv)
     rows = []
     for nodes in args.nodes:
-        workdir = tempfile.mkdtemp(prefix=f"bitpeer-bench-{args.network}-{nodes}-")
-        simnet, truth, seeds = start_simnet(workdir, args.network, nodes, args.seed)
-        try:
-            wall, usage, process_start, process_end = run_crawler(workdir, seeds, args)
-            simnet_cpu = process_cpu(simnet.pid)
-        finally:
-            simnet.terminate()
-            simnet.wait()
-        verdict = judge(workdir, truth)
-        cpu = usage.ru_utime + usage.ru_stime
-        row = {
-            "nodes": nodes,
-            "wall_s": round(wall, 2),
-            # The process's wall time is start-up (Python, twistd, the
-            # address book) + the crawl + shut-down (snapshots, last flush).
-            "startup_s": round(verdict["started"] - process_start, 2),
-            "crawl_s": round(verdict["finished"] - verdict["started"], 2),
-            "shutdown_s": round(process_end - verdict["finished"], 2),
-            "reachable_per_s": round(verdict["found"] / wall),
-            "attempts_per_s": round(verdict["attempts"] / wall),
-            "gossip_per_s": round(verdict["gossiped"] / wall),
-            "cpu_s": round(cpu, 2),
-            # Kernel time (sockets, epoll) apart from Python's.
-            "cpu_sys_s": round(usage.ru_stime, 2),
-            "cpu_ms_per_node": round(1000 * cpu / nodes, 3),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-            "simnet_cpu_s": round(simnet_cpu, 2),
-            "completeness": f"{verdict['found']}/{verdict['expected']}",
-            "false_reachable": verdict["false_reachable"],
-            "gossiped": verdict["gossiped"],
-            "workdir": workdir,
-        }
-        rows.append(row)
-        print(json.dumps(row))
+        for _ in range(args.repeat):
+            row = run_once(args, nodes)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     print(
         f"SUMMARY {args.network} getaddr-fraction={args.getaddr_fraction} "
         f"concurrency={args.concurrency}: "
-        + "; ".join(
-            f"{r['nodes']} nodes {r['wall_s']} s, {r['completeness']} found, "
-            f"{r['cpu_ms_per_node']} ms CPU/node, {r['peak_rss_mb']} MB"
-            for r in rows
-        )
+        + "; ".join(size_summary([r for r in rows if r["nodes"] == n]) for n in args.nodes)
     )
 
+
+def size_summary(runs):
+    """One size's runs in a few words: wall time (median and range over
+    several runs), completeness, CPU per node, peak RSS, yardstick."""
+    walls = [r["wall_s"] for r in runs]
+    wall = f"{walls[0]} s" if len(runs) == 1 else (
+        f"{statistics.median(walls):.2f} s median of {len(runs)} ({min(walls)}-{max(walls)})"
+    )
+    found = sorted({r["completeness"] for r in runs})
+    return (
+        f"{runs[0]['nodes']} nodes {wall}, {' / '.join(found)} found, "
+        f"{statistics.median(r['cpu_ms_per_node'] for r in runs):.3f} ms CPU/node, "
+        f"{max(r['peak_rss_mb'] for r in runs)} MB, "
+        f"yardstick {statistics.median(r['yardstick'] for r in runs):,.0f}/s"
+    )
+
+
+def run_once(args, nodes):
+    """One crawl of a fresh simnet of ``nodes`` nodes: its row of figures."""
+    speed = yardstick()
+    workdir = tempfile.mkdtemp(prefix=f"bitpeer-bench-{args.network}-{nodes}-")
+    simnet, truth, seeds = start_simnet(workdir, args.network, nodes, args.seed)
+    try:
+        wall, usage, process_start, process_end = run_crawler(workdir, seeds, args)
+        simnet_cpu = process_cpu(simnet.pid)
+    finally:
+        simnet.terminate()
+        simnet.wait()
+    verdict = judge(workdir, truth)
+    cpu = usage.ru_utime + usage.ru_stime
+    return {
+        "nodes": nodes,
+        "wall_s": round(wall, 2),
+        # The process's wall time is start-up (Python, twistd, the
+        # address book) + the crawl + shut-down (snapshots, last flush).
+        "startup_s": round(verdict["started"] - process_start, 2),
+        "crawl_s": round(verdict["finished"] - verdict["started"], 2),
+        "shutdown_s": round(process_end - verdict["finished"], 2),
+        "reachable_per_s": round(verdict["found"] / wall),
+        "attempts_per_s": round(verdict["attempts"] / wall),
+        "gossip_per_s": round(verdict["gossiped"] / wall),
+        "cpu_s": round(cpu, 2),
+        # Kernel time (sockets, epoll) apart from Python's.
+        "cpu_sys_s": round(usage.ru_stime, 2),
+        "cpu_ms_per_node": round(1000 * cpu / nodes, 3),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "simnet_cpu_s": round(simnet_cpu, 2),
+        "completeness": f"{verdict['found']}/{verdict['expected']}",
+        "false_reachable": verdict["false_reachable"],
+        "gossiped": verdict["gossiped"],
+        "yardstick": round(speed),
+        "workdir": workdir,
+    }
 
 if __name__ == "__main__":
     main()

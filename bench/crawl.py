@@ -151,6 +151,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=1, help="runs per size")
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    args.nodes = list(dict.fromkeys(args.nodes))
     rows = []
     for nodes in args.nodes:
         for _ in range(args.repeat):

@@ -18,7 +18,7 @@ def tune_garbage_collector():
     a 10,000-node crawl, the crawler's collections took 0.52 s at a
     threshold of 20,000 and 0.06 s at 200,000, with the same peak memory;
     the simnet's took 0.98 s with the defaults (0.67 s of it in six full
-    collections of its population).
+    collections of its population) and 0.07 s with these settings.
     """
     gc.freeze()
     gc.set_threshold(200_000, 20, 50)

@@ -152,10 +152,14 @@ class DiallerTestCase(SynchronousTestCase):
         _, writable, _ = select.select([], [attempt.socket], [], SELECT_TIMEOUT)
         self.assertEqual(writable, [attempt.socket], "connect did not finish")
 
-    def assert_settled(self, dialler, attempt):
-        """The attempt is over: socket closed, reactor and clock let go."""
+    def assert_settled_here(self, attempt):
+        """One attempt is over (others may still be under way)."""
         self.assertIs(attempt.connecting, False)
         self.assertEqual(attempt.socket.fileno(), -1)
+
+    def assert_settled(self, dialler, attempt):
+        """The attempt is over: socket closed, reactor and clock let go."""
+        self.assert_settled_here(attempt)
         self.assertNotIn(attempt, self.reactor.getWriters())
         self.assertEqual(dialler.connecting, 0)
         self.assertEqual(dialler.clock.getDelayedCalls(), [])
@@ -959,6 +963,57 @@ class EpollSetTests(DiallerTestCase):
         dialler._watch.doRead()
         self.assertEqual(len(self.reactor.adoptedStreamConnections), 2)
         self.assertEqual(len(self.failures), 2)
+        self.assert_idle(dialler)
+
+    def test_a_failing_callback_spoils_nothing_else(self):
+        """
+        A ``failed`` callback that raises (a bug) is logged, and the rest of
+        the batch is settled as usual: the connected attempt is adopted, not
+        failed, and the set still watches what is under way.
+        """
+        dialler = self.make_dialler()
+        refused = [self.dial(dialler, self.refuser()) for _ in range(2)]
+        good = self.dial(dialler, self.listener())
+        later = self.dial(dialler, self.refuser())
+        for attempt in refused + [good]:
+            self.wait_writable(attempt)
+
+        def failed(address, error):
+            self.record(address, error)
+            if len(self.failures) == 1:
+                raise RuntimeError("bug in failed")
+
+        dialler.failed = failed
+        # Only what was writable before is in this batch, unless the later
+        # refusal already arrived too: both ways the set stays sound.
+        dialler._watch.doRead()
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(len(self.reactor.adoptedStreamConnections), 1)
+        self.assertNotIn(good.address, [address for address, _ in self.failures])
+        for attempt in refused + [good]:
+            self.assert_settled_here(attempt)
+        if later.connecting:
+            self.assertEqual(self.reactor.getReaders(), [dialler._watch])
+            self.wait_writable(later)
+            dialler._watch.doRead()
+        self.assertEqual(len(self.failures), 3)
+        self.assert_idle(dialler)
+
+    def test_reactor_refuses_the_reader(self):
+        """If the reactor cannot watch the set, the attempt fails on the
+        next turn and no half-built set is left to swallow later dials."""
+        clock = task.Clock()
+
+        def add_reader(reader):
+            raise OSError(errno.ENOMEM, os.strerror(errno.ENOMEM))
+
+        self.patch(self.reactor, "addReader", add_reader)
+        dialler = self.make_dialler(clock=clock)
+        attempt = self.dial(dialler, self.refuser())
+        self.assertEqual(attempt.socket.fileno(), -1)
+        clock.advance(0)
+        [(_, error)] = self.failures
+        self.assertIn("ENOMEM", str(error))
         self.assert_idle(dialler)
 
     def test_timeout_and_cancel_let_the_set_go(self):

@@ -6,6 +6,7 @@ sections 1-4 and 9), driven through a StringTransport on a task.Clock.
 
 import random
 import struct
+import types
 
 from twisted.internet.error import ConnectionDone
 from twisted.logger import LogLevel, globalLogPublisher
@@ -565,25 +566,37 @@ class CloseTests(SynchronousTestCase):
         self.assertIsInstance(node.close_error(self), ObsoleteVersion)
 
     def test_closing_is_logged_at_debug_level_only(self):
-        """Each connection's end is a debug line: built only when the level
-        filter lets debug through (--verbose), else skipped outright."""
+        """
+        Each connection's end is a debug line, built only when the level
+        filter lets debug through (--verbose): otherwise the protocol does
+        not even call its logger (the filter would drop the event, but
+        building it costs more than the rest of closing).
+        """
         events = []
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
         self.addCleanup(levels.clearLogLevels)
 
-        def closing():
-            return [e for e in events if e.get("log_format", "").endswith("closed: {error}")]
+        def close_one():
+            """Close a connection; the debug calls its protocol made."""
+            node = FakeNode()
+            calls = []
+            real = node.protocol.log
 
-        node = FakeNode()
+            def debug(format, **fields):
+                calls.append(format)
+                real.debug(format, **fields)
+
+            node.protocol.log = types.SimpleNamespace(debug=debug)
+            node.connection_lost(ConnectionDone())
+            return [f for f in calls if f.endswith("closed: {error}")]
+
         self.assertFalse(levels.debug)
-        node.connection_lost(ConnectionDone())
-        self.assertEqual(closing(), [])
+        self.assertEqual(close_one(), [])
         levels.setLogLevelForNamespace("bitpeer", LogLevel.debug)
         self.assertTrue(levels.debug)
-        node = FakeNode()
-        node.connection_lost(ConnectionDone())
-        [event] = closing()
+        self.assertEqual(len(close_one()), 1)
+        [event] = [e for e in events if e.get("log_format", "").endswith("closed: {error}")]
         self.assertIs(event["log_level"], LogLevel.debug)
         levels.clearLogLevels()
         self.assertFalse(levels.debug)

@@ -21,6 +21,7 @@ from twisted.logger import (
     globalLogPublisher,
 )
 
+
 class _LevelFilter(LogLevelFilterPredicate):
     """
     The level filter, which also keeps ``debug``: False when no namespace

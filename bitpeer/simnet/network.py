@@ -138,7 +138,8 @@ class SimNet:
         #: The nodes' randomness (nonces, answer samples), one stream for
         #: all (seeding a Random per connection took 5% of the simnet's
         #: time).  Not Random(seed): a crawler given the same seed would draw
-        #: the same nonces, and take every node for itself.
+        #: the same nonces and take some nodes for itself (the self-connection
+        #: check).
         self.random = random.Random(f"bitpeer simnet {seed}")
         self._sockets = []
         self._listener = None

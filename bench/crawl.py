@@ -13,9 +13,11 @@ completeness against the ground truth.  The last line sums it up; with
 time with the range.
 
 Each run also records ``yardstick``: bench/codec.py's whole-frame decode of a
-1000-entry addr (frames/s) measured just before it, because this shared
-machine's speed drifts (1,800/s at its usual speed, 1,000/s at its slowest
-seen): figures taken at different times compare only through it.
+1000-entry addr (frames/s) measured just before it, because the shared
+machine this was written on drifts (1,800/s at its usual speed, 900/s at
+its slowest seen).  It is a half-second sample and the speed can change
+within a run, so it shows the drift rather than corrects for it: compare
+medians of several runs.
 
 Networks (per 10,000 nodes):
   sparse     each node answers getaddr with ~25 other nodes and ~2 refused
@@ -28,11 +30,11 @@ import argparse
 import glob
 import json
 import os
+import random
+import statistics
 import subprocess
 import sys
 import tempfile
-import random
-import statistics
 import time
 from datetime import datetime
 

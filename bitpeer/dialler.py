@@ -12,11 +12,10 @@ Here an attempt is one small object.  It opens a non-blocking socket, is
 told when the socket is writable (the connect finished, one way or the
 other), and reads ``SO_ERROR``.  A refused or failed attempt
 closes its socket and calls ``failed(address, error)`` with a
-bitpeer.errors.ConnectFailed.  A connected socket is handed to Twisted with
-``reactor.adoptStreamConnection``, which builds the transport and the
-factory's protocol exactly as for any TCP connection, the protocol being
-given the address that was dialled; from then on the connection is
-Twisted's and the dialler forgets it.
+bitpeer.errors.ConnectFailed.  For a connected socket the factory builds its
+protocol, given the address that was dialled, and the protocol runs on a
+bitpeer.stream.StreamTransport of that socket (the reactor watches it as
+for any connection); from then on the dialler forgets it.
 
 Every attempt has the same timeout, so deadlines come in the order the
 attempts started: a FIFO queue and one DelayedCall for its head replace a
@@ -38,6 +37,7 @@ from twisted.internet.address import IPv4Address, IPv6Address
 
 from .errors import ConnectFailed, ConnectionRefused, ConnectTimeout
 from .logs import logger
+from .stream import StreamTransport
 from .wire.address import Network
 
 _FAMILIES = {Network.IPV4: socket.AF_INET, Network.IPV6: socket.AF_INET6}
@@ -119,62 +119,46 @@ class Attempt:
         self._settle(connect_error(code) if code else None)
 
     def _settle(self, error):
-        """Connected (``error`` is None) or failed: stop watching, then hand
-        the socket to Twisted or close it."""
+        """Connected (``error`` is None) or failed: stop watching, then start
+        the connection or close the socket."""
         self.connecting = False
-        dialler, sock = self.dialler, self.socket
+        dialler = self.dialler
         dialler._watch.discard(self)
         dialler._settled()
         if error is None:
-            error = self._adopt()
-        sock.close()
+            error = self._start()
         if error is not None:
+            self.socket.close()
             dialler.failed(self.address, error)
 
-    def _adopt(self):
-        """Hand the connected socket to Twisted (which duplicates it; ours is
-        closed after): None, or the ConnectFailed that ends the attempt."""
-        adopting = _Adopting(self.dialler.factory, self.address)
+    def _start(self):
+        """Make the factory's protocol for the address dialled and start it
+        on a StreamTransport of the connected socket: None, or the
+        ConnectFailed that ends the attempt."""
+        address = self.address
+        kind = IPv6Address if self.family == socket.AF_INET6 else IPv4Address
+        peer = kind("TCP", address.host_text, address.port)
+        transport = None
         try:
-            self.dialler.reactor.adoptStreamConnection(self.socket.fileno(), self.family,
-                                                       adopting)
-        except Exception as e:
-            if isinstance(e, OSError):
-                # Reset between the connect and the adoption.
-                error = connect_error(e.errno or errno.ECONNRESET)
-            else:
-                # A bug in the factory's protocol: logged, and the attempt
-                # still ends, or its caller would wait for it forever.
-                self.log.failure("{address}: the connection could not start",
-                                 address=self.address)
-                error = ConnectFailed(f"the connection could not start: {e!r}")
-            transport = getattr(adopting.protocol, "transport", None)
+            protocol = self.dialler.factory.buildProtocol(peer)
+            if protocol is None:
+                return ConnectFailed("the factory refused the connection")
+            transport = StreamTransport(self.dialler.reactor, self.socket, protocol, peer)
+            transport.start()
+        except OSError as e:
+            # The reactor cannot watch the socket (out of memory, say), or
+            # the socket broke as the protocol first wrote.
             if transport is not None:
                 transport.abortConnection()
-            return error
-        if adopting.protocol is None:
-            return ConnectFailed("the factory refused the connection")
+            return connect_error(e.errno or errno.ECONNRESET)
+        except Exception as e:
+            # A bug in the factory's protocol: logged, and the attempt still
+            # ends, or its caller would wait for it forever.
+            self.log.failure("{address}: the connection could not start", address=address)
+            if transport is not None:
+                transport.abortConnection()
+            return ConnectFailed(f"the connection could not start: {e!r}")
         return None
-
-
-class _Adopting:
-    """
-    The factory a connected socket is adopted with.  It builds the real
-    factory's protocol for the address that was dialled, which the socket's
-    peer name may spell otherwise (0.0.0.0 is reached as 127.0.0.1), and
-    keeps it.
-    """
-
-    __slots__ = ("factory", "address", "protocol")
-
-    def __init__(self, factory, address):
-        self.factory, self.address, self.protocol = factory, address, None
-
-    def buildProtocol(self, peer_name):
-        address = self.address
-        kind = IPv6Address if address.network == Network.IPV6 else IPv4Address
-        self.protocol = self.factory.buildProtocol(kind("TCP", address.host_text, address.port))
-        return self.protocol
 
 
 class ReactorWriters:
@@ -198,6 +182,9 @@ class ReactorWriters:
 
 #: epoll events that mean the connect failed.
 _BROKEN = getattr(select, "EPOLLERR", 0) | getattr(select, "EPOLLHUP", 0)
+#: What EpollSet asks of a connecting socket: one event when it becomes
+#: writable, after which the kernel stops watching it.
+_WATCH = getattr(select, "EPOLLOUT", 0) | getattr(select, "EPOLLONESHOT", 0)
 
 
 class EpollSet:
@@ -213,6 +200,11 @@ class EpollSet:
     whose settling raises (a bug in a ``failed`` callback) is logged and
     does not disturb the others.
 
+    A socket is watched for one event (EPOLLONESHOT): once its connect is
+    over the kernel reports it no more, so it needs no call to leave the
+    set, which it does when it is closed.  Only an attempt given up (a
+    timeout, a cancel) is taken out explicitly.
+
     The set exists only while something is being watched, so an idle
     dialler holds no descriptor and gives the reactor nothing to wait for.
     """
@@ -226,14 +218,14 @@ class EpollSet:
         self._attempts = {}
 
     def add(self, attempt):
-        """Watch ``attempt`` until it is discarded."""
+        """Watch ``attempt`` until its connect is over or it is discarded."""
         fd = attempt.socket.fileno()
         if self._epoll is not None:
-            self._epoll.register(fd, select.EPOLLOUT)
+            self._epoll.register(fd, _WATCH)
         else:
             self._epoll = select.epoll()
             try:
-                self._epoll.register(fd, select.EPOLLOUT)
+                self._epoll.register(fd, _WATCH)
                 self.reactor.addReader(self)
             except BaseException:
                 self._epoll.close()
@@ -242,18 +234,13 @@ class EpollSet:
         self._attempts[fd] = attempt
 
     def discard(self, attempt):
-        """Stop watching ``attempt``, before its socket is closed or handed
-        over."""
+        """Stop watching ``attempt``, before its socket is closed: needed only
+        when its connect is not over (a timeout, a cancel)."""
         fd = attempt.socket.fileno()
-        del self._attempts[fd]
-        # Explicitly: closing a socket takes it out of the set only if no
-        # other descriptor refers to it, and Twisted duplicates the ones it
-        # adopts.
-        self._epoll.unregister(fd)
-        if not self._attempts:
-            self.reactor.removeReader(self)
-            self._epoll.close()
-            self._epoll = None
+        if self._attempts.get(fd) is attempt:
+            del self._attempts[fd]
+            self._epoll.unregister(fd)
+            self._close_if_idle()
 
     def fileno(self):
         return self._epoll.fileno()
@@ -264,13 +251,15 @@ class EpollSet:
     def doRead(self):
         """Settle every attempt whose connect is over."""
         attempts = self._attempts
-        # Every attempt is looked up before any is settled: settling one
+        # Every attempt is taken out before any is settled: settling one
         # closes its socket, and a dial from the ``failed`` callback may get
         # the same descriptor, which must not be given the old one's event.
         ready = [
-            (attempts.get(fd), events & _BROKEN)
+            (attempts.pop(fd, None), events & _BROKEN)
             for fd, events in self._epoll.poll(0, len(attempts))
         ]
+        # Let go before the callbacks run, which may dial again (a new set).
+        self._close_if_idle()
         for attempt, broken in ready:
             if attempt is not None:
                 self._settle(attempt, broken)
@@ -280,6 +269,12 @@ class EpollSet:
         stops): every attempt under way ends, as the reactor's writers do."""
         for attempt in list(self._attempts.values()):
             self._settle(attempt, True)
+
+    def _close_if_idle(self):
+        if not self._attempts and self._epoll is not None:
+            self.reactor.removeReader(self)
+            self._epoll.close()
+            self._epoll = None
 
     def _settle(self, attempt, broken):
         # An exception here would reach the reactor, which would take the

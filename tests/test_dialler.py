@@ -1,10 +1,9 @@
 """
 Tests for bitpeer.dialler: Dialler and Attempt.
 
-The deterministic tests run the dialler on an AdoptingReactor (a
-MemoryReactorClock: it records addWriter/removeWriter and
-adoptStreamConnection, and builds the protocol) with a task.Clock for the
-timeouts, against real sockets on 127.0.0.1 and ::1: a listening socket to
+The deterministic tests run the dialler on a MemoryReactorClock (it records
+the readers and writers, among them the StreamTransport a connected attempt
+starts its protocol on) with a task.Clock for the timeouts, against real sockets on 127.0.0.1 and ::1: a listening socket to
 connect to, a bound socket that does not listen to be refused by (the kernel
 answers the SYN with RST).  The tests play the reactor themselves: they wait
 with select() until the attempt's socket is writable, then call doWrite or
@@ -38,6 +37,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from bitpeer import dialler as dialler_module
 from bitpeer.dialler import Dialler, EpollSet, ReactorWriters, connect_error
 from bitpeer.errors import ConnectFailed, ConnectionRefused, ConnectTimeout
+from bitpeer.stream import StreamTransport
 from bitpeer.wire.address import Network, NetworkAddress
 
 #: How long to wait for a loopback connect to finish (it takes microseconds;
@@ -73,15 +73,6 @@ _UNREACHABLE_SOCKET_MODULE = types.SimpleNamespace(**vars(socket))
 _UNREACHABLE_SOCKET_MODULE.socket = _UnreachableSocket
 
 
-class AdoptingReactor(MemoryReactorClock):
-    """A MemoryReactorClock whose adoptStreamConnection also builds the
-    protocol, as a real reactor's does (no transport is made)."""
-
-    def adoptStreamConnection(self, fileDescriptor, addressFamily, factory):
-        super().adoptStreamConnection(fileDescriptor, addressFamily, factory)
-        factory.buildProtocol(None)
-
-
 class RecordingFactory(Factory):
     """Builds plain Protocols and records the address each was built for."""
 
@@ -96,13 +87,13 @@ class RecordingFactory(Factory):
 
 
 class DiallerTestCase(SynchronousTestCase):
-    """An AdoptingReactor, loopback targets, and a record of ``failed``;
+    """A MemoryReactorClock, loopback targets, and a record of ``failed``;
     the attempts are the reactor's writers."""
 
     watch = ReactorWriters
 
     def setUp(self):
-        self.reactor = AdoptingReactor()
+        self.reactor = MemoryReactorClock()
         self.factory = RecordingFactory()
         #: (address, error) for every call of ``failed``.
         self.failures = []
@@ -111,9 +102,25 @@ class DiallerTestCase(SynchronousTestCase):
         self.addCleanup(self._close_attempts)
 
     def _close_attempts(self):
+        # A connected attempt's socket is its transport's: closed too.
         for attempt in self.attempts:
             if attempt.socket is not None:
                 attempt.socket.close()
+
+    def started(self):
+        """The StreamTransports of the connected attempts (the reactor's
+        readers)."""
+        return [r for r in self.reactor.getReaders() if isinstance(r, StreamTransport)]
+
+    def assert_started(self, attempt, peer):
+        """The attempt connected: its socket, still open, is the transport
+        of a protocol built for ``peer`` (an IPv4Address or IPv6Address)."""
+        [transport] = [t for t in self.started() if t.socket is attempt.socket]
+        self.assertNotEqual(attempt.socket.fileno(), -1)
+        self.assertEqual(transport.getPeer(), peer)
+        self.assertIs(transport.protocol.transport, transport)
+        self.assertEqual(transport.protocol.connected, 1)
+        self.assertIn(peer, self.factory.addresses)
 
     def record(self, address, error):
         self.failures.append((address, error))
@@ -153,9 +160,11 @@ class DiallerTestCase(SynchronousTestCase):
         self.assertEqual(writable, [attempt.socket], "connect did not finish")
 
     def assert_settled_here(self, attempt):
-        """One attempt is over (others may still be under way)."""
+        """One attempt is over (others may still be under way): its socket
+        closed, or handed to a transport."""
         self.assertIs(attempt.connecting, False)
-        self.assertEqual(attempt.socket.fileno(), -1)
+        if attempt.socket.fileno() != -1:
+            self.assertIn(attempt.socket, [t.socket for t in self.started()])
 
     def assert_settled(self, dialler, attempt):
         """The attempt is over: socket closed, reactor and clock let go."""
@@ -235,19 +244,17 @@ class ConnectErrorTests(SynchronousTestCase):
 class ConnectTests(DiallerTestCase):
     """An attempt that connects is handed to the reactor."""
 
-    def test_connected_socket_is_adopted(self):
+    def test_connected_socket_is_started(self):
         dialler = self.make_dialler()
         attempt = self.dial(dialler, self.listener())
         self.assertEqual(dialler.connecting, 1)
         self.assertIs(attempt.connecting, True)
         self.assertEqual(self.reactor.getWriters(), [attempt])
-        fd = attempt.fileno()
         self.wait_writable(attempt)
         attempt.doWrite()
-        [(adopted_fd, family, _)] = self.reactor.adoptedStreamConnections
-        self.assertEqual((adopted_fd, family), (fd, socket.AF_INET))
-        self.assertEqual(self.factory.addresses,
-                         [IPv4Address("TCP", "127.0.0.1", attempt.address.port)])
+        peer = IPv4Address("TCP", "127.0.0.1", attempt.address.port)
+        self.assertEqual(self.factory.addresses, [peer])
+        self.assert_started(attempt, peer)
         self.assertEqual(self.failures, [])
         self.assert_settled(dialler, attempt)
 
@@ -257,14 +264,13 @@ class ConnectTests(DiallerTestCase):
         the socket's peer name says (0.0.0.0 is reached as 127.0.0.1): the
         caller finds its connection under the address it dialled.
         """
-        dialled = NetworkAddress.from_host("127.0.0.2", 18444)
-        adopting = dialler_module._Adopting(self.factory, dialled)
-        protocol = adopting.buildProtocol(IPv4Address("TCP", "127.0.0.1", 18444))
-        self.assertIs(adopting.protocol, protocol)
-        self.assertEqual(self.factory.addresses, [IPv4Address("TCP", "127.0.0.2", 18444)])
-        adopting = dialler_module._Adopting(self.factory, NetworkAddress.from_host("::1", 8))
-        adopting.buildProtocol(None)
-        self.assertEqual(self.factory.addresses[-1], IPv6Address("TCP", "::1", 8))
+        port = self.listener().port
+        dialler = self.make_dialler()
+        attempt = self.dial(dialler, NetworkAddress.from_host("0.0.0.0", port))
+        self.wait_writable(attempt)
+        attempt.doWrite()
+        self.assertEqual(self.failures, [])
+        self.assert_started(attempt, IPv4Address("TCP", "0.0.0.0", port))
 
     def test_factory_refuses(self):
         """A factory that builds no protocol (returns None) ends the attempt
@@ -282,7 +288,7 @@ class ConnectTests(DiallerTestCase):
         self.assertIn("done", repr(attempt))
 
     def test_ipv6_loopback(self):
-        """::1 is dialled as AF_INET6: adopted when something listens,
+        """::1 is dialled as AF_INET6: started when something listens,
         refused when nothing does."""
         if not _ipv6_loopback():
             raise SkipTest("::1 cannot be bound here")
@@ -294,29 +300,29 @@ class ConnectTests(DiallerTestCase):
         bad = self.dial(dialler, bad_address)
         self.assertEqual(good.family, socket.AF_INET6)
         self.assertEqual(good.socket.family, socket.AF_INET6)
-        fd = good.fileno()
         self.wait_writable(good)
         self.wait_writable(bad)
         good.doWrite()
         bad.doWrite()
-        [(adopted_fd, family, _)] = self.reactor.adoptedStreamConnections
-        self.assertEqual((adopted_fd, family), (fd, socket.AF_INET6))
-        self.assertEqual(self.factory.addresses,
-                         [IPv6Address("TCP", "::1", listening.getsockname()[1])])
+        peer = IPv6Address("TCP", "::1", listening.getsockname()[1])
+        self.assertEqual(self.factory.addresses, [peer])
+        self.assert_started(good, peer)
         [(address, error)] = self.failures
         self.assertEqual(address, bad_address)
         self.assertIsInstance(error, ConnectionRefused)
         self.assert_settled(dialler, good)
         self.assert_settled(dialler, bad)
 
-    def test_adoption_fails(self):
-        """If the reactor cannot adopt the socket (reset in between), the
-        attempt fails with the OS error instead."""
-        def adopt(fd, family, factory):
-            raise OSError(errno.ECONNRESET, os.strerror(errno.ECONNRESET))
+    def test_reactor_cannot_watch_the_connection(self):
+        """If the reactor cannot watch the connected socket, the attempt
+        fails with the OS error, and the protocol is never told of a
+        connection."""
+        def add_reader(reader):
+            raise OSError(errno.ENOMEM, os.strerror(errno.ENOMEM))
 
-        self.reactor.adoptStreamConnection = adopt
-        self.connect_failing("ECONNRESET")
+        self.patch(self.reactor, "addReader", add_reader)
+        self.connect_failing("ENOMEM")
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
 
 
 class BrokenFactoryTests(DiallerTestCase):
@@ -354,7 +360,7 @@ class RefusedTests(DiallerTestCase):
         self.assertIsInstance(error, ConnectionRefused)
         self.assertEqual(error.reason, "refused")
         self.assertIn(os.strerror(errno.ECONNREFUSED), str(error))
-        self.assertEqual(self.reactor.adoptedStreamConnections, [])
+        self.assertEqual(self.factory.addresses, [])
         self.assert_settled(dialler, attempt)
 
     def test_refused_on_connection_lost(self):
@@ -369,7 +375,7 @@ class RefusedTests(DiallerTestCase):
         self.assertEqual(failed_address, address)
         self.assertIsInstance(error, ConnectionRefused)
         self.assertEqual(error.reason, "refused")
-        self.assertEqual(self.reactor.adoptedStreamConnections, [])
+        self.assertEqual(self.factory.addresses, [])
         self.assert_settled(dialler, attempt)
 
     def test_connection_lost_after_settling(self):
@@ -488,7 +494,7 @@ class TimeoutTests(DiallerTestCase):
         self.assert_settled(dialler, attempt)
         self.clock.advance(10)
         self.assertEqual(self.failures, [])
-        self.assertEqual(len(self.reactor.adoptedStreamConnections), 1)
+        self.assertEqual(len(self.started()), 1)
 
     def test_connected_head_is_skipped(self):
         """The head of the queue connects while a later attempt is still
@@ -502,7 +508,7 @@ class TimeoutTests(DiallerTestCase):
         self.clock.advance(0.5)
         self.wait_writable(head)
         head.doWrite()
-        self.assertEqual(len(self.reactor.adoptedStreamConnections), 1)
+        self.assertEqual(len(self.started()), 1)
         self.assertEqual(dialler.connecting, 1)
         self.clock.advance(0.5)  # t=2, the head's deadline
         self.assertEqual(self.failures, [])
@@ -649,7 +655,7 @@ class CancelTests(DiallerTestCase):
         attempt.doWrite()
         attempt.cancel()
         self.assertEqual(self.failures, [])
-        self.assertEqual(len(self.reactor.adoptedStreamConnections), 1)
+        self.assertEqual(len(self.started()), 1)
         self.assert_settled(dialler, attempt)
 
     def test_cancel_after_refusal(self):
@@ -853,8 +859,9 @@ class EpollSetTests(DiallerTestCase):
         super().setUp()
 
     def assert_idle(self, dialler):
-        """Nothing watched: no reader, no epoll descriptor."""
-        self.assertEqual(self.reactor.getReaders(), [])
+        """Nothing watched: the set is not a reader (the transports of
+        connected attempts may be), no epoll descriptor."""
+        self.assertNotIn(dialler._watch, self.reactor.getReaders())
         self.assertIsNone(dialler._watch._epoll)
 
     def test_default_watch(self):
@@ -888,12 +895,10 @@ class EpollSetTests(DiallerTestCase):
         good = self.dial(dialler, self.listener())
         bad_address = self.refuser()
         bad = self.dial(dialler, bad_address)
-        fd = good.fileno()
         self.wait_writable(good)
         self.wait_writable(bad)
         dialler._watch.doRead()
-        [(adopted_fd, family, _)] = self.reactor.adoptedStreamConnections
-        self.assertEqual((adopted_fd, family), (fd, socket.AF_INET))
+        self.assert_started(good, IPv4Address("TCP", "127.0.0.1", good.address.port))
         [(address, error)] = self.failures
         self.assertEqual(address, bad_address)
         self.assertIsInstance(error, ConnectionRefused)
@@ -901,30 +906,26 @@ class EpollSetTests(DiallerTestCase):
         self.assert_settled(dialler, bad)
         self.assert_idle(dialler)
 
-    def test_adopted_socket_leaves_the_set(self):
+    def test_connected_socket_is_not_reported_again(self):
         """
-        Twisted adopts a duplicate of the connected descriptor, and the set
-        must not keep watching the socket through it once ours is closed.
+        A connected socket stays open as its transport's, and in the set
+        until it is closed; watched for one event only, it is not reported
+        again when data arrives: that is the transport's.
         """
-        duplicates = []
-
-        def adopt(fd, family, factory):
-            duplicates.append(os.dup(fd))
-            self.addCleanup(os.close, duplicates[-1])
-            factory.buildProtocol(None)
-
-        self.reactor.adoptStreamConnection = adopt
+        server = self.bound_socket(listen=True)
         dialler = self.make_dialler()
-        good = self.dial(dialler, self.listener())
+        good = self.dial(dialler, NetworkAddress.from_host("127.0.0.1", server.getsockname()[1]))
         # Still connecting as far as the dialler knows: keeps the set open.
         other = self.dial(dialler, self.refuser())
-        fd = good.fileno()
         self.wait_writable(good)
         good.ready(False)
-        self.assertEqual(len(duplicates), 1)
+        accepted, _ = server.accept()
+        self.addCleanup(accepted.close)
+        accepted.send(b"data")
+        readable, _, _ = select.select([good.socket], [], [], SELECT_TIMEOUT)
+        self.assertEqual(readable, [good.socket])
+        self.assertNotIn(good.fileno(), dict(dialler._watch._epoll.poll(0)))
         self.assertEqual(dialler.connecting, 1)
-        events = dict(dialler._watch._epoll.poll(0))
-        self.assertNotIn(fd, events)
         other.cancel()
         self.assert_idle(dialler)
 
@@ -961,14 +962,14 @@ class EpollSetTests(DiallerTestCase):
         for successor in successors:
             self.wait_writable(successor)
         dialler._watch.doRead()
-        self.assertEqual(len(self.reactor.adoptedStreamConnections), 2)
+        self.assertEqual(len(self.started()), 2)
         self.assertEqual(len(self.failures), 2)
         self.assert_idle(dialler)
 
     def test_a_failing_callback_spoils_nothing_else(self):
         """
         A ``failed`` callback that raises (a bug) is logged, and the rest of
-        the batch is settled as usual: the connected attempt is adopted, not
+        the batch is settled as usual: the connected attempt is started, not
         failed, and the set still watches what is under way.
         """
         dialler = self.make_dialler()
@@ -988,12 +989,12 @@ class EpollSetTests(DiallerTestCase):
         # refusal already arrived too: both ways the set stays sound.
         dialler._watch.doRead()
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
-        self.assertEqual(len(self.reactor.adoptedStreamConnections), 1)
+        self.assertEqual(len(self.started()), 1)
         self.assertNotIn(good.address, [address for address, _ in self.failures])
         for attempt in refused + [good]:
             self.assert_settled_here(attempt)
         if later.connecting:
-            self.assertEqual(self.reactor.getReaders(), [dialler._watch])
+            self.assertIn(dialler._watch, self.reactor.getReaders())
             self.wait_writable(later)
             dialler._watch.doRead()
         self.assertEqual(len(self.failures), 3)
@@ -1081,7 +1082,7 @@ class RealReactorTests(TestCase):
 
     @defer.inlineCallbacks
     def test_connects(self):
-        """The adopted transport works both ways and knows its peer."""
+        """The transport works both ways and knows its peer."""
         received = defer.Deferred()
         server_lost = defer.Deferred()
 
@@ -1123,11 +1124,9 @@ class RealReactorTests(TestCase):
         self.assertEqual(dialler.connecting, 1)
         client = yield made
         try:
-            # connectionMade ran inside doWrite, before the dialler closed
-            # its own socket: let that finish.
-            yield task.deferLater(reactor, 0, lambda: None)
             self.assertEqual(dialler.connecting, 0)
-            self.assertEqual(attempt.socket.fileno(), -1)
+            self.assertIsInstance(client.transport, StreamTransport)
+            self.assertIs(client.transport.socket, attempt.socket)
             self.assertEqual(client.transport.getPeer(),
                              IPv4Address("TCP", "127.0.0.1", listening))
             client.transport.write(b"ping")
@@ -1137,13 +1136,14 @@ class RealReactorTests(TestCase):
             client.transport.loseConnection()
         yield client_lost
         yield server_lost
+        self.assertEqual(attempt.socket.fileno(), -1)
         self.assertEqual(failures, [])
 
     @defer.inlineCallbacks
     def test_protocol_fails_after_the_transport_exists(self):
         """
-        A protocol whose connectionMade raises (a bug) after Twisted built
-        its transport: the attempt is reported once, as ConnectFailed, and
+        A protocol whose connectionMade raises (a bug) after its transport
+        exists: the attempt is reported once, as ConnectFailed, and
         the transport is aborted rather than left open.
         """
         server_lost = defer.Deferred()
@@ -1195,7 +1195,7 @@ class RealReactorTests(TestCase):
     @defer.inlineCallbacks
     def test_many_refused(self):
         """200 attempts at once, each to its own refusing port: each is
-        reported exactly once, nothing is adopted, nothing is left over."""
+        reported exactly once, nothing is started, nothing is left over."""
         count = 200
         addresses = [NetworkAddress.from_host("127.0.0.1", self.refusing_port())
                      for _ in range(count)]

@@ -84,9 +84,7 @@ class StreamTransport:
         try:
             self.protocol.makeConnection(self)
         finally:
-            self._held = False
-        if self._unsent or self.disconnecting:
-            self._flush()
+            self._release()
 
     # -- ITransport ---------------------------------------------------------------
 
@@ -162,9 +160,7 @@ class StreamTransport:
         try:
             self.protocol.dataReceived(data)
         finally:
-            self._held = False
-        if not self._writing and (self._unsent or self.disconnecting):
-            self._flush()
+            self._release()
         return None
 
     def doWrite(self):
@@ -209,6 +205,13 @@ class StreamTransport:
         protocol.connectionLost(reason)
 
     # -- inside -------------------------------------------------------------------
+
+    def _release(self):
+        """A handler of the protocol returned: send what it wrote, or close
+        if it asked to and wrote nothing."""
+        self._held = False
+        if not self._writing and (self._unsent or self.disconnecting):
+            self._flush()
 
     def _flush(self):
         """Send what waits, as much as the kernel takes; watch for room if

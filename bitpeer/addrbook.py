@@ -115,16 +115,23 @@ class AddressBook:
     ``gossip`` and ``attempt`` may be called before ``open`` (they buffer);
     after ``close`` they raise AddressBookClosed, since nothing would ever
     write what they buffer.
+
+    Unless ``close_at_shutdown`` is False, the book closes itself as the
+    reactor begins to shut down.  An owner that closes it after stopping
+    what writes to it (as the crawler service does) passes False: the
+    book's trigger would fire first, and every verdict that comes in
+    while the crawl winds down would find the book closed.
     """
 
     log = logger()
 
     def __init__(self, path, reactor, *, flush_interval=DEFAULT_FLUSH_INTERVAL,
-                 flush_size=DEFAULT_FLUSH_SIZE):
+                 flush_size=DEFAULT_FLUSH_SIZE, close_at_shutdown=True):
         self.path = path
         self._reactor = reactor
         self._flush_interval = flush_interval
         self._flush_size = flush_size
+        self._close_at_shutdown = close_at_shutdown
         self._gossip = {}
         self._attempts = []
         self._pool = None
@@ -150,9 +157,10 @@ class AddressBook:
         self._state = "opening"
         self._pool = ThreadPool(1, 1, name=f"bitpeer-addrbook {self.path}")
         self._pool.start()
-        self._trigger = self._reactor.addSystemEventTrigger(
-            "before", "shutdown", self._on_shutdown
-        )
+        if self._close_at_shutdown:
+            self._trigger = self._reactor.addSystemEventTrigger(
+                "before", "shutdown", self._on_shutdown
+            )
         self._opened = Deferred()  # internal: close() waits on it, no one else
 
         def opened(_):

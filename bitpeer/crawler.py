@@ -25,6 +25,7 @@ import attr
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 
+from .addrbook import AddressBookClosed
 from .dialler import Dialler
 from .errors import PeerError
 from .external import ExternalAddressVote
@@ -143,6 +144,8 @@ class Crawler:
         self.network = network
         self.options = options if options is not None else CrawlOptions()
         self.book, self.crawl_id = book, crawl_id
+        #: Records the book could not take (closed under the crawl).
+        self.unrecorded = 0
         self.random = random if random is not None else _random.Random()
         #: Entry keys of every address accepted so far: the decoder skips
         #: gossip repeating them (most of it), before building any object.
@@ -343,9 +346,8 @@ class Crawler:
             return
         reason, detail = error.reason, str(error)
         self.unreachable[address] = Unreachable(reason, detail)
-        if self.book is not None:
-            self.book.attempt(self.crawl_id, address, "unreachable", reason=reason,
-                              detail=detail, now=self.clock.seconds())
+        self._to_book("attempt", self.crawl_id, address, "unreachable", reason=reason,
+                      detail=detail, now=self.clock.seconds())
 
     def _bug(self, failure, address):
         self.log.failure("crawling {address} went wrong", failure, address=address)
@@ -361,12 +363,28 @@ class Crawler:
 
     def _record_reachable(self, address, result):
         self.reachable[address] = result
-        if self.book is not None:
-            self.book.attempt(
-                self.crawl_id, address, "reachable", reason=result.getaddr_outcome,
-                detail=result.getaddr_error, info=result.info, returned=result.returned,
-                now=self.clock.seconds(),
-            )
+        self._to_book(
+            "attempt", self.crawl_id, address, "reachable", reason=result.getaddr_outcome,
+            detail=result.getaddr_error, info=result.info, returned=result.returned,
+            now=self.clock.seconds(),
+        )
+
+    def _to_book(self, method, *args, **kwargs):
+        """
+        Give the book a record (``method`` names the AddressBook call).  If
+        its owner closed it while connections were still ending (a reactor
+        shutting down closes a book itself), the crawl goes on without it:
+        one warning, and ``unrecorded`` counts what the book missed.
+        """
+        if self.book is None:
+            return
+        try:
+            getattr(self.book, method)(*args, **kwargs)
+        except AddressBookClosed:
+            if not self.unrecorded:
+                self.log.warn("the address book was closed during the crawl; "
+                              "what the crawl learns from now on is not recorded in it")
+            self.unrecorded += 1
 
     # -- gossip -------------------------------------------------------------------
 
@@ -393,8 +411,8 @@ class Crawler:
             else:
                 kept.append(entry)
                 self._consider(address)
-        if self.book is not None and kept:
-            self.book.gossip(kept, source, now)
+        if kept:
+            self._to_book("gossip", kept, source, now)
 
     # -- progress -----------------------------------------------------------------
 

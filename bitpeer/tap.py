@@ -252,7 +252,10 @@ class CrawlerService(Service):
             seeds += self.simnet.seeds()
             self.log.info("simnet: {nodes} nodes, {dead} dead addresses on loopback",
                           nodes=truth["counts"]["nodes"], dead=options["simnet-dead"])
-        self.book = AddressBook(os.path.abspath(options["db"]), reactor)
+        # Closed by stopService once the crawl has wound down, not by the
+        # book's own shutdown trigger, which would fire before it.
+        self.book = AddressBook(os.path.abspath(options["db"]), reactor,
+                                close_at_shutdown=False)
         await self.book.open()
         await _check_book_network(self.book, options["db"], network)
         if options["external-ip-url"]:

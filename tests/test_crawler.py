@@ -20,10 +20,10 @@ import tempfile
 import time
 
 from twisted.internet import defer, reactor, task
-from twisted.logger import globalLogPublisher
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from bitpeer.addrbook import AddressBook
+from bitpeer.addrbook import AddressBook, AddressBookClosed
 from bitpeer.crawler import (
     MAX_FUTURE_DRIFT,
     MIN_SANE_TIME,
@@ -62,17 +62,25 @@ CJDNS = NetworkAddress(Network.CJDNS, b"\xfc" + bytes(range(15)), 8333)
 
 
 class FakeBook:
-    """Records what the crawler hands the address book."""
+    """Records what the crawler hands the address book; once ``closed``,
+    refuses it as a closed AddressBook does."""
 
     def __init__(self):
         self.gossiped = []
         self.attempts = []
+        self.closed = False
+
+    def _check(self):
+        if self.closed:
+            raise AddressBookClosed("address book fake is closed")
 
     def gossip(self, entries, source, now):
+        self._check()
         self.gossiped.append((list(entries), source, now))
 
     def attempt(self, crawl_id, address, outcome, *, reason=None, detail=None, info=None,
                 returned=None, now):
+        self._check()
         self.attempts.append((crawl_id, address, outcome, reason))
 
 
@@ -304,6 +312,28 @@ class DialTests(SynchronousTestCase):
         self.assertEqual(set(result.unreachable), set(seeds))
         self.assertEqual(result.reachable, {})
         self.assertEqual(sorted(self.dialled()), sorted(seeds))
+
+    def test_book_closed_under_the_crawl(self):
+        """
+        A book closed by its owner while verdicts still come in (a reactor
+        shutting down closes one itself) does not break the crawl: the
+        verdicts are kept in the result, one warning says the book missed
+        them, and ``unrecorded`` counts them.
+        """
+        seeds = self.seeds(4)
+        crawler = self.crawler(seeds, concurrency=4)
+        d = crawler.run()
+        self.fail_dial(0, ConnectionRefused("refused"))
+        self.book.closed = True
+        for index in (1, 2, 3):
+            self.fail_dial(index, ConnectionRefused("refused"))
+        result = self.successResultOf(d)
+        self.assertEqual(set(result.unreachable), set(seeds))
+        self.assertEqual(len(self.book.attempts), 1)
+        self.assertEqual(crawler.unrecorded, 3)
+        warnings = [e for e in self.events if "address book was closed" in e.get("log_format", "")]
+        self.assertEqual(len(warnings), 1)
+        self.assertEqual([e for e in self.events if e.get("log_level") == LogLevel.critical], [])
 
     def test_invalid_seeds_skipped(self):
         """0.0.0.0, :: and 255.255.255.255 are not dialled (Core's IsValid);

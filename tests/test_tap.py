@@ -215,17 +215,39 @@ class RecordingReactor:
     """
     The global reactor, except stop(): CrawlerService stops its reactor when
     a crawl is done, which here would end the test run.  ``stopped`` fires
-    when it is called.
+    when it is called.  "Before shutdown" triggers are kept here, in the
+    order added, for shut_down() to fire.
     """
 
     def __init__(self):
         self.stops = 0
         self.stopped = defer.Deferred()
+        self.shutdown_triggers = []
 
     def stop(self):
         self.stops += 1
         if not self.stopped.called:
             self.stopped.callback(None)
+
+    def addSystemEventTrigger(self, phase, event, f, *args, **kwargs):
+        if (phase, event) != ("before", "shutdown"):
+            return reactor.addSystemEventTrigger(phase, event, f, *args, **kwargs)
+        self.shutdown_triggers.append((f, args, kwargs))
+        return ("kept", len(self.shutdown_triggers) - 1)
+
+    def removeSystemEventTrigger(self, trigger):
+        if isinstance(trigger, tuple) and trigger[0] == "kept":
+            self.shutdown_triggers[trigger[1]] = None
+        else:
+            reactor.removeSystemEventTrigger(trigger)
+
+    def shut_down(self):
+        """Fire the "before shutdown" triggers in order, as a reactor that
+        begins to shut down does: a Deferred of them all."""
+        return defer.gatherResults([
+            defer.maybeDeferred(f, *args, **kwargs)
+            for f, args, kwargs in filter(None, self.shutdown_triggers)
+        ])
 
     def __getattr__(self, name):
         return getattr(reactor, name)
@@ -414,6 +436,37 @@ class ServiceTests(TestCase):
         self.assertEqual(parse()["db"], "bitpeer.sqlite")
         self.assertEqual(parse("--network", "testnet4")["db"], "bitpeer-testnet4.sqlite")
         self.assertEqual(parse("--simnet", "10")["db"], "bitpeer-simnet.sqlite")
+
+    @defer.inlineCallbacks
+    def test_shutdown_while_nodes_are_asked(self):
+        """
+        twistd stops the service from a shutdown trigger added after the
+        service started, so after the address book opened.  Nodes still
+        being asked for addresses then are recorded in the book, as
+        reachable, and nothing is logged as an error: the book is not
+        closed under the crawl by a trigger of its own.
+        """
+        service = self.service("--simnet", "40", *FAST)
+        service.startService()
+        self.addCleanup(lambda: service.running and service.stopService())
+        # As twistd's startApplication does once the service has started.
+        self.reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+        # The answers would come after the getaddr timeout: the three seeds,
+        # all asked, are still being asked when the reactor shuts down.
+        service.simnet.response_delay = 60
+        started = time.monotonic()
+        while service.crawler is None or sum(
+            peer.info is not None for peer in service.crawler.connected.values()
+        ) < 3:
+            self.assertLess(time.monotonic() - started, 4, "no node was asked")
+            yield task.deferLater(reactor, 0.02)
+        yield self.reactor.shut_down()
+        yield connections_closed()
+        errors = [e.getErrorMessage() for e in self.flushLoggedErrors()]
+        self.assertEqual((service.failed, errors), (False, []))
+        asked = db_rows(self.db, "SELECT count(*) FROM observations "
+                                 "WHERE outcome = 'reachable' AND reason IS NOT NULL")
+        self.assertEqual(asked, [(3,)])
 
     @defer.inlineCallbacks
     def test_stop_midway(self):

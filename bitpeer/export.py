@@ -11,6 +11,7 @@ node is one line: easy to read and to grep, and written by json's C encoder
 import collections
 import csv
 import datetime
+import io
 import json
 import operator
 import os
@@ -22,6 +23,8 @@ CSV_FIELDS = (
     "services_text", "start_height", "relay", "latency", "getaddr", "returned",
 )
 
+#: A node record's CSV row, picked in C (DictWriter checks every field of
+#: every row in Python).
 _csv_row = operator.itemgetter(*CSV_FIELDS)
 
 
@@ -48,6 +51,54 @@ def node_record(address, result):
         "getaddr": result.getaddr_outcome,
         "returned": result.returned,
     }
+
+
+class EncodedNodes:
+    """
+    Reachable nodes encoded for the snapshot ahead of time.
+
+    A crawl ends by waiting out the connect timeouts of its last dials,
+    with the reactor all but idle: encoding the nodes found so far then
+    takes that work off writing the snapshot after the crawl (about a
+    fifth of a second for 10,000 nodes).  write_snapshot(..., encoded=)
+    uses what is here and encodes the rest.
+    """
+
+    def __init__(self):
+        #: Address -> (its NodeResult, JSON line, CSV line).
+        self._nodes = {}
+        self._csv_buffer = io.StringIO()
+        self._csv = csv.writer(self._csv_buffer)
+
+    def __len__(self):
+        return len(self._nodes)
+
+    def catch_up(self, reachable, limit):
+        """Encode up to ``limit`` nodes of ``reachable`` (address ->
+        NodeResult) not encoded yet; how many that was."""
+        nodes, done = self._nodes, 0
+        for address, result in reachable.items():
+            if done == limit:
+                break
+            if address not in nodes:
+                nodes[address] = (result, *self._encode(address, result))
+                done += 1
+        return done
+
+    def get(self, address, result):
+        """The JSON line and CSV line of a node, encoded now if need be."""
+        known = self._nodes.get(address)
+        if known is not None and known[0] is result:
+            return known[1], known[2]
+        return self._encode(address, result)
+
+    def _encode(self, address, result):
+        record = node_record(address, result)
+        buffer = self._csv_buffer
+        buffer.seek(0)
+        buffer.truncate()
+        self._csv.writerow(_csv_row(record))
+        return json.dumps(record), buffer.getvalue()
 
 
 def summarize(result):
@@ -99,12 +150,13 @@ def snapshot(result, summary=None):
     }
 
 
-def write_snapshot(result, directory, summary=None):
+def write_snapshot(result, directory, summary=None, encoded=None):
     """
     Write ``<network>-<UTC time>.json`` and ``.csv`` into ``directory``
     (created if missing; ``-2``, ``-3``... after the time if a snapshot of
     that second exists); return the two paths.  ``summary`` saves
-    summarizing again when the caller already has it.
+    summarizing again when the caller already has it; ``encoded`` (an
+    EncodedNodes) saves encoding the nodes it holds.
     """
     os.makedirs(directory, exist_ok=True)
     stamp = datetime.datetime.fromtimestamp(result.finished, datetime.timezone.utc)
@@ -115,31 +167,35 @@ def write_snapshot(result, directory, summary=None):
         # keep both.
         serial += 1
         base = f"{stem}-{serial}"
-    document = snapshot(result, summary)
+    encoded = encoded if encoded is not None else EncodedNodes()
+    nodes = [encoded.get(a, r) for a, r in sorted(result.reachable.items())]
+    summary = summary if summary is not None else summarize(result)
+    not_dialled = [
+        json.dumps({"address": str(a), "network": a.network_name}) for a in result.not_dialled
+    ]
     json_path, csv_path = base + ".json", base + ".csv"
-    atomic_write(json_path, lambda f: f.write(_json_text(document)))
+    atomic_write(json_path, lambda f: f.write(_json_text(
+        summary, [line for line, _ in nodes], not_dialled)))
 
     def write_csv(stream):
-        writer = csv.writer(stream)
-        writer.writerow(CSV_FIELDS)
-        # Rows picked in C (DictWriter checks every field of every row in Python).
-        writer.writerows(map(_csv_row, document["nodes"]))
+        csv.writer(stream).writerow(CSV_FIELDS)
+        stream.write("".join(line for _, line in nodes))
 
     atomic_write(csv_path, write_csv, newline="")
     return json_path, csv_path
 
 
-def _json_text(document):
-    """A dict of dicts and lists as JSON: dicts indented, one list item a line."""
-    parts = []
-    for key, value in document.items():
-        if isinstance(value, list):
-            lines = ",\n  ".join(map(json.dumps, value))
-            text = f"[\n  {lines}\n ]" if value else "[]"
-        else:
-            text = json.dumps(value, indent=1).replace("\n", "\n ")
-        parts.append(f" {json.dumps(key)}: {text}")
-    return "{\n" + ",\n".join(parts) + "\n}\n"
+def _json_text(summary, node_lines, not_dialled_lines):
+    """The document snapshot() describes, as JSON: the summary indented, one
+    node or not-dialled address a line."""
+    summary_text = json.dumps(summary, indent=1).replace("\n", "\n ")
+    return (f'{{\n "summary": {summary_text},\n "nodes": {_json_list(node_lines)},\n'
+            f' "not_dialled": {_json_list(not_dialled_lines)}\n}}\n')
+
+
+def _json_list(lines):
+    """A JSON list of items already encoded, one a line."""
+    return "[\n  " + ",\n  ".join(lines) + "\n ]" if lines else "[]"
 
 
 def atomic_write(path, write, **open_args):

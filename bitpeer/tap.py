@@ -16,7 +16,7 @@ import sys
 import attr
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, ensureDeferred
-from twisted.internet.task import deferLater
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import LogLevel
 from twisted.python import usage
 
@@ -24,7 +24,7 @@ from . import __version__
 from .addrbook import AddressBook
 from .crawler import CrawlOptions, Crawler
 from .discovery import discover, make_resolver
-from .export import summarize, write_snapshot
+from .export import EncodedNodes, summarize, write_snapshot
 from .external import fetch_external_ip
 from .gctuning import tune_garbage_collector
 from .logs import levels, logger
@@ -37,6 +37,11 @@ from .wire.errors import ProtocolError
 
 #: Open files kept back for the database, logs, listeners and the simnet.
 RESERVED_FILES = 64
+
+#: Once nothing is left to dial, the nodes found are encoded for the
+#: snapshot this many at a time, this often (seconds): a few milliseconds a
+#: turn, while the crawl waits for its last connections.
+ENCODE_AHEAD = (1000, 0.05)
 
 #: The network a --simnet crawl speaks (regtest's magic, its own name).
 SIMNET = NetworkParams(name="simnet", magic=REGTEST.magic, default_port=REGTEST.default_port)
@@ -286,7 +291,14 @@ class CrawlerService(Service):
             self.crawler = Crawler(reactor, network, start, options=crawl_options,
                                    peer_options=options["peer"], book=self.book,
                                    crawl_id=crawl_id)
-            result = await self.crawler.run()
+            encoded = EncodedNodes()
+            ahead = LoopingCall(_encode_ahead, self.crawler, encoded)
+            ahead.clock = reactor
+            ahead.start(ENCODE_AHEAD[1], now=False)
+            try:
+                result = await self.crawler.run()
+            finally:
+                ahead.stop()
             self.crawler = None
             if not self.running:
                 # Stopped midway: the book keeps every attempt made, and the
@@ -296,7 +308,7 @@ class CrawlerService(Service):
             await self.book.flush()
             summary = summarize(result)
             await self.book.finish_crawl(crawl_id, summary, reactor.seconds())
-            json_path, csv_path = write_snapshot(result, options["out"], summary)
+            json_path, csv_path = write_snapshot(result, options["out"], summary, encoded)
             self.log.info(
                 "crawl done in {elapsed:.1f} s: {reachable} reachable, {unreachable} "
                 "unreachable, {not_dialled} not dialled; wrote {json} and {csv}",
@@ -315,6 +327,13 @@ class CrawlerService(Service):
                 self._waiting = None
         if self.running:
             reactor.stop()
+
+
+def _encode_ahead(crawler, encoded):
+    """Encode nodes for the snapshot once nothing is pending: the crawl then
+    only waits for what is in flight, most of it dials that will time out."""
+    if not crawler.pending:
+        encoded.catch_up(crawler.reachable, ENCODE_AHEAD[0])
 
 
 def _dialable(address, allow_private):

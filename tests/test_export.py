@@ -13,7 +13,14 @@ import tempfile
 from twisted.trial.unittest import SynchronousTestCase
 
 from bitpeer.crawler import CrawlResult, NodeResult, Unreachable
-from bitpeer.export import CSV_FIELDS, node_record, snapshot, summarize, write_snapshot
+from bitpeer.export import (
+    CSV_FIELDS,
+    EncodedNodes,
+    node_record,
+    snapshot,
+    summarize,
+    write_snapshot,
+)
 from bitpeer.external import ExternalAddressVote
 from bitpeer.peer import PeerInfo
 from bitpeer.wire.address import Network, NetworkAddress
@@ -264,3 +271,55 @@ class WriteSnapshotTests(SynchronousTestCase):
         self.assertEqual(len(os.listdir(self.out)), 4)
         for name in os.listdir(self.out):
             self.assertTrue(re.match(r"^mainnet-\d{8}T\d{6}", name), name)
+
+
+class EncodedNodesTests(SynchronousTestCase):
+    """EncodedNodes: nodes encoded ahead give the very same snapshot files."""
+
+    def setUp(self):
+        self.base = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.base, True)
+
+    def files(self, result, encoded=None):
+        """The bytes of the two files write_snapshot makes in a new directory."""
+        out = tempfile.mkdtemp(dir=self.base)
+        paths = write_snapshot(result, out, encoded=encoded)
+        contents = []
+        for path in paths:
+            with open(path, "rb") as stream:
+                contents.append(stream.read())
+        return contents
+
+    def test_catch_up(self):
+        """Up to ``limit`` nodes not encoded yet, in the dict's order."""
+        reachable = crawl_result().reachable
+        encoded = EncodedNodes()
+        self.assertEqual(encoded.catch_up(reachable, 2), 2)
+        self.assertEqual(len(encoded), 2)
+        self.assertEqual(encoded.catch_up(reachable, 2), 1)
+        self.assertEqual(encoded.catch_up(reachable, 2), 0)
+        self.assertEqual(len(encoded), 3)
+
+    def test_same_files(self):
+        """All, some or none of the nodes encoded ahead: byte for byte the
+        files write_snapshot writes without, awkward user agents too."""
+        agent = '/evil,"agent"\nline2:1.0/ \u00e9\u2028'
+        result = crawl_result()
+        result.reachable[A] = NodeResult(info(A, user_agent=agent), "answered", 1)
+        expected = self.files(result)
+        for limit in (0, 1, 3):
+            encoded = EncodedNodes()
+            encoded.catch_up(result.reachable, limit)
+            self.assertEqual(self.files(result, encoded), expected)
+
+    def test_changed_result_is_encoded_again(self):
+        """A node encoded ahead whose result is no longer the same object is
+        written as it is now."""
+        result = crawl_result()
+        encoded = EncodedNodes()
+        encoded.catch_up(result.reachable, 3)
+        result.reachable[B] = NodeResult(info(B, user_agent="/Changed:1.0/"), None, None)
+        json_bytes, csv_bytes = self.files(result, encoded)
+        self.assertIn(b"/Changed:1.0/", json_bytes)
+        self.assertIn(b"/Changed:1.0/", csv_bytes)
+        self.assertEqual([json_bytes, csv_bytes], self.files(result))

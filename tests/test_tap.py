@@ -553,6 +553,22 @@ class ExitTests(SynchronousTestCase):
         self.assertEqual(registered, [(exit_now, service)])
 
 
+class EncodeAheadTests(SynchronousTestCase):
+    """tap._encode_ahead: nodes are encoded for the snapshot only once
+    nothing is left to dial, a bounded number a turn."""
+
+    def test_waits_for_an_empty_pending_list(self):
+        reachable = {NetworkAddress.parse(f"198.51.100.{i}:8333"): object() for i in range(3)}
+        crawler = types.SimpleNamespace(pending=[object()], reachable=reachable)
+        calls = []
+        encoded = types.SimpleNamespace(catch_up=lambda *args: calls.append(args))
+        tap._encode_ahead(crawler, encoded)
+        self.assertEqual(calls, [])
+        crawler.pending.clear()
+        tap._encode_ahead(crawler, encoded)
+        self.assertEqual(calls, [(reachable, tap.ENCODE_AHEAD[0])])
+
+
 class GarbageCollectorTests(SynchronousTestCase):
     """gctuning.tune_garbage_collector, on a stand-in for the gc module (the
     test process's own collector is left alone)."""

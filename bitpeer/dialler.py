@@ -127,37 +127,41 @@ class Attempt:
         dialler._settled()
         if error is None:
             error = self._start()
-        if error is not None:
+        else:
             self.socket.close()
+        if error is not None:
             dialler.failed(self.address, error)
 
     def _start(self):
         """Make the factory's protocol for the address dialled and start it
         on a StreamTransport of the connected socket: None, or the
-        ConnectFailed that ends the attempt."""
-        address = self.address
+        ConnectFailed that ends the attempt (its socket closed, or being
+        closed by its transport)."""
+        address, dialler = self.address, self.dialler
         kind = IPv6Address if self.family == socket.AF_INET6 else IPv4Address
         peer = kind("TCP", address.host_text, address.port)
         transport = None
         try:
-            protocol = self.dialler.factory.buildProtocol(peer)
-            if protocol is None:
-                return ConnectFailed("the factory refused the connection")
-            transport = StreamTransport(self.dialler.reactor, self.socket, protocol, peer)
-            transport.start()
-        except OSError as e:
-            # The reactor cannot watch the socket (out of memory, say), or
-            # the socket broke as the protocol first wrote.
-            if transport is not None:
-                transport.abortConnection()
-            return connect_error(e.errno or errno.ECONNRESET)
+            protocol = dialler.factory.buildProtocol(peer)
+            if protocol is not None:
+                transport = StreamTransport(dialler.reactor, self.socket, protocol, peer)
+                transport.start()
         except Exception as e:
-            # A bug in the factory's protocol: logged, and the attempt still
-            # ends, or its caller would wait for it forever.
-            self.log.failure("{address}: the connection could not start", address=address)
-            if transport is not None:
+            if transport is not None and transport.connected:
+                # connectionMade raised: the transport aborts (RST).
                 transport.abortConnection()
+            else:
+                self.socket.close()
+                if transport is not None and isinstance(e, OSError):
+                    # The reactor cannot watch the socket (out of memory, say).
+                    return connect_error(e.errno or errno.EIO)
+            # A bug in the factory or its protocol: logged, and the attempt
+            # still ends, or its caller would wait for it forever.
+            self.log.failure("{address}: the connection could not start", address=address)
             return ConnectFailed(f"the connection could not start: {e!r}")
+        if transport is None:
+            self.socket.close()
+            return ConnectFailed("the factory refused the connection")
         return None
 
 
@@ -182,9 +186,6 @@ class ReactorWriters:
 
 #: epoll events that mean the connect failed.
 _BROKEN = getattr(select, "EPOLLERR", 0) | getattr(select, "EPOLLHUP", 0)
-#: What EpollSet asks of a connecting socket: one event when it becomes
-#: writable, after which the kernel stops watching it.
-_WATCH = getattr(select, "EPOLLOUT", 0) | getattr(select, "EPOLLONESHOT", 0)
 
 
 class EpollSet:
@@ -216,16 +217,18 @@ class EpollSet:
         self._epoll = None
         #: Descriptor -> the Attempt whose socket it is.
         self._attempts = {}
+        #: One event when the socket becomes writable, then no more.
+        self._events = select.EPOLLOUT | select.EPOLLONESHOT
 
     def add(self, attempt):
         """Watch ``attempt`` until its connect is over or it is discarded."""
         fd = attempt.socket.fileno()
         if self._epoll is not None:
-            self._epoll.register(fd, _WATCH)
+            self._epoll.register(fd, self._events)
         else:
             self._epoll = select.epoll()
             try:
-                self._epoll.register(fd, _WATCH)
+                self._epoll.register(fd, self._events)
                 self.reactor.addReader(self)
             except BaseException:
                 self._epoll.close()

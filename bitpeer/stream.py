@@ -13,10 +13,10 @@ StreamTransport keeps the socket the dialler connected.  What the protocol
 writes while it handles an event (the data it was given, or the connection
 being made) is sent in one ``send`` when the handler returns; a write at any
 other time is sent at once.  Only what the kernel will not take waits for
-the socket to become writable.  A close with nothing left to send stops
-watching the socket at once, and closes it and tells the protocol on the
-reactor's next turn, as Twisted does: ``connectionLost`` never runs inside
-``loseConnection``.
+the socket to become writable.  A close with nothing left to send closes the
+socket and tells the protocol on the reactor's next turn (``connectionLost``
+never runs inside ``loseConnection``); until then the transport stays one of
+the reactor's readers, so a reactor that stops first still ends it.
 
 It offers ITransport and ``abortConnection``, which is what a protocol that
 talks and hangs up needs; it is not a producer or a consumer, and it does
@@ -38,6 +38,12 @@ READ_SIZE = 65536
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
 
+def _retry_later(error):
+    """True for a send the kernel could not take now (no room, or no buffer
+    memory: Twisted retries ENOBUFS too)."""
+    return isinstance(error, BlockingIOError) or error.errno == errno.ENOBUFS
+
+
 def _lost(error):
     """The reason a connection ended on an OS error."""
     return ConnectionLost(f"{error.strerror or error} ({errno.errorcode.get(error.errno, '?')})")
@@ -51,8 +57,8 @@ class StreamTransport:
     start() registers it with ``reactor`` (an IReactorFDSet) and makes the
     connection.
 
-    ``connected`` is True until the protocol has been told the connection is
-    lost; ``disconnecting`` once ``loseConnection`` has been called.
+    ``connected`` is True until ``connectionLost`` begins; ``disconnecting``
+    once ``loseConnection`` has been called.
     """
 
     __slots__ = ("reactor", "socket", "protocol", "peer", "connected", "disconnecting",
@@ -110,8 +116,11 @@ class StreamTransport:
         if not self.connected or self.disconnecting:
             return
         self.disconnecting = True
-        self._stop_reading()
-        if not self._held and not self._unsent:
+        if self._held:
+            return  # decided when the handler returns
+        if self._unsent:
+            self._stop_reading()  # what arrives now is not read: drain, then end
+        else:
             self._end_soon(ConnectionDone())
 
     def abortConnection(self):
@@ -145,7 +154,10 @@ class StreamTransport:
 
     def doRead(self):
         """Readable: hand what arrived to the protocol (end of input, or an
-        error, ends the connection)."""
+        error, ends the connection).  Nothing is read once the end is
+        decided."""
+        if self._ending is not None:
+            return None
         try:
             data = self.socket.recv(READ_SIZE)
         except BlockingIOError:
@@ -167,14 +179,14 @@ class StreamTransport:
         """Writable: send what waits; once all of it is gone, close if asked
         to."""
         if not self._unsent:
-            # A stale event (the socket's descriptor was reused).
-            self._stop_writing()
+            # An event the reactor collected before a handler of this batch
+            # aborted the connection.
             return None
         try:
             sent = self.socket.send(self._unsent)
-        except BlockingIOError:
-            return None
         except OSError as e:
+            if _retry_later(e):
+                return None
             self._writing = self._reading = False
             return _lost(e)
         del self._unsent[:sent]
@@ -189,8 +201,9 @@ class StreamTransport:
         """
         The connection is over: close the socket and tell the protocol.  The
         reactor calls this when doRead or doWrite gave a reason (having let
-        go of us already) or when it stops; a close we asked for calls it a
-        turn later.
+        go of us already) or when it stops (a close under way included: we
+        are its reader until the end); a close we asked for calls it a turn
+        later.
         """
         if not self.connected:
             return
@@ -222,31 +235,37 @@ class StreamTransport:
             return
         try:
             sent = self.socket.send(self._unsent)
-        except BlockingIOError:
-            sent = 0
         except OSError as e:
-            # Not ours to end inside the protocol's own call: a turn later.
-            self._unsent.clear()
-            self._end_soon(_lost(e))
-            return
+            if not _retry_later(e):
+                # Not ours to end inside the protocol's own call: a turn later.
+                self._unsent.clear()
+                self._end_soon(_lost(e))
+                return
+            sent = 0
         del self._unsent[:sent]
         if self._unsent:
             if not self._writing:
                 self._writing = True
                 self.reactor.addWriter(self)
+            if self.disconnecting:
+                self._stop_reading()
         elif self.disconnecting:
             self._end_soon(ConnectionDone())
 
     def _end_soon(self, reason):
         """
-        Let go of the socket now; close it and tell the protocol on the
-        reactor's next turn.  Closed now, its descriptor could be reused
-        (by a dial in the same handler) while the reactor still holds an
-        event for the old socket: Twisted closes a turn later too.
+        Close the socket and tell the protocol on the reactor's next turn.
+        Closed now, its descriptor could be reused (by a dial in the same
+        handler) while the reactor still holds an event for the old socket:
+        Twisted closes a turn later too.  Meanwhile we stay a reader (and
+        read nothing), so that a reactor stopping before that turn reaches
+        us in disconnectAll.
         """
         if self._ending is None:
-            self._stop_reading()
             self._stop_writing()
+            if not self._reading:
+                self._reading = True
+                self.reactor.addReader(self)
             self._ending = self.reactor.callLater(0, self._ended, reason)
 
     def _ended(self, reason):

@@ -28,7 +28,7 @@ except ImportError:  # not on Windows
 
 from twisted.internet import defer, reactor, task
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.error import ConnectionLost
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
@@ -1144,13 +1144,14 @@ class RealReactorTests(TestCase):
         """
         A protocol whose connectionMade raises (a bug) after its transport
         exists: the attempt is reported once, as ConnectFailed, and
-        the transport is aborted rather than left open.
+        the transport is aborted (the far end sees a reset, not a clean
+        close) rather than left open.
         """
         server_lost = defer.Deferred()
 
         class Server(Protocol):
             def connectionLost(self, reason):
-                server_lost.callback(None)
+                server_lost.callback(reason.value)
 
         port = reactor.listenTCP(0, Factory.forProtocol(Server), interface="127.0.0.1")
         self.addCleanup(port.stopListening)
@@ -1173,7 +1174,9 @@ class RealReactorTests(TestCase):
         self.assertIs(type(error), ConnectFailed)
         self.assertIn("bug in connectionMade", str(error))
         yield client_lost
-        yield server_lost
+        reason = yield server_lost
+        self.assertIsInstance(reason, ConnectionLost)
+        self.assertNotIsInstance(reason, ConnectionDone)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
     @defer.inlineCallbacks

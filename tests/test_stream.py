@@ -303,19 +303,24 @@ class ReadTests(StreamTestCase):
 class CloseTests(StreamTestCase):
 
     def test_lose_connection(self):
-        """Nothing waits: reading stops at once; the socket closes and the
-        protocol is told on the next turn."""
+        """Nothing waits: the socket closes and the protocol is told on the
+        next turn; until then nothing more is read or sent."""
         transport, protocol, far = self.start()
         transport.loseConnection()
         self.assertTrue(transport.disconnecting)
-        self.assertEqual(self.reactor.getReaders(), [])
         self.assertEqual(protocol.lost, [])
         self.assertNotEqual(transport.socket.fileno(), -1)
         transport.write(b"too late")
         transport.loseConnection()
+        far.sendall(b"unread")
+        select.select([transport.socket], [], [], WAIT)
+        self.assertIsNone(transport.doRead())
+        self.assertEqual(protocol.received, b"")
         self.reactor.advance(0)
         self.assert_lost(transport, protocol, ConnectionDone)
-        self.assertEqual(self.receive_all(far), b"")
+        # Closed with data unread, the kernel answers with RST, not FIN.
+        with self.assertRaises(ConnectionResetError):
+            self.receive_all(far)
 
     def test_lose_connection_sends_what_waits(self):
         transport, protocol, far = self.start(small_buffers=True)
@@ -345,7 +350,7 @@ class CloseTests(StreamTestCase):
     def test_lose_connection_in_connection_made(self):
         transport, protocol, far = self.start(
             Recorder(on_made=lambda p: p.transport.loseConnection()))
-        self.assertEqual(self.reactor.getReaders(), [])
+        self.assertEqual(protocol.lost, [])
         self.reactor.advance(0)
         self.assert_lost(transport, protocol, ConnectionDone)
         self.assertEqual(self.receive_all(far), b"")
@@ -355,7 +360,6 @@ class CloseTests(StreamTestCase):
         transport, protocol, far = self.start(small_buffers=True)
         transport.write(b"x" * BIG)
         transport.abortConnection()
-        self.assertEqual(self.reactor.getReaders(), [])
         self.assertEqual(self.reactor.getWriters(), [])
         transport.write(b"dropped")
         transport.abortConnection()
@@ -380,17 +384,47 @@ class CloseTests(StreamTestCase):
         select.select([transport.socket], [], [], WAIT)
         transport.write(b"into the void")
         self.assertEqual(protocol.lost, [])
-        self.assertEqual(self.reactor.getReaders(), [])
         self.reactor.advance(0)
         self.assert_lost(transport, protocol, ConnectionLost)
         self.assertIn("ECONNRESET", str(protocol.lost[0].value))
 
-    def test_reactor_lets_go(self):
-        """The reactor disconnects everything when it stops: the protocol is
-        told once, even with a close under way."""
-        transport, protocol, _ = self.start()
+    def disconnect_all(self):
+        """What a reactor does as it stops (its disconnectAll): let go of
+        every reader and writer and tell each the connection is lost."""
+        for selectable in self.reactor.removeAll():
+            selectable.connectionLost(Failure(ConnectionLost()))
+
+    def test_reactor_stops_with_a_close_under_way(self):
+        """A reactor that stops before the turn a close waits for still ends
+        the connection: the transport is its reader until the end."""
+        for close in ("loseConnection", "abortConnection"):
+            transport, protocol, far = self.start()
+            getattr(transport, close)()
+            self.assertEqual(self.reactor.getReaders(), [transport])
+            self.disconnect_all()
+            self.reactor.advance(0)
+            self.assert_lost(transport, protocol, ConnectionLost)
+
+    def test_reactor_stops_while_sending(self):
+        transport, protocol, _ = self.start(small_buffers=True)
+        transport.write(b"x" * BIG)
         transport.loseConnection()
-        transport.connectionLost(Failure(ConnectionLost()))
-        transport.connectionLost(Failure(ConnectionLost()))
+        self.disconnect_all()
         self.reactor.advance(0)
         self.assert_lost(transport, protocol, ConnectionLost)
+
+    def test_abort_inside_a_handler(self):
+        """A handler that aborts while data waits to be sent: what waits is
+        dropped, and the write event the reactor already holds for this
+        batch does nothing."""
+        def abort(protocol, data):
+            protocol.transport.abortConnection()
+
+        transport, protocol, far = self.start(Recorder(on_data=abort), small_buffers=True)
+        transport.write(b"x" * BIG)
+        self.assertEqual(self.reactor.getWriters(), [transport])
+        self.read_from(transport, far, b"stop")
+        self.assertEqual(self.reactor.getWriters(), [])
+        self.assertIsNone(transport.doWrite())
+        self.reactor.advance(0)
+        self.assert_lost(transport, protocol, ConnectionAborted)

@@ -77,6 +77,8 @@ class EncodedNodes:
         """Encode up to ``limit`` nodes of ``reachable`` (address ->
         NodeResult) not encoded yet; how many that was."""
         nodes, done = self._nodes, 0
+        if len(nodes) >= len(reachable):
+            return 0  # all done, unless reachable is not the dict it was
         for address, result in reachable.items():
             if done == limit:
                 break

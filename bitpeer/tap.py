@@ -294,11 +294,15 @@ class CrawlerService(Service):
             encoded = EncodedNodes()
             ahead = LoopingCall(_encode_ahead, self.crawler, encoded)
             ahead.clock = reactor
-            ahead.start(ENCODE_AHEAD[1], now=False)
+            ahead.start(ENCODE_AHEAD[1], now=False).addErrback(
+                lambda failure: self.log.failure(
+                    "encoding nodes ahead of the snapshot failed; they are encoded "
+                    "as it is written", failure))
             try:
                 result = await self.crawler.run()
             finally:
-                ahead.stop()
+                if ahead.running:
+                    ahead.stop()
             self.crawler = None
             if not self.running:
                 # Stopped midway: the book keeps every attempt made, and the

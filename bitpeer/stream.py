@@ -4,10 +4,10 @@ A lean transport for the TCP connections the dialler makes.
 A crawl opens tens of thousands of short connections, each a handful of
 small messages each way.  Twisted's TCP transport, given a connected socket
 by ``adoptStreamConnection``, duplicates the descriptor and asks for the
-peer's name; every ``write`` waits for the reactor's next turn (two epoll
-changes to become a writer and stop again, one event through the logging
-context), and so does every close, with a ``shutdown`` before it.  That was
-about a fifth of the reactor thread in a crawl.
+peer's name; every ``write`` waits until the reactor reports the socket
+writable (two epoll changes to become a writer and stop again, one event
+through the logging context), and so does every close, with a ``shutdown``
+before it.
 
 StreamTransport keeps the socket the dialler connected.  What the protocol
 writes while it handles an event (the data it was given, or the connection

@@ -53,6 +53,11 @@ def node_record(address, result):
     }
 
 
+def _not_dialled_record(address):
+    """An address kept but not dialled (Tor, I2P, CJDNS), JSON-ready."""
+    return {"address": str(address), "network": address.network_name}
+
+
 class EncodedNodes:
     """
     Reachable nodes encoded for the snapshot ahead of time.
@@ -146,9 +151,7 @@ def snapshot(result, summary=None):
     return {
         "summary": summary if summary is not None else summarize(result),
         "nodes": [node_record(a, r) for a, r in sorted(result.reachable.items())],
-        "not_dialled": [
-            {"address": str(a), "network": a.network_name} for a in result.not_dialled
-        ],
+        "not_dialled": [_not_dialled_record(a) for a in result.not_dialled],
     }
 
 
@@ -172,9 +175,7 @@ def write_snapshot(result, directory, summary=None, encoded=None):
     encoded = encoded if encoded is not None else EncodedNodes()
     nodes = [encoded.get(a, r) for a, r in sorted(result.reachable.items())]
     summary = summary if summary is not None else summarize(result)
-    not_dialled = [
-        json.dumps({"address": str(a), "network": a.network_name}) for a in result.not_dialled
-    ]
+    not_dialled = [json.dumps(_not_dialled_record(a)) for a in result.not_dialled]
     json_path, csv_path = base + ".json", base + ".csv"
     atomic_write(json_path, lambda f: f.write(_json_text(
         summary, [line for line, _ in nodes], not_dialled)))

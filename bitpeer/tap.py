@@ -75,6 +75,56 @@ def _duration(text):
     return value
 
 
+def _whole(text):
+    """An int from the command line, with a message a person can act on."""
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+
+
+def _number(text):
+    """A float from the command line, finite."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
+
+
+class _NamedCoerce(usage.CoerceParameter):
+    """
+    Coerces an option's value and, when that fails, names the option as
+    the user typed it (``--concurrency: 'x' is not a whole number``);
+    Twisted's own message names no option.
+    """
+
+    def dispatch(self, parameterName, value):
+        try:
+            super().dispatch(parameterName, value)
+        except usage.UsageError as error:
+            message = str(error).removeprefix("Parameter type enforcement failed: ")
+            raise usage.UsageError(f"--{parameterName}: {message}") from None
+
+
+#: CrawlOptions and PeerOptions fields set from an option of the same name:
+#: their validators name the field, the user typed the option.
+_OPTION_FIELDS = frozenset(
+    {"concurrency", "getaddr_fraction", "max_age", "connect_timeout", "handshake_timeout",
+     "getaddr_timeout", "getaddr_idle_timeout", "user_agent"}
+)
+
+
+def _as_typed(error):
+    """A validator's message with the field named as its option."""
+    field, _, rest = str(error).partition(" ")
+    if field in _OPTION_FIELDS:
+        return f"--{field.replace('_', '-')} {rest}"
+    return str(error)
+
+
 class Options(usage.Options):
     """The command line of ``twistd bitpeer-crawl``."""
 
@@ -95,8 +145,9 @@ class Options(usage.Options):
         ["db", None, None, "address book (SQLite); default bitpeer.sqlite for mainnet, "
                            "bitpeer-NETWORK.sqlite for the others, in memory for --simnet"],
         ["out", None, "snapshots", "directory for JSON/CSV snapshots"],
-        ["concurrency", None, 1000, "connections in flight at once", int],
-        ["getaddr-fraction", None, 1.0, "share of reachable nodes asked for addresses", float],
+        ["concurrency", None, 1000, "connections in flight at once", _whole],
+        ["getaddr-fraction", None, 1.0, "share of reachable nodes asked for addresses "
+                                        "(0: none)", _number],
         ["max-age", None, 86400.0, "ignore gossiped addresses older than this", _duration],
         ["connect-timeout", None, 5.0, "TCP connect timeout", _duration],
         ["handshake-timeout", None, 20.0, "version/verack timeout", _duration],
@@ -108,10 +159,10 @@ class Options(usage.Options):
         ["dns-server", None, None, "HOST:PORT of the DNS server to ask (default: the system's)"],
         ["interval", None, 0.0, "repeat the crawl this often; 0 crawls once and exits",
          _duration],
-        ["simnet", None, 0, "crawl an in-process simulated network of N nodes", int],
-        ["simnet-dead", None, 0, "dead addresses in the simulated network", int],
-        ["simnet-misbehaving", None, 0.0, "share of misbehaving simulated nodes", float],
-        ["simnet-seed", None, 1, "random seed of the simulated network", int],
+        ["simnet", None, 0, "crawl an in-process simulated network of N nodes", _whole],
+        ["simnet-dead", None, 0, "dead addresses in the simulated network", _whole],
+        ["simnet-misbehaving", None, 0.0, "share of misbehaving simulated nodes", _number],
+        ["simnet-seed", None, 1, "random seed of the simulated network", _whole],
         ["external-ip-url", None, None, "URL answering with our public IP (off by default)"],
         ["user-agent", None, f"/bitpeer:{__version__}/", "user agent we announce"],
     ]
@@ -119,6 +170,9 @@ class Options(usage.Options):
     def __init__(self):
         super().__init__()
         self["seed"] = []
+        for name, handler in self._dispatch.items():
+            if type(handler) is usage.CoerceParameter:
+                self._dispatch[name] = _NamedCoerce(self, handler.coerce)
 
     def opt_seed(self, value):
         """HOST[:PORT] to start from (repeatable)"""
@@ -163,7 +217,7 @@ class Options(usage.Options):
                 getaddr_idle_timeout=self["getaddr-idle-timeout"],
             )
         except (OSError, ValueError, ProtocolError) as error:
-            raise usage.UsageError(str(error)) from None
+            raise usage.UsageError(_as_typed(error)) from None
         self["seeds"] = seeds
         if self["dns-server"]:
             try:

@@ -24,6 +24,7 @@ import types
 
 from twisted.application.service import IServiceMaker
 from twisted.internet import defer, reactor, task
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.names import common, dns, server
 from twisted.names import error as dns_error
 from twisted.plugin import getPlugins
@@ -34,7 +35,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from bitpeer import gctuning, tap
 from bitpeer.addrbook import AddressBookError
 from bitpeer.export import CSV_FIELDS
-from bitpeer.networks import MAINNET, TESTNET4
+from bitpeer.networks import MAINNET, REGTEST, TESTNET4
 from bitpeer.simnet.network import SimNet
 from bitpeer.simnet import tap as simnet_tap
 from bitpeer.tap import (
@@ -125,6 +126,22 @@ class OptionsTests(SynchronousTestCase):
         peer = options["peer"]
         self.assertEqual((peer.handshake_timeout, peer.getaddr_timeout,
                           peer.getaddr_idle_timeout), (60, 45, 30))
+
+    def test_messages_name_options_as_typed(self):
+        """A bad value is named by the option the user typed, never by the
+        field it ends up in, and says what is wrong with it."""
+        for argv, message in [
+            (["--connect-timeout", "0"], "--connect-timeout must be positive, got 0.0"),
+            (["--getaddr-fraction", "2"], "--getaddr-fraction must be within 0..1, got 2.0"),
+            (["--handshake-timeout", "0"], "--handshake-timeout must be positive"),
+            (["--concurrency", "x"], "--concurrency: 'x' is not a whole number"),
+            (["--getaddr-fraction", "nan"], "--getaddr-fraction: 'nan' is not a finite number"),
+            (["--max-age", "5q"], "--max-age: '5q' is not a duration"),
+        ]:
+            with self.assertRaises(usage.UsageError, msg=argv) as caught:
+                parse(*argv)
+            self.assertTrue(str(caught.exception).startswith(message),
+                            (argv, str(caught.exception)))
 
     def test_network(self):
         self.assertIs(parse("--network", "testnet4")["network"], TESTNET4)
@@ -464,6 +481,49 @@ class ServiceTests(TestCase):
         self.assertEqual(db_rows(self.db, "SELECT network FROM crawls"), [("simnet",)])
         self.assertEqual(db_rows(self.db, "SELECT count(*) FROM observations WHERE crawl_id = 2"),
                          [(0,)])
+
+    def warnings(self):
+        """The service's warnings so far (collected by ``watch_log``)."""
+        return [e["log_format"].format(**e) for e in self.events
+                if e.get("log_level") == LogLevel.warn]
+
+    def watch_log(self):
+        self.events = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    @defer.inlineCallbacks
+    def test_unroutable_gossip_explained(self):
+        """
+        Crawling a loopback network without --allow-private finds only the
+        seeds (gossip of loopback addresses is dropped, as Core drops it):
+        a warning says so, with the option that changes it.
+        """
+        simnet = SimNet(reactor, 30, 0, network=REGTEST)
+        simnet.start()
+        self.addCleanup(simnet.stop)
+        self.watch_log()
+        service = self.service("--network", "regtest", "--seed", str(simnet.seeds()[0]),
+                               *FAST)
+        service.startService()
+        yield self.reactor.stopped
+        yield self.settle(service)
+        (warning,) = [w for w in self.warnings() if "unroutable" in w]
+        self.assertIn("add --allow-private", warning)
+        self.assertRegex(warning, r"^\d+ gossiped addresses were private")
+
+    @defer.inlineCallbacks
+    def test_nothing_to_start_from(self):
+        """No seed, no DNS seed, no fixed seed, an empty book: a warning
+        says what to give, and the (empty) crawl still ends cleanly."""
+        self.watch_log()
+        service = self.service("--network", "regtest", *FAST)
+        service.startService()
+        yield self.reactor.stopped
+        yield self.settle(service)
+        self.assertFalse(service.failed)
+        (warning,) = [w for w in self.warnings() if "no address to start from" in w]
+        self.assertIn("--seed HOST[:PORT]", warning)
 
     def test_default_book_per_network(self):
         """Without --db, each network gets its own book file."""

@@ -860,3 +860,23 @@ class TwistdTests(SynchronousTestCase):
         self.assertEqual(json.loads(crawls[0][2]), {"abandoned": "--fresh"})
         self.assertEqual(db_rows(self.db, "SELECT count(*) FROM observations "
                                           "WHERE crawl_id = 2"), [(600,)])
+
+    def test_readme_separate_simnet_recipe(self):
+        """The README's script for crawling a separate simnet runs as written
+        and finds every node of it."""
+        with open(os.path.join(os.path.dirname(__file__), "..", "README.rst")) as stream:
+            readme = stream.read()
+        start = readme.index("    twistd -n --pidfile= bitpeer-simnet")
+        end = readme.index("    kill %1\n", start) + len("    kill %1\n")
+        script = "".join(line[4:] + "\n" for line in readme[start:end].splitlines())
+        # Should the crawl fail, the simnet must not outlive the test.
+        script = "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + script
+        env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep
+                   + os.environ.get("PATH", ""))
+        done = subprocess.run(["bash", "-e", "-c", script], cwd=self.cwd, env=env,
+                              capture_output=True, text=True, timeout=120)
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        (snapshot,) = glob.glob(os.path.join(self.cwd, "simnet-snapshots", "regtest-*.json"))
+        with open(snapshot) as stream:
+            outcomes = json.load(stream)["summary"]["outcomes"]
+        self.assertEqual((outcomes["reachable"], outcomes["unreachable"]), (1000, 2000))

@@ -31,8 +31,8 @@ from .wire.framing import FrameDecoder
 from .wire.services import describe
 from .wire.text import escape
 
-#: Exit statuses.
-FAILED, USAGE = 1, 2
+#: Exit statuses (130: the shell's for a command ended by Ctrl-C).
+FAILED, USAGE, INTERRUPTED = 1, 2, 130
 
 
 class UsageError(Exception):
@@ -299,6 +299,9 @@ def main(argv=None):
     except BrokenPipeError:
         _stdout_to_devnull()
         return FAILED
+    except KeyboardInterrupt:  # Ctrl-C while decode - waits for stdin
+        print("bitpeer: interrupted", file=sys.stderr)
+        return INTERRUPTED
     return status
 
 

@@ -152,6 +152,15 @@ class DecodeTests(SynchronousTestCase):
         self.assertTrue(err.startswith("bitpeer: standard input is not hex: "), err)
         self.assertEqual(err.count("\n"), 1)
 
+    def test_interrupted(self):
+        """Ctrl-C while ``decode -`` waits for its input: one line, 130."""
+        class Interrupted(io.StringIO):
+            def read(self, *args):
+                raise KeyboardInterrupt()
+
+        status, out, err = self.run_main("decode", "-", stdin=Interrupted())
+        self.assertEqual((status, out, err), (130, "", "bitpeer: interrupted\n"))
+
     def test_peer_text_in_a_frame(self):
         """A version with an awkward user agent decodes; the line printed
         is one line."""

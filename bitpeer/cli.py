@@ -20,6 +20,7 @@ import os
 import re
 import sys
 
+import attr
 from twisted.internet import task
 from twisted.internet.defer import ensureDeferred
 
@@ -132,6 +133,25 @@ def info_lines(info):
     return [f"{key:18} {value}" for key, value in shown(info.as_dict()).items()]
 
 
+def message_text(message):
+    """
+    A decoded message on one line: its repr, except that text fields (a
+    user agent, a reject reason) are in the escaped form, between single
+    quotes, as bitpeer shows peer text everywhere else (repr would show a
+    byte that is not UTF-8 as a surrogate, ``\\udcff``).
+    """
+    cls = type(message)
+    if not attr.has(cls):
+        return repr(message)
+    fields = []
+    for field in attr.fields(cls):
+        if field.repr:
+            value = getattr(message, field.name)
+            shown_value = f"'{escape(value)}'" if isinstance(value, str) else repr(value)
+            fields.append(f"{field.name}={shown_value}")
+    return f"{cls.__name__}({', '.join(fields)})"
+
+
 def _hint(error, address, network):
     """
     Why a handshake may have failed, when the node looks like one of
@@ -237,7 +257,7 @@ def _decode(args, network):
             print(f"bitpeer: frame {number}: {_line(item)}", file=sys.stderr)
             faults += 1
         else:
-            print(item)
+            print(message_text(item))
     if decoder.buffered:
         print(f"bitpeer: incomplete: {decoder.buffered} bytes at the end wait for the "
               "rest of a frame", file=sys.stderr)

@@ -26,7 +26,7 @@ from bitpeer.factory import NodeFactory
 from bitpeer.networks import MAINNET, REGTEST
 from bitpeer.protocol import PeerOptions
 from bitpeer.wire.framing import encode_frame, encode_raw_frame
-from bitpeer.wire.messages import Ping, VerAck
+from bitpeer.wire.messages import AddrV2, Ping, VerAck
 from bitpeer.wire.text import unescape
 
 from .helpers import FakeNode, ipv4_entries, node_version, onion_entries
@@ -162,14 +162,20 @@ class DecodeTests(SynchronousTestCase):
         self.assertEqual((status, out, err), (130, "", "bitpeer: interrupted\n"))
 
     def test_peer_text_in_a_frame(self):
-        """A version with an awkward user agent decodes; the line printed
-        is one line."""
-        frame = encode_frame(MAINNET.magic, node_version(
-            user_agent=AWKWARD.decode("utf-8", "surrogateescape")))
+        """A version with an awkward user agent: one line, the user agent
+        escaped as everywhere else, the other fields as repr shows them."""
+        version = node_version(user_agent=AWKWARD.decode("utf-8", "surrogateescape"))
+        frame = encode_frame(MAINNET.magic, version)
         status, out, err = self.run_main("decode", frame.hex())
         self.assertEqual((status, err), (0, ""))
         self.assertEqual(out.count("\n"), 1)
-        self.assertTrue(out.startswith("Version("), out)
+        shown = "'/\\xff\\xfe\\xc3(\\x0a\\x0d\\u2028\\x00\"\\\\x41\\x1b[31m\u00e9/'"
+        self.assertEqual(
+            out, repr(version).replace(repr(version.user_agent), shown) + "\n")
+        # A message without text is exactly its repr.
+        self.assertEqual(cli.message_text(Ping(5)), repr(Ping(5)))
+        entries = onion_entries(2)
+        self.assertEqual(cli.message_text(AddrV2(entries)), repr(AddrV2(entries)))
 
 
 class UsageTests(SynchronousTestCase):

@@ -155,8 +155,11 @@ def message_text(message):
 def _hint(error, address, network):
     """
     Why a handshake may have failed, when the node looks like one of
-    another network: it sent another magic, or closed the connection after
-    our version (Core disconnects on a magic it does not know).
+    another network: it sent another network's magic; it closed the
+    connection after our version (Core's v1 transport disconnects on a magic
+    it does not know); or it sent bytes that are no magic at all (Core's v2
+    transport takes a version it cannot read for the start of a v2
+    handshake, and answers with its key).  None for other failures.
     """
     if isinstance(error, ProtocolViolation) and isinstance(error.error, BadMagic):
         found = re.search(r"wrong message start ([0-9a-f]{8})", str(error.error))

@@ -446,6 +446,23 @@ class CommandTests(TestCase):
                               "fabfb5da, expected f9beb4d9; the node is on regtest: try "
                               "--network regtest\n")
 
+    @defer.inlineCallbacks
+    def test_no_magic_at_all(self):
+        """A node that answers with bytes that are no network's magic (as
+        Core's v2 transport answers a version it cannot read: with its
+        key): the general hint."""
+        class Garbage(Protocol):
+            def connectionMade(self):
+                self.transport.write(bytes(range(100)))
+
+        address = self.serve(Factory.forProtocol(Garbage))
+        out, err, status = yield self.bitpeer("handshake", address)
+        self.assertEqual((status, out), (1, ""))
+        self.assertEqual(err, f"bitpeer: {address}: protocol-error: wrong message start "
+                              "00010203, expected f9beb4d9; the node may be on another "
+                              "network: try --network testnet3, testnet4, signet or "
+                              "regtest\n")
+
     def test_hint_by_port(self):
         """An address with another network's port: that network is the hint."""
         from bitpeer.errors import ConnectionClosed

@@ -1,38 +1,94 @@
 """
 The ``bitpeer`` command: poke one node, or decode bytes by hand.
 
-    bitpeer handshake HOST[:PORT] [--network NAME]   the node's PeerInfo
-    bitpeer getaddr HOST[:PORT] [--network NAME] [--json]   the addresses it gives
-    bitpeer decode HEX [--network NAME]               frames in hex, decoded
+    bitpeer handshake HOST[:PORT] [--network NAME] [--json]   the node's PeerInfo
+    bitpeer getaddr HOST[:PORT] [--network NAME] [--json]     the addresses it gives
+    bitpeer decode HEX|- [--network NAME]                     frames in hex, decoded
 
-Errors are one line on stderr and a non-zero exit status.
+What a command found goes to stdout; every error is one line on stderr,
+beginning ``bitpeer``, and a non-zero exit status: 2 for a usage error (bad
+options, input that is not hex), 1 when the node failed us or a frame did
+not decode.  Text a peer controls (its user agent) is shown in the escaped
+form of bitpeer.wire.text, in the text and the JSON output alike.  A reader
+that stops reading (``| head``) ends the command quietly.
 """
 
 import argparse
 import json
+import math
+import os
+import re
 import sys
 
+import attr
 from twisted.internet import task
 from twisted.internet.defer import ensureDeferred
 
-from .errors import PeerError
+from .errors import ConnectionClosed, PeerError, ProtocolViolation
 from .factory import DEFAULT_CONNECT_TIMEOUT, connectPeer
-from .networks import NETWORKS, custom_network, get_network
+from .networks import NETWORKS, custom_network, get_network, network_for_magic
+from .wire.errors import BadMagic, ProtocolError
 from .wire.framing import FrameDecoder
-from .wire.errors import ProtocolError
 from .wire.services import describe
+from .wire.text import escape
+
+#: Exit statuses (130: the shell's for a command ended by Ctrl-C).
+FAILED, USAGE, INTERRUPTED = 1, 2, 130
+
+
+class UsageError(Exception):
+    """A command line that cannot be run: exit status 2."""
+
+
+class CommandFailed(Exception):
+    """The command ran and failed (the node, the input): exit status 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (usage stays with --help)."""
+
+    def error(self, message):
+        self.exit(USAGE, f"{self.prog}: {_line(message)} (see {self.prog} --help)\n")
+
+
+def _line(text):
+    """An error message on one line.  Peer text in it is already shown by
+    repr or escape; this only folds line breaks of our own messages."""
+    return " ".join(str(text).split())
+
+
+def _seconds(text):
+    """A timeout: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < math.inf:  # nan fails too
+        raise argparse.ArgumentTypeError(
+            f"must be a positive, finite number of seconds, not {text!r}")
+    return value
+
+
+def _port(text):
+    """A TCP port, 1..65535."""
+    if not text.isdigit() or not 0 < int(text) <= 0xFFFF:
+        raise argparse.ArgumentTypeError(f"not a port (1..65535): {text!r}")
+    return int(text)
 
 
 def _network(args):
     if args.magic:
         if args.port is None:
-            raise ValueError("--magic needs --port")
-        return custom_network(args.magic, args.port)
+            raise UsageError("--magic needs --port")
+        try:
+            return custom_network(args.magic, args.port)
+        except ValueError as error:
+            raise UsageError(error) from None
     return get_network(args.network)
 
 
 def _parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bitpeer", description="Talk to one Bitcoin node, or decode P2P bytes."
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -43,7 +99,7 @@ def _parser():
             help="chain whose magic and default port to use (default mainnet)",
         )
         sub.add_argument("--magic", help="custom network magic, 8 hex digits")
-        sub.add_argument("--port", type=int, help="custom network default port")
+        sub.add_argument("--port", type=_port, help="custom network default port")
 
     for name, text in (
         ("handshake", "connect, complete version/verack, print what the node says"),
@@ -52,88 +108,179 @@ def _parser():
         sub = commands.add_parser(name, help=text, description=text)
         sub.add_argument("address", help="HOST[:PORT]; IPv6 as [ADDR]:PORT")
         network_options(sub)
-        sub.add_argument("--timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT,
+        sub.add_argument("--timeout", type=_seconds, default=DEFAULT_CONNECT_TIMEOUT,
                          help="connect timeout in seconds (default %(default)s)")
         sub.add_argument("--json", action="store_true", help="print JSON")
 
-    sub = commands.add_parser("decode", help="decode frames given as hex",
-                              description="decode frames given as hex")
-    sub.add_argument("hex", help="one or more frames, concatenated, in hex")
+    text = "decode frames given as hex (- reads the hex from stdin)"
+    sub = commands.add_parser("decode", help=text, description=text)
+    sub.add_argument("hex", help="one or more frames, concatenated, in hex; - for stdin")
     network_options(sub)
     return parser
 
 
-async def _handshake(reactor, args, network):
-    peer = await connectPeer(reactor, args.address, network, connect_timeout=args.timeout)
+def shown(record):
+    """
+    A JSON-ready dict as the command shows it: every text value in the
+    escaped form (a peer's user agent; our own text is plain ASCII, which
+    escape leaves as it is).
+    """
+    return {k: escape(v) if isinstance(v, str) else v for k, v in record.items()}
+
+
+def info_lines(info):
+    """A PeerInfo as the text output's ``key value`` lines."""
+    return [f"{key:18} {value}" for key, value in shown(info.as_dict()).items()]
+
+
+def message_text(message):
+    """
+    A decoded message on one line: its repr, except that text fields (a
+    user agent, a reject reason) are in the escaped form, between single
+    quotes, as bitpeer shows peer text everywhere else (repr would show a
+    byte that is not UTF-8 as a surrogate, ``\\udcff``).
+    """
+    cls = type(message)
+    if not attr.has(cls):
+        return repr(message)
+    fields = []
+    for field in attr.fields(cls):
+        if field.repr:
+            value = getattr(message, field.name)
+            shown_value = f"'{escape(value)}'" if isinstance(value, str) else repr(value)
+            fields.append(f"{field.name}={shown_value}")
+    return f"{cls.__name__}({', '.join(fields)})"
+
+
+def _hint(error, address, network):
+    """
+    Why a handshake may have failed, when the node looks like one of
+    another network: it sent another network's magic; it closed the
+    connection after our version (Core's v1 transport disconnects on a magic
+    it does not know); or it sent bytes that are no magic at all (Core's v2
+    transport takes a version it cannot read for the start of a v2
+    handshake, and answers with its key).  None for other failures.
+    """
+    if isinstance(error, ProtocolViolation) and isinstance(error.error, BadMagic):
+        found = re.search(r"wrong message start ([0-9a-f]{8})", str(error.error))
+        other = found and network_for_magic(bytes.fromhex(found.group(1)))
+        if other:
+            return f"the node is on {other.name}: try --network {other.name}"
+    elif not isinstance(error, ConnectionClosed):
+        return None
+    port = re.search(r":(\d+)$", address)
+    others = [n for n in NETWORKS.values() if n.magic != network.magic]
+    by_port = [n for n in others if port and n.default_port == int(port.group(1))]
+    names = [n.name for n in by_port or others]
+    choices = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return f"the node may be on another network: try --network {choices}"
+
+
+async def _connect(reactor, args, network):
+    """connectPeer, with a failed handshake explained."""
     try:
-        info = peer.info.as_dict()
+        return await connectPeer(reactor, args.address, network,
+                                 connect_timeout=args.timeout)
+    except PeerError as error:
+        message = f"{args.address}: {error.reason}: {_line(error)}"
+        hint = _hint(error, args.address, network)
+        raise CommandFailed(f"{message}; {hint}" if hint else message) from error
+
+
+async def _handshake(reactor, args, network):
+    peer = await _connect(reactor, args, network)
+    try:
         if args.json:
-            print(json.dumps(info, indent=2))
+            print(json.dumps(shown(peer.info.as_dict()), indent=2))
         else:
-            for key, value in info.items():
-                print(f"{key:18} {value}")
+            print("\n".join(info_lines(peer.info)))
     finally:
         peer.close()
 
 
+def address_records(addresses):
+    """getaddr's entries as JSON-ready dicts, address text escaped."""
+    return [
+        shown({"address": str(e.address), "network": e.address.network_name,
+               "services": e.services, "services_text": describe(e.services),
+               "time": e.time})
+        for e in addresses
+    ]
+
+
 async def _getaddr(reactor, args, network):
-    peer = await connectPeer(reactor, args.address, network, connect_timeout=args.timeout)
+    peer = await _connect(reactor, args, network)
     try:
         result = await peer.getaddr()
     finally:
         peer.close()
+    records = address_records(result.addresses)
     if args.json:
         print(json.dumps({
             "peer": str(peer.address),
             "outcome": result.outcome,
             "messages": result.messages,
-            "addresses": [
-                {"address": str(e.address), "network": e.address.network_name,
-                 "services": e.services, "services_text": describe(e.services),
-                 "time": e.time}
-                for e in result.addresses
-            ],
+            "addresses": records,
         }, indent=2))
     else:
-        for entry in result.addresses:
-            print(f"{entry.address}\t{entry.address.network_name}\t"
-                  f"{describe(entry.services)}\t{entry.time}")
-        print(f"# {len(result.addresses)} addresses from {peer.address} "
+        for record in records:
+            print(f"{record['address']}\t{record['network']}\t"
+                  f"{record['services_text']}\t{record['time']}")
+        print(f"# {len(records)} addresses from {peer.address} "
               f"({result.outcome}, {result.messages} messages)", file=sys.stderr)
 
 
-def _decode(args, network):
+def _read_hex(args):
+    """The bytes to decode: the argument's hex, or stdin's with ``-``.
+    Whitespace between bytes (line breaks too) is allowed."""
+    if args.hex == "-":
+        source = "standard input"
+        stdin = getattr(sys.stdin, "buffer", None)
+        text = stdin.read().decode("ascii", "replace") if stdin else sys.stdin.read()
+    else:
+        source, text = "the argument", args.hex
     try:
-        data = bytes.fromhex(args.hex)
-    except ValueError:
-        raise ValueError("the argument is not hex") from None
+        return bytes.fromhex(text)
+    except ValueError as error:
+        raise UsageError(f"{source} is not hex: {error}") from None
+
+
+def _decode(args, network):
+    """Print each frame's message; each fault on stderr.  1 if any."""
+    data = _read_hex(args)
     decoder = FrameDecoder(network.magic)
     faults = 0
-    for item in decoder.feed(data):
+    for number, item in enumerate(decoder.feed(data), 1):
+        if not isinstance(item, ProtocolError):
+            try:
+                item = item.decode()
+            except ProtocolError as error:
+                item = error
         if isinstance(item, ProtocolError):
-            print(f"fault: {item}")
+            print(f"bitpeer: frame {number}: {_line(item)}", file=sys.stderr)
             faults += 1
-            continue
-        try:
-            print(item.decode())
-        except ProtocolError as error:
-            print(f"fault: {error}")
-            faults += 1
+        else:
+            print(message_text(item))
     if decoder.buffered:
-        print(f"incomplete: {decoder.buffered} bytes wait for the rest of a frame")
-    return 1 if faults else 0
+        print(f"bitpeer: incomplete: {decoder.buffered} bytes at the end wait for the "
+              "rest of a frame", file=sys.stderr)
+        faults += 1
+    return FAILED if faults else 0
 
 
-def main(argv=None):
-    """Entry point of the ``bitpeer`` console script."""
-    args = _parser().parse_args(argv)
+def _run(argv):
+    """The command; its exit status."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, or a usage error already printed
+        return exit_.code
     try:
         network = _network(args)
         if args.command == "decode":
             return _decode(args, network)
-    except ValueError as error:
-        print(f"bitpeer: {error}", file=sys.stderr)
-        return 2
+    except (UsageError, ValueError) as error:
+        print(f"bitpeer: {_line(error)}", file=sys.stderr)
+        return USAGE
     run = _handshake if args.command == "handshake" else _getaddr
     status = []
 
@@ -142,14 +289,21 @@ def main(argv=None):
 
         def failed(failure):
             error = failure.value
-            if isinstance(error, PeerError):
-                print(f"bitpeer: {args.address}: {error.reason}: {error}", file=sys.stderr)
+            status.append(FAILED)
+            if isinstance(error, BrokenPipeError):
+                _stdout_to_devnull()  # the reader has gone: say nothing
+                return None
+            if isinstance(error, CommandFailed):
+                line = error
+            elif isinstance(error, PeerError):
+                line = f"{args.address}: {error.reason}: {error}"
             elif isinstance(error, ValueError):
-                print(f"bitpeer: {error}", file=sys.stderr)
+                line = error
+                status[-1] = USAGE
             else:
-                print(f"bitpeer: {args.address}: {failure.getErrorMessage()}",
-                      file=sys.stderr)
-            status.append(1)
+                line = f"{args.address}: {failure.getErrorMessage()}"
+            print(f"bitpeer: {_line(line)}", file=sys.stderr)
+            return None
 
         return d.addErrback(failed)
 
@@ -158,6 +312,33 @@ def main(argv=None):
     except SystemExit as exit_:
         return status[0] if status else exit_.code
     return 0
+
+
+def main(argv=None):
+    """Entry point of the ``bitpeer`` console script: the exit status."""
+    try:
+        status = _run(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return FAILED
+    except KeyboardInterrupt:  # Ctrl-C while decode - waits for stdin
+        print("bitpeer: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    return status
+
+
+def _stdout_to_devnull():
+    """
+    The reader of our stdout has gone (``| head``): point stdout at
+    /dev/null, so that Python's last flush at exit does not report the
+    broken pipe (the idiom of Python's signal documentation).
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (tests): nothing to flush
+        pass
 
 
 if __name__ == "__main__":

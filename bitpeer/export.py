@@ -1,11 +1,20 @@
 """
 Snapshots of a crawl for people and programs: a JSON file with a summary and
-one record per reachable node, and the same nodes as CSV.
+one record per reachable node, the same nodes as CSV, and the unreachable
+addresses with their reason as a second CSV.
 
 Files are written to a temporary name and renamed, so a reader never sees a
-half-written snapshot.  In the JSON file the summary is indented and each
-node is one line: easy to read and to grep, and written by json's C encoder
-(with ``indent`` it falls back to pure Python, three times slower).
+half-written snapshot; a write that fails (a full disk) removes its
+temporary file and raises SnapshotError, one line saying which file and why.
+In the JSON file the summary is indented and each node is one line: easy to
+read and to grep, and written by json's C encoder (with ``indent`` it falls
+back to pure Python, three times slower).
+
+Every string a peer controls (its user agent, the detail of a failure) is
+written in the escaped form of bitpeer.wire.text: valid UTF-8 on one line
+whatever the peer sent, and ``unescape`` gives the raw bytes back.  For the
+usual printable ASCII the form is the text itself, so ordinary snapshots do
+not change and cost nothing more.
 """
 
 import collections
@@ -15,13 +24,53 @@ import io
 import json
 import operator
 import os
+import shutil
+import tempfile
+import typing
 
+from . import __version__
 from .wire.services import describe
+from .wire.text import escape
 
 CSV_FIELDS = (
     "address", "host", "port", "network", "version", "user_agent", "services",
     "services_text", "start_height", "relay", "latency", "getaddr", "returned",
+    "getaddr_error",
 )
+
+#: Columns of ``<stem>-unreachable.csv``: one row per address that failed.
+UNREACHABLE_FIELDS = ("address", "host", "port", "network", "reason", "detail")
+
+
+class SnapshotError(Exception):
+    """
+    A snapshot, or the directory for snapshots, could not be written.  The
+    message is one line naming the path and the cause (``cannot write
+    snapshots/x.json: No space left on device``), fit for a log; the
+    OSError behind it is the ``__cause__``.
+    """
+
+
+class SnapshotPaths(typing.NamedTuple):
+    """
+    Where write_snapshot wrote a crawl's files.  It unpacks as
+    ``json_path, csv_path``; the unreachable addresses' CSV sits beside them
+    under a name derived from the same stem.
+    """
+
+    json: str
+    csv: str
+
+    @property
+    def unreachable(self):
+        """``<stem>-unreachable.csv`` (written when write_snapshot is asked
+        for it)."""
+        return unreachable_path(self.json)
+
+
+def unreachable_path(json_path):
+    """The unreachable addresses' CSV of the snapshot at ``json_path``."""
+    return json_path[: -len(".json")] + "-unreachable.csv"
 
 #: A node record's CSV row, picked in C (DictWriter checks every field of
 #: every row in Python).
@@ -34,7 +83,10 @@ def _counts(values):
 
 
 def node_record(address, result):
-    """One reachable node as a flat, JSON-ready dict."""
+    """
+    One reachable node as a flat, JSON-ready dict.  The user agent and the
+    getaddr error are in their escaped form (bitpeer.wire.text.escape).
+    """
     info = result.info
     return {
         "address": str(address),
@@ -42,7 +94,7 @@ def node_record(address, result):
         "port": address.port,
         "network": address.network_name,
         "version": info.version,
-        "user_agent": info.user_agent,
+        "user_agent": escape(info.user_agent),
         "services": info.services,
         "services_text": describe(info.services),
         "start_height": info.start_height,
@@ -50,7 +102,15 @@ def node_record(address, result):
         "latency": round(info.handshake_latency, 6),
         "getaddr": result.getaddr_outcome,
         "returned": result.returned,
+        "getaddr_error": escape(result.getaddr_error),
     }
+
+
+def unreachable_record(address, unreachable):
+    """One unreachable address as a row of UNREACHABLE_FIELDS; its detail
+    (which may quote the peer) escaped."""
+    return (str(address), address.host_text, address.port, address.network_name,
+            escape(unreachable.reason), escape(unreachable.detail))
 
 
 def _not_dialled_record(address):
@@ -108,13 +168,20 @@ class EncodedNodes:
         return json.dumps(record), buffer.getvalue()
 
 
-def summarize(result):
-    """The summary of a CrawlResult: counts by outcome, reason, version..."""
+def summarize(result, params=None):
+    """
+    The summary of a CrawlResult: what made it (bitpeer's version, the
+    crawl's ``params``, a JSON-ready dict or None), when, and counts by
+    outcome, reason, version...  User agents are counted in their escaped
+    form.
+    """
     nodes = list(result.reachable.values())
     infos = [n.info for n in nodes]
-    reasons = _counts(u.reason for u in result.unreachable.values())
+    reasons = _counts(escape(u.reason) for u in result.unreachable.values())
     return {
         "network": result.network,
+        "bitpeer_version": __version__,
+        "params": params,
         "started": _utc(result.started),
         "finished": _utc(result.finished),
         "elapsed_seconds": round(result.elapsed, 3),
@@ -127,7 +194,7 @@ def summarize(result):
         "gossip": {"entries_received": result.gossiped, "filtered": result.filtered},
         "getaddr": _counts(n.getaddr_outcome or "not-asked" for n in nodes),
         "protocol_versions": _counts(i.version for i in infos),
-        "user_agents": _counts(i.user_agent for i in infos),
+        "user_agents": _counts(escape(i.user_agent) for i in infos),
         "services": _counts(describe(i.services) for i in infos),
         "heights": _counts(i.start_height for i in infos),
         "network_types": _counts(
@@ -145,47 +212,85 @@ def _utc(seconds):
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat()
 
 
-def snapshot(result, summary=None):
-    """The whole JSON document: summary (``summarize(result)`` unless
-    given), reachable nodes, not-dialled addresses."""
+def snapshot(result, summary=None, params=None):
+    """The whole JSON document: summary (``summarize(result, params)``
+    unless given), reachable nodes, not-dialled addresses."""
     return {
-        "summary": summary if summary is not None else summarize(result),
+        "summary": _summary(result, summary, params),
         "nodes": [node_record(a, r) for a, r in sorted(result.reachable.items())],
         "not_dialled": [_not_dialled_record(a) for a in result.not_dialled],
     }
 
 
-def write_snapshot(result, directory, summary=None, encoded=None):
+def _summary(result, summary, params):
+    """The summary to write: the one given (its ``params`` replaced when
+    ``params`` is given too), else a new one."""
+    if summary is None:
+        return summarize(result, params)
+    if params is not None:
+        return {**summary, "params": params}
+    return summary
+
+
+def write_snapshot(result, directory, summary=None, encoded=None, *, params=None,
+                   unreachable=False, latest=False):
     """
     Write ``<network>-<UTC time>.json`` and ``.csv`` into ``directory``
     (created if missing; ``-2``, ``-3``... after the time if a snapshot of
-    that second exists); return the two paths.  ``summary`` saves
-    summarizing again when the caller already has it; ``encoded`` (an
-    EncodedNodes) saves encoding the nodes it holds.
+    that second exists); return their SnapshotPaths.
+
+    ``summary`` saves summarizing again when the caller already has it;
+    ``params`` (the crawl's parameters, JSON-ready) go into the summary;
+    ``encoded`` (an EncodedNodes) saves encoding the nodes it holds.
+    ``unreachable`` also writes ``<stem>-unreachable.csv``, one row per
+    failed address with its reason and detail; ``latest`` then points
+    ``<network>-latest.json``, ``-latest.csv`` and (with ``unreachable``)
+    ``-latest-unreachable.csv`` at the new files (see link_latest).
+
+    Raises SnapshotError if a file cannot be written; a file left
+    unfinished is removed.
     """
-    os.makedirs(directory, exist_ok=True)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        raise _error("create", directory, error) from error
     stamp = datetime.datetime.fromtimestamp(result.finished, datetime.timezone.utc)
     base = stem = os.path.join(directory, f"{result.network}-{stamp:%Y%m%dT%H%M%SZ}")
     serial = 1
-    while os.path.exists(base + ".json") or os.path.exists(base + ".csv"):
+    while any(os.path.lexists(p) for p in (base + ".json", base + ".csv",
+                                             unreachable_path(base + ".json"))):
         # Two crawls finishing in the same second (short --interval, tests):
         # keep both.
         serial += 1
         base = f"{stem}-{serial}"
     encoded = encoded if encoded is not None else EncodedNodes()
     nodes = [encoded.get(a, r) for a, r in sorted(result.reachable.items())]
-    summary = summary if summary is not None else summarize(result)
+    summary = _summary(result, summary, params)
     not_dialled = [json.dumps(_not_dialled_record(a)) for a in result.not_dialled]
-    json_path, csv_path = base + ".json", base + ".csv"
-    atomic_write(json_path, lambda f: f.write(_json_text(
+    paths = SnapshotPaths(base + ".json", base + ".csv")
+    atomic_write(paths.json, lambda f: f.write(_json_text(
         summary, [line for line, _ in nodes], not_dialled)))
 
     def write_csv(stream):
         csv.writer(stream).writerow(CSV_FIELDS)
         stream.write("".join(line for _, line in nodes))
 
-    atomic_write(csv_path, write_csv, newline="")
-    return json_path, csv_path
+    atomic_write(paths.csv, write_csv, newline="")
+    written = [paths.json, paths.csv]
+    if unreachable:
+        rows = [unreachable_record(a, u) for a, u in sorted(result.unreachable.items())]
+
+        def write_unreachable(stream):
+            writer = csv.writer(stream)
+            writer.writerow(UNREACHABLE_FIELDS)
+            writer.writerows(rows)
+
+        atomic_write(paths.unreachable, write_unreachable, newline="")
+        written.append(paths.unreachable)
+    if latest:
+        for path in written:
+            link_latest(path, result.network)
+    return paths
 
 
 def _json_text(summary, node_lines, not_dialled_lines):
@@ -201,28 +306,116 @@ def _json_list(lines):
     return "[\n  " + ",\n  ".join(lines) + "\n ]" if lines else "[]"
 
 
+def latest_name(path, network):
+    """
+    The name of the ``latest`` link for the snapshot file at ``path``:
+    ``<network>-latest`` followed by what ends the file's name after its
+    stem (``.json``, ``.csv``, ``-unreachable.csv``).
+    """
+    name = os.path.basename(path)
+    for ending in ("-unreachable.csv", ".json", ".csv"):
+        if name.endswith(ending):
+            return f"{network}-latest{ending}"
+    raise ValueError(f"not a snapshot file: {path}")
+
+
+def link_latest(path, network):
+    """
+    Point ``<network>-latest...`` (beside ``path``) at ``path``: a relative
+    symbolic link, made under a temporary name and renamed over the old
+    one, so the link always exists and always points at a whole file.
+    Where the file system has no symbolic links (FAT, some network file
+    systems), the latest file is a copy, also renamed into place.  Returns
+    the link's path; raises SnapshotError if neither can be made.
+    """
+    link = os.path.join(os.path.dirname(path), latest_name(path, network))
+    temporary = link + ".tmp"
+    try:
+        _remove(temporary)
+        try:
+            os.symlink(os.path.basename(path), temporary)
+        except OSError:
+            shutil.copyfile(path, temporary)
+        os.replace(temporary, link)
+    except OSError as error:
+        _remove(temporary)
+        raise _error("write", link, error) from error
+    return link
+
+
 def atomic_write(path, write, **open_args):
     """
     Write a file through ``write(stream)`` under a temporary name, then
-    rename it: a reader never sees half a file.
+    rename it: a reader never sees half a file.  If anything fails, the
+    temporary file is removed; an OSError (a full disk, a read-only file
+    system) is raised as a SnapshotError, anything else as it is.
     """
     temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8", **open_args) as stream:
-        write(stream)
-    os.replace(temporary, path)
-
-
-class SnapshotError(Exception):
-    """A snapshot could not be written; the message says where and why."""
+    try:
+        with open(temporary, "w", encoding="utf-8", **open_args) as stream:
+            write(stream)
+        os.replace(temporary, path)
+    except BaseException as error:
+        _remove(temporary)
+        if isinstance(error, OSError):
+            raise _error("write", path, error) from error
+        raise
 
 
 def check_output_directory(path):
-    """Create the snapshot directory if needed and prove it writable."""
+    """
+    Make sure snapshots can be written to ``path`` before a crawl begins,
+    rather than learning it after: create the directory if it is missing,
+    then check that it is a directory, not on a read-only file system, and
+    that a file can be created there (the probe is removed).  Raises
+    SnapshotError, one line, if not; directories it created are then
+    removed again.
+    """
+    created = []
+    parent = os.path.abspath(path)
+    while not os.path.lexists(parent):
+        created.append(parent)
+        parent = os.path.dirname(parent)
     try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, ".bitpeer-probe")
-        with open(probe, "w"):
-            pass
+        if not created and not os.path.isdir(path):
+            raise SnapshotError(f"cannot write snapshots to {path}: not a directory")
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as error:
+            raise _error("create", path, error) from error
+        if hasattr(os, "statvfs") and os.statvfs(path).f_flag & os.ST_RDONLY:
+            raise SnapshotError(f"cannot write snapshots to {path}: read-only file system")
+        try:
+            descriptor, probe = tempfile.mkstemp(prefix=".bitpeer-check-", dir=path)
+        except OSError as error:
+            raise SnapshotError(
+                f"cannot write snapshots to {path}: {_cause(error)}") from error
+        os.close(descriptor)
         os.remove(probe)
-    except OSError as error:
-        raise SnapshotError(f"cannot write snapshots to {path}: {error.strerror}") from None
+    except BaseException:
+        for directory in created:  # deepest first
+            try:
+                os.rmdir(directory)
+            except OSError:
+                pass
+        raise
+
+
+def _error(verb, path, error):
+    """A SnapshotError saying, on one line, that ``path`` could not be
+    written (or created) because of ``error``."""
+    return SnapshotError(f"cannot {verb} {path}: {_cause(error)}")
+
+
+def _cause(error):
+    """An OSError's cause as words: its strerror, else its message."""
+    return " ".join((error.strerror or str(error) or type(error).__name__).split())
+
+
+def _remove(path):
+    """Remove a file if it can be: cleaning up must not hide the error
+    that made it necessary."""
+    try:
+        os.remove(path)
+    except OSError:
+        pass

@@ -1,21 +1,36 @@
 """
 Snapshots (bitpeer.export) of a hand-built CrawlResult: the summary's
-counts, the JSON document, the CSV, and the files' names and atomicity.
+counts, the JSON document, the CSV files, the files' names, the latest
+links, atomicity and write failures, and text a peer controls (arbitrary
+bytes from a real handshake, through the files and back).
 """
 
 import csv
+import errno
+import io
 import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 
-from twisted.trial.unittest import SynchronousTestCase
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+import bitpeer
+from bitpeer import export
 from bitpeer.crawler import CrawlResult, NodeResult, Unreachable
 from bitpeer.export import (
     CSV_FIELDS,
+    UNREACHABLE_FIELDS,
     EncodedNodes,
+    SnapshotError,
+    SnapshotPaths,
+    atomic_write,
+    check_output_directory,
+    link_latest,
     node_record,
     snapshot,
     summarize,
@@ -25,8 +40,9 @@ from bitpeer.external import ExternalAddressVote
 from bitpeer.peer import PeerInfo
 from bitpeer.wire.address import Network, NetworkAddress
 from bitpeer.wire.services import describe
+from bitpeer.wire.text import unescape
 
-from .helpers import NODE_KEYS, SUMMARY_KEYS
+from .helpers import NODE_KEYS, SUMMARY_KEYS, FakeNode
 
 #: 2023-11-14T22:13:20Z.
 T0 = 1_700_000_000
@@ -193,6 +209,7 @@ class SnapshotTests(SynchronousTestCase):
             "latency": 0.123457,
             "getaddr": "answered",
             "returned": 250,
+            "getaddr_error": None,
         })
 
     def test_not_asked_node(self):
@@ -246,13 +263,21 @@ class WriteSnapshotTests(SynchronousTestCase):
         self.assertEqual(first["latency"], "0.123457")
 
     def test_csv_quotes_awkward_user_agents(self):
-        """A user agent is the peer's text: commas, quotes and newlines survive."""
+        """
+        A user agent is the peer's text: commas and quotes are quoted as CSV
+        quotes them, and a newline reaches the file escaped (``\\x0a``), so
+        every record is one line of the file.
+        """
         agent = '/evil,"agent"\nline2:1.0/'
         result = crawl_result(reachable={A: NodeResult(info(A, user_agent=agent), None, None)})
         _, csv_path = write_snapshot(result, self.out)
         with open(csv_path, newline="", encoding="utf-8") as stream:
-            rows = list(csv.DictReader(stream))
-        self.assertEqual([row["user_agent"] for row in rows], [agent])
+            text = stream.read()
+        self.assertIn('"/evil,""agent""\\x0aline2:1.0/"', text)
+        self.assertEqual(len(text.splitlines()), 2)
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        self.assertEqual([row["user_agent"] for row in rows], ['/evil,"agent"\\x0aline2:1.0/'])
+        self.assertEqual(unescape(rows[0]["user_agent"]), agent.encode())
 
     def test_empty_crawl_csv_has_header_only(self):
         _, csv_path = write_snapshot(crawl_result(reachable={}), self.out)
@@ -323,3 +348,463 @@ class EncodedNodesTests(SynchronousTestCase):
         self.assertIn(b"/Changed:1.0/", json_bytes)
         self.assertIn(b"/Changed:1.0/", csv_bytes)
         self.assertEqual([json_bytes, csv_bytes], self.files(result))
+
+
+#: A user agent with everything that can break a line, a quote or a decoder:
+#: the issue's invalid UTF-8, newlines, Unicode line and paragraph
+#: separators, NUL, quotes, a comma, backslashes and a terminal escape.
+AWKWARD = (b'/\xff\xfe\xc3(\n\r\xe2\x80\xa8\xe2\x80\xa9\x00"\',;\\x41\\\x1b[31m'
+           b'\xc3\xa9\xf0\x9f\x98\x80/')
+
+
+def read_lines(path):
+    """A file's lines; it must be strict UTF-8."""
+    with open(path, "rb") as stream:
+        return stream.read().decode("utf-8").split("\n")
+
+
+def no_lone_surrogates(testcase, json_text):
+    """
+    JSON parsers other than Python's refuse a lone surrogate (``\\udcff``,
+    what json.dumps makes of a byte that was not UTF-8); Python's turns it
+    into text that is not UTF-8.  Every key and string must be UTF-8.
+    """
+    def strings(value):
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                yield key
+                yield from strings(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from strings(item)
+
+    for text in strings(json.loads(json_text)):
+        text.encode("utf-8")
+
+
+class MetadataTests(SynchronousTestCase):
+    """What made a snapshot: bitpeer's version, the crawl's parameters, times."""
+
+    PARAMS = {"network": "mainnet", "concurrency": 1000, "argv": ["--simnet", "60"]}
+
+    def test_summary_defaults(self):
+        summary = summarize(crawl_result())
+        self.assertEqual(summary["bitpeer_version"], bitpeer.__version__)
+        self.assertIsNone(summary["params"])
+        self.assertEqual(list(summary)[:5],
+                         ["network", "bitpeer_version", "params", "started", "finished"])
+
+    def test_params(self):
+        summary = summarize(crawl_result(), params=self.PARAMS)
+        self.assertEqual(summary["params"], self.PARAMS)
+        self.assertEqual(snapshot(crawl_result(), params=self.PARAMS)["summary"], summary)
+
+    def test_written(self):
+        """write_snapshot(params=) puts them in the summary, also into one
+        the caller already made (which is left as it was)."""
+        out = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, out, True)
+        result = crawl_result()
+        given = summarize(result)
+        for kwargs in ({}, {"summary": given}):
+            paths = write_snapshot(result, out, params=self.PARAMS, **kwargs)
+            with open(paths.json, encoding="utf-8") as stream:
+                summary = json.load(stream)["summary"]
+            self.assertEqual(summary["params"], self.PARAMS)
+            self.assertEqual(summary["bitpeer_version"], bitpeer.__version__)
+            self.assertEqual(summary["started"], "2023-11-14T22:13:20+00:00")
+            self.assertEqual(summary["finished"], "2023-11-14T22:13:27.500000+00:00")
+        self.assertIsNone(given["params"])
+
+
+class ByteIdenticalTests(SynchronousTestCase):
+    """Escaping leaves the usual records exactly as they were written before
+    it: the same bytes, and no work for plain ASCII."""
+
+    def test_node_lines(self):
+        result = crawl_result()
+        json_line, csv_line = EncodedNodes().get(A, result.reachable[A])
+        self.assertEqual(json_line, (
+            '{"address": "198.51.100.1:8333", "host": "198.51.100.1", "port": 8333, '
+            '"network": "ipv4", "version": 70016, "user_agent": "/Satoshi:27.0.0/", '
+            '"services": 3081, "services_text": "NETWORK|WITNESS|NETWORK_LIMITED|P2P_V2", '
+            '"start_height": 840000, "relay": true, "latency": 0.123457, '
+            '"getaddr": "answered", "returned": 250, "getaddr_error": null}'))
+        self.assertEqual(csv_line, (
+            "198.51.100.1:8333,198.51.100.1,8333,ipv4,70016,/Satoshi:27.0.0/,3081,"
+            "NETWORK|WITNESS|NETWORK_LIMITED|P2P_V2,840000,True,0.123457,answered,250,\r\n"))
+
+    def test_plain_user_agent_is_the_same_object(self):
+        record = node_record(A, crawl_result().reachable[A])
+        self.assertIs(record["user_agent"], crawl_result().reachable[A].info.user_agent)
+
+    def test_non_ascii_as_before(self):
+        """Printable non-ASCII stays itself: \\u00e9 in JSON as before, UTF-8 in CSV."""
+        result = NodeResult(info(A, user_agent="/caf\u00e9:1/"), None, None)
+        json_line, csv_line = EncodedNodes().get(A, result)
+        self.assertIn('"user_agent": "/caf\\u00e9:1/"', json_line)
+        self.assertIn(",/caf\u00e9:1/,", csv_line)
+
+
+class PeerTextTests(SynchronousTestCase):
+    """Text a peer controls, in the summary and both files: escaped, one
+    line, valid UTF-8, and back to the raw bytes with unescape."""
+
+    def setUp(self):
+        self.out = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.out, True)
+
+    def awkward_result(self):
+        agent = AWKWARD.decode("utf-8", "surrogateescape")
+        reachable = {
+            A: NodeResult(info(A, user_agent=agent), "protocol-error", 0,
+                          getaddr_error="addrv2.entries: " + agent),
+            B: NodeResult(info(B), "answered", 3),
+        }
+        unreachable = {C: Unreachable("protocol-error", "reject: " + agent)}
+        return crawl_result(reachable=reachable, unreachable=unreachable)
+
+    def test_json_one_line_per_record(self):
+        paths = write_snapshot(self.awkward_result(), self.out)
+        lines = read_lines(paths.json)
+        text = "\n".join(lines)
+        no_lone_surrogates(self, text)
+        records = [json.loads(line.strip().rstrip(",")) for line in lines
+                   if line.startswith('  {"address": "198.51.100.')]
+        self.assertEqual([r["address"] for r in records], [str(A), str(B)])
+        self.assertEqual(unescape(records[0]["user_agent"]), AWKWARD)
+        self.assertEqual(unescape(records[0]["getaddr_error"]),
+                         b"addrv2.entries: " + AWKWARD)
+        self.assertEqual(json.loads(text)["nodes"][0], records[0])
+
+    def test_summary_counts_escaped_user_agents(self):
+        summary = summarize(self.awkward_result())
+        agents = [a for a in summary["user_agents"] if a != "/Satoshi:27.0.0/"]
+        self.assertEqual([unescape(a) for a in agents], [AWKWARD])
+        no_lone_surrogates(self, json.dumps(summary))
+
+    def test_csv(self):
+        """Every record one line of the file; the fields come back raw."""
+        paths = write_snapshot(self.awkward_result(), self.out, unreachable=True)
+        self.assertEqual(len([x for x in read_lines(paths.csv) if x]), 3)
+        with open(paths.csv, newline="", encoding="utf-8") as stream:
+            rows = list(csv.DictReader(stream))
+        self.assertEqual(unescape(rows[0]["user_agent"]), AWKWARD)
+        self.assertEqual(unescape(rows[0]["getaddr_error"]), b"addrv2.entries: " + AWKWARD)
+        self.assertEqual(len([x for x in read_lines(paths.unreachable) if x]), 2)
+        with open(paths.unreachable, newline="", encoding="utf-8") as stream:
+            (row,) = list(csv.DictReader(stream))
+        self.assertEqual(unescape(row["detail"]), b"reject: " + AWKWARD)
+
+
+class UnreachableCsvTests(SynchronousTestCase):
+    """``<stem>-unreachable.csv``: the failed addresses, readable without
+    decoding the book's BLOB columns."""
+
+    def setUp(self):
+        self.out = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.out, True)
+
+    def rows(self, path):
+        with open(path, newline="", encoding="utf-8") as stream:
+            return list(csv.reader(stream))
+
+    def test_rows(self):
+        paths = write_snapshot(crawl_result(), self.out, unreachable=True)
+        self.assertEqual(os.path.basename(paths.unreachable),
+                         "mainnet-20231114T221327Z-unreachable.csv")
+        self.assertEqual(self.rows(paths.unreachable), [
+            list(UNREACHABLE_FIELDS),
+            ["198.51.100.10:8333", "198.51.100.10", "8333", "ipv4", "refused", "refused"],
+            ["198.51.100.11:8333", "198.51.100.11", "8333", "ipv4", "refused", "refused"],
+            ["198.51.100.12:8333", "198.51.100.12", "8333", "ipv4", "protocol-error",
+             "wrong message start 0b110907, expected f9beb4d9"],
+        ])
+
+    def test_ipv6(self):
+        result = crawl_result(unreachable={C: Unreachable("connect-timeout", "5 s")})
+        paths = write_snapshot(result, self.out, unreachable=True)
+        self.assertEqual(self.rows(paths.unreachable)[1],
+                         ["[2001:db8::5]:8333", "2001:db8::5", "8333", "ipv6",
+                          "connect-timeout", "5 s"])
+
+    def test_none_unreachable(self):
+        paths = write_snapshot(crawl_result(unreachable={}), self.out, unreachable=True)
+        self.assertEqual(self.rows(paths.unreachable), [list(UNREACHABLE_FIELDS)])
+
+    def test_not_asked(self):
+        """Without ``unreachable`` (the default) only the two files are written."""
+        paths = write_snapshot(crawl_result(), self.out)
+        self.assertEqual(sorted(os.listdir(self.out)),
+                         sorted(os.path.basename(p) for p in paths))
+        self.assertFalse(os.path.exists(paths.unreachable))
+
+    def test_paths_unpack_as_two(self):
+        json_path, csv_path = paths = write_snapshot(crawl_result(), self.out)
+        self.assertIsInstance(paths, SnapshotPaths)
+        self.assertEqual((paths.json, paths.csv), (json_path, csv_path))
+
+    def test_serial_counts_the_unreachable_file(self):
+        """A lone unreachable CSV of that second still takes its stem."""
+        first = write_snapshot(crawl_result(), self.out, unreachable=True)
+        os.remove(first.json)
+        os.remove(first.csv)
+        second = write_snapshot(crawl_result(), self.out, unreachable=True)
+        self.assertTrue(second.json.endswith("Z-2.json"), second.json)
+        self.assertTrue(second.unreachable.endswith("Z-2-unreachable.csv"))
+
+
+class LatestTests(SynchronousTestCase):
+    """``<network>-latest.json``, ``.csv`` and ``-unreachable.csv``."""
+
+    def setUp(self):
+        self.out = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.out, True)
+
+    def write(self, finished, **kwargs):
+        return write_snapshot(crawl_result(finished=finished), self.out,
+                              unreachable=True, latest=True, **kwargs)
+
+    def test_links(self):
+        paths = self.write(T0 + 7.5)
+        for name, target in (("mainnet-latest.json", paths.json),
+                             ("mainnet-latest.csv", paths.csv),
+                             ("mainnet-latest-unreachable.csv", paths.unreachable)):
+            link = os.path.join(self.out, name)
+            self.assertTrue(os.path.islink(link))
+            # Relative: the directory can be moved or mounted elsewhere.
+            self.assertEqual(os.readlink(link), os.path.basename(target))
+        self.assertEqual(len(os.listdir(self.out)), 6)
+
+    def test_replaced_by_the_next_snapshot(self):
+        self.write(T0 + 7.5)
+        newer = self.write(T0 + 3600)
+        self.assertEqual(os.readlink(os.path.join(self.out, "mainnet-latest.json")),
+                         os.path.basename(newer.json))
+        self.assertEqual(sorted(n for n in os.listdir(self.out) if "latest" in n), [
+            "mainnet-latest-unreachable.csv", "mainnet-latest.csv", "mainnet-latest.json"])
+        self.assertEqual(len(os.listdir(self.out)), 9)  # no .tmp left
+
+    def test_stale_temporary_link(self):
+        """A temporary link left by a crash is replaced."""
+        os.symlink("nowhere", os.path.join(self.out, "mainnet-latest.json.tmp"))
+        paths = self.write(T0)
+        self.assertEqual(os.readlink(os.path.join(self.out, "mainnet-latest.json")),
+                         os.path.basename(paths.json))
+        self.assertNotIn("mainnet-latest.json.tmp", os.listdir(self.out))
+
+    def test_copy_without_symbolic_links(self):
+        """Where the file system refuses symbolic links the latest file is a copy."""
+        def refuse(*args, **kwargs):
+            raise OSError(errno.EPERM, "Operation not permitted")
+
+        self.patch(os, "symlink", refuse)
+        paths = self.write(T0)
+        link = os.path.join(self.out, "mainnet-latest.json")
+        self.assertFalse(os.path.islink(link))
+        with open(link, "rb") as copy, open(paths.json, "rb") as original:
+            self.assertEqual(copy.read(), original.read())
+
+    def test_cannot_link(self):
+        """A latest name that is a directory: SnapshotError, nothing left over."""
+        os.mkdir(os.path.join(self.out, "mainnet-latest.json"))
+        paths = write_snapshot(crawl_result(), self.out)
+        with self.assertRaises(SnapshotError) as caught:
+            link_latest(paths.json, "mainnet")
+        message = str(caught.exception)
+        self.assertTrue(message.startswith(
+            f"cannot write {os.path.join(self.out, 'mainnet-latest.json')}: "), message)
+        self.assertNotIn("\n", message)
+        self.assertNotIn("mainnet-latest.json.tmp", os.listdir(self.out))
+
+    def test_not_a_snapshot(self):
+        with self.assertRaises(ValueError):
+            export.latest_name("notes.txt", "mainnet")
+
+
+def mount_tmpfs(testcase, *options):
+    """A fresh tmpfs mounted for the test (unmounted after), or skip where
+    mounting is not permitted."""
+    directory = tempfile.mkdtemp()
+    testcase.addCleanup(os.rmdir, directory)
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("mount") is None:
+        raise SkipTest("mounting a tmpfs needs root and mount(8)")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(options), "tmpfs", directory],
+                          capture_output=True)
+    if done.returncode:
+        raise SkipTest(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    testcase.addCleanup(subprocess.run, ["umount", directory], check=True)
+    return directory
+
+
+class FailedWriteTests(SynchronousTestCase):
+    """A write that fails leaves no ``.tmp`` and says why in one line."""
+
+    def setUp(self):
+        self.out = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.out, True)
+
+    def test_failing_stream(self):
+        path = os.path.join(self.out, "x.json")
+
+        def write(stream):
+            stream.write("{")
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        with self.assertRaises(SnapshotError) as caught:
+            atomic_write(path, write)
+        self.assertEqual(str(caught.exception), f"cannot write {path}: No space left on device")
+        self.assertIsInstance(caught.exception.__cause__, OSError)
+        self.assertEqual(os.listdir(self.out), [])
+
+    def test_bug_is_raised_as_it_is(self):
+        path = os.path.join(self.out, "x.json")
+
+        def write(stream):
+            stream.write("\udcff")  # not UTF-8: a field that skipped escape
+
+        self.assertRaises(UnicodeEncodeError, atomic_write, path, write)
+        self.assertEqual(os.listdir(self.out), [])
+
+    def test_directory_is_a_file(self):
+        path = os.path.join(self.out, "file")
+        with open(path, "w"):
+            pass
+        with self.assertRaises(SnapshotError) as caught:
+            write_snapshot(crawl_result(), path)
+        self.assertTrue(str(caught.exception).startswith(f"cannot create {path}: "))
+
+    def test_disk_full(self):
+        """A real full disk: a 64 KiB tmpfs and a snapshot bigger than that.
+        The snapshots already there, and their latest links, are intact."""
+        out = mount_tmpfs(self, "size=64k")
+        small = write_snapshot(crawl_result(), out, unreachable=True, latest=True)
+        before = sorted(os.listdir(out))
+        reachable = {
+            NetworkAddress.parse(f"10.0.{n // 256}.{n % 256}:8333"):
+                NodeResult(info(A), "answered", 1000)
+            for n in range(2000)
+        }
+        with self.assertRaises(SnapshotError) as caught:
+            write_snapshot(crawl_result(reachable=reachable, finished=T0 + 60), out,
+                           unreachable=True, latest=True)
+        message = str(caught.exception)
+        self.assertRegex(message, r"^cannot write .*\.json: No space left on device$")
+        self.assertEqual(sorted(os.listdir(out)), before)
+        self.assertEqual(os.readlink(os.path.join(out, "mainnet-latest.json")),
+                         os.path.basename(small.json))
+
+
+class CheckOutputDirectoryTests(SynchronousTestCase):
+    """check_output_directory(): can --out hold snapshots?  Asked before a
+    crawl, so that an hour's work is not lost at the end."""
+
+    def setUp(self):
+        self.base = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.base, True)
+
+    def assertRefused(self, path, reason):
+        with self.assertRaises(SnapshotError) as caught:
+            check_output_directory(path)
+        self.assertEqual(str(caught.exception), f"cannot write snapshots to {path}: {reason}")
+
+    def test_existing(self):
+        check_output_directory(self.base)
+        self.assertEqual(os.listdir(self.base), [])  # the probe is gone
+
+    def test_created(self):
+        path = os.path.join(self.base, "a", "b")
+        check_output_directory(path)
+        self.assertTrue(os.path.isdir(path))
+        self.assertEqual(os.listdir(path), [])
+
+    def test_a_file(self):
+        path = os.path.join(self.base, "file")
+        with open(path, "w"):
+            pass
+        self.assertRefused(path, "not a directory")
+
+    def test_under_a_file(self):
+        path = os.path.join(self.base, "file")
+        with open(path, "w"):
+            pass
+        with self.assertRaises(SnapshotError) as caught:
+            check_output_directory(os.path.join(path, "out"))
+        self.assertIn("Not a directory", str(caught.exception))
+
+    def test_read_only_file_system(self):
+        path = mount_tmpfs(self, "ro", "size=64k")
+        self.assertRefused(path, "read-only file system")
+        # Also below it: nothing can be created there.
+        with self.assertRaises(SnapshotError) as caught:
+            check_output_directory(os.path.join(path, "new"))
+        self.assertIn("Read-only file system", str(caught.exception))
+
+    def test_not_permitted(self):
+        """A file cannot be created there: the error, and the directories
+        it had created are removed again."""
+        def refuse(*args, **kwargs):
+            raise PermissionError(errno.EACCES, "Permission denied")
+
+        self.patch(tempfile, "mkstemp", refuse)
+        path = os.path.join(self.base, "a", "b")
+        self.assertRefused(path, "Permission denied")
+        self.assertEqual(os.listdir(self.base), [])
+
+    def test_not_permitted_for_real(self):
+        if os.geteuid() == 0:
+            raise SkipTest("root may write anywhere; test_not_permitted covers this")
+        path = os.path.join(self.base, "locked")
+        os.mkdir(path, 0o500)
+        self.addCleanup(os.chmod, path, 0o700)
+        self.assertRefused(path, "Permission denied")
+
+
+class PeerTextPropertyTests(SynchronousTestCase):
+    """
+    Arbitrary bytes in every field a peer controls, end to end through a
+    real handshake: the version's user agent as the peer sends it, the
+    PeerInfo the protocol makes of it, the node record, the JSON and CSV
+    lines written, parsed back and unescaped: the same bytes, and files
+    that are valid UTF-8 with one line per record.
+    """
+
+    def setUp(self):
+        self.base = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.base, True)
+
+    @settings(max_examples=60, deadline=None)
+    @given(agent=st.binary(max_size=256), detail=st.binary(max_size=300))
+    def test_round_trip(self, agent, detail):
+        peer_info = FakeNode().handshake(
+            user_agent=agent.decode("utf-8", "surrogateescape"))
+        address = peer_info.address
+        text = detail.decode("utf-8", "surrogateescape")
+        result = crawl_result(
+            reachable={address: NodeResult(peer_info, "closed", 0, getaddr_error=text)},
+            unreachable={B: Unreachable("protocol-error", text)},
+        )
+        paths = write_snapshot(result, tempfile.mkdtemp(dir=self.base), unreachable=True)
+
+        lines = read_lines(paths.json)  # strict UTF-8
+        no_lone_surrogates(self, "\n".join(lines))
+        (node_line,) = [line for line in lines
+                        if line.startswith(f'  {{"address": "{address}"')]
+        record = json.loads(node_line)
+        self.assertEqual(unescape(record["user_agent"]), agent)
+        self.assertEqual(unescape(record["getaddr_error"]), detail)
+        summary = json.loads("\n".join(lines))["summary"]
+        self.assertEqual([unescape(a) for a in summary["user_agents"]], [agent])
+
+        csv_lines = [line for line in read_lines(paths.csv) if line]
+        self.assertEqual(len(csv_lines), 2)
+        (row,) = csv.DictReader(io.StringIO("\n".join(csv_lines)))
+        self.assertEqual(unescape(row["user_agent"]), agent)
+        self.assertEqual(unescape(row["getaddr_error"]), detail)
+
+        unreachable_lines = [line for line in read_lines(paths.unreachable) if line]
+        self.assertEqual(len(unreachable_lines), 2)
+        (row,) = csv.DictReader(io.StringIO("\n".join(unreachable_lines)))
+        self.assertEqual(unescape(row["detail"]), detail)

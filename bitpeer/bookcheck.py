@@ -204,13 +204,15 @@ def is_row_fault(error):
 # -- before SQLite ---------------------------------------------------------------
 
 
-def check_location(path, *, statvfs=os.statvfs, access=os.access):
+def check_location(path, *, statvfs=None, access=None):
     """
     Raise the AddressBookError that fits if the book at ``path`` cannot be
     read and written: what SQLite would report as "unable to open database
     file" or, for a read-only file, "not a database".  ``statvfs`` and
-    ``access`` are injectable (tests: root passes every access check).
+    ``access`` default to os's (injectable: root passes every access check).
     """
+    statvfs = os.statvfs if statvfs is None else statvfs
+    access = os.access if access is None else access
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise MissingDirectory(

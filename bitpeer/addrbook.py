@@ -341,13 +341,14 @@ class AddressBook:
         lost = self.buffered
         self._gossip, self._attempts = {}, []
         self._lost += lost
-        what = describe_fault(failure.value)
+        error = failure.value
+        what = error.what if isinstance(error, StorageFault) else describe_fault(error)
         message = (f"address book {self.path}: closed with {lost} entries not written "
                    f"({what}); they are lost")
         if fault_code(failure.value) is not None or isinstance(failure.value, StorageFault):
-            self.log.error("{message}", message=message)
+            self.log.error("{line}", line=message)
         else:
-            self.log.failure("{message}", failure, message=message)
+            self.log.failure("{line}", failure, line=message)
         error = EntriesLost(message, lost, what)
         error.__cause__ = failure.value
         return Failure(error)

@@ -44,7 +44,6 @@ from .bookcheck import (
     AddressBookClosed,
     AddressBookError,
     AddressBookInUse,
-    BookLock,
     BookNotWritable,
     CorruptBook,
     EntriesLost,
@@ -91,7 +90,7 @@ DEFAULT_FLUSH_SIZE = 20000
 MAX_REJECT_LINES = 10
 
 __all__ = [
-    "AddressBook", "AddressBookClosed", "AddressBookError", "AddressBookInUse",
+    "MEMORY", "AddressBook", "AddressBookClosed", "AddressBookError", "AddressBookInUse",
     "BookHealth", "BookNotWritable", "CorruptBook", "EntriesLost", "KnownAddress",
     "MissingDirectory", "NewerSchema", "NotAnAddressBook", "PermissionDenied",
     "ReadOnlyDirectory", "ReadOnlyFile", "ReadOnlyFileSystem", "StorageFault",

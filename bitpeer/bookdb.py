@@ -357,16 +357,27 @@ def _write_rows(db, gossip, attempts, now, rejects):
                 columns = agents[user_agent] = agent_columns(user_agent)
             return columns
 
+        # Reasons and details repeat too (``refused``, ``connection
+        # refused``): a lookup is cheaper than a call to escape.
+        texts = {None: None}
+        known_text = texts.get
+
         def observation(attempt):
             crawl_id, address, outcome, reason, detail, info, returned, at = attempt
             network, host, port = address
+            shown_reason = known_text(reason, texts)
+            if shown_reason is texts:  # (the dict: a value no text can be)
+                shown_reason = texts[reason] = escape(reason)
+            shown_detail = known_text(detail, texts)
+            if shown_detail is texts:
+                shown_detail = texts[detail] = escape(detail)
             if info is None:
-                return (crawl_id, network, host, port, at, outcome, escape(reason),
-                        escape(detail), None, None, None, None, None, returned, None, None)
+                return (crawl_id, network, host, port, at, outcome, shown_reason,
+                        shown_detail, None, None, None, None, None, returned, None, None)
             shown, raw = agent(info.user_agent)
             relay = None if info.relay is None else int(info.relay)
-            return (crawl_id, network, host, port, at, outcome, escape(reason),
-                    escape(detail), info.version, shown, signed(info.services),
+            return (crawl_id, network, host, port, at, outcome, shown_reason,
+                    shown_detail, info.version, shown, signed(info.services),
                     info.start_height, info.handshake_latency, returned, relay, raw)
 
         rows = _build(observation, attempts, "attempt", ATTEMPT_FIELDS,

@@ -4,11 +4,25 @@ read it, and the conversion of values SQLite cannot hold as they are.
 
 Schema changes are MIGRATIONS entries: ``(version, [sql, ...])``, applied in
 order in one transaction (bitpeer.addrbook does it), the version kept in
-``PRAGMA user_version``.  To change the schema, append ``(3, [...])``; never
-edit a released entry.
+``PRAGMA user_version``.  A step is an SQL string, or a function called with
+the connection for what SQL alone cannot do.  To change the schema, append
+``(4, [...])``; never edit a released entry.  docs/addressbook.rst describes
+every table and column for people who query the file with ``sqlite3``.
+
+Text a peer controls (user agents, reject reasons, error details) is stored
+in TEXT columns as ``bitpeer.wire.text.escape`` of it: valid UTF-8, one
+printable line, lossless.  A user agent's exact bytes are also kept, in
+``user_agent_raw``, but only when they differ from the UTF-8 of the text
+column (NULL otherwise: nearly every agent is plain ASCII, and a crawl
+writes tens of thousands of them), so a reader gets them with
+``coalesce(user_agent_raw, CAST(user_agent AS BLOB))``.
 """
 
+import json
 from itertools import chain
+
+from .bookcheck import is_row_fault
+from .wire.text import escape, raw_bytes
 
 #: Outcomes an attempt can have.
 REACHABLE = "reachable"
@@ -91,7 +105,142 @@ MIGRATIONS = [
             "ALTER TABLE observations ADD COLUMN relay INTEGER",
         ],
     ),
+    (
+        3,
+        [
+            # Peer text: escaped TEXT plus the user agent's raw bytes when
+            # they differ (see the module docstring).
+            "ALTER TABLE addresses ADD COLUMN user_agent_raw BLOB",
+            "ALTER TABLE observations ADD COLUMN user_agent_raw BLOB",
+            # A crawl is running, finished (with its summary and snapshot)
+            # or abandoned (ended without one: --fresh, or superseded).
+            "ALTER TABLE crawls ADD COLUMN status TEXT NOT NULL DEFAULT 'running'",
+            "ALTER TABLE crawls ADD COLUMN ended REAL",
+            "ALTER TABLE crawls ADD COLUMN end_reason TEXT",
+            "UPDATE crawls SET status = 'finished', ended = finished WHERE finished IS NOT NULL",
+            # Before version 3 an interrupted crawl was left unfinished and the
+            # next run started a new one: every unfinished crawl with a later
+            # crawl of its network is dead.
+            """
+            UPDATE crawls SET status = 'abandoned',
+                ended = (SELECT min(later.started) FROM crawls AS later
+                         WHERE later.network = crawls.network AND later.id > crawls.id),
+                end_reason = 'superseded by a later crawl (found when the book was upgraded)'
+            WHERE finished IS NULL AND EXISTS (
+                SELECT 1 FROM crawls AS later
+                WHERE later.network = crawls.network AND later.id > crawls.id)
+            """,
+            # Rows a flush could not write (a value SQLite cannot bind, a
+            # constraint): kept here, as text, instead of failing the batch.
+            """
+            CREATE TABLE rejected (
+                id INTEGER PRIMARY KEY,
+                at REAL NOT NULL,
+                kind TEXT NOT NULL,
+                crawl_id INTEGER,
+                row TEXT NOT NULL,
+                error TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX crawls_by_network ON crawls (network, status)",
+            lambda db: escape_old_text(db),
+        ],
+    ),
 ]
+
+#: Crawl statuses (crawls.status).
+RUNNING, FINISHED, ABANDONED = "running", "finished", "abandoned"
+
+#: TEXT columns that may hold peer text, per table; the user agent also
+#: has its raw column.
+PEER_TEXT_COLUMNS = {
+    "addresses": ("user_agent", "last_failure_reason", "last_failure_detail",
+                  "first_source", "last_source"),
+    "observations": ("user_agent", "reason", "detail"),
+}
+
+# Values that escape() may change: a blob, anything outside printable
+# ASCII, or a backslash.  Everything else (nearly every row) is skipped
+# by SQLite alone.
+_MAY_NEED_ESCAPING = "typeof({c}) = 'blob' OR {c} GLOB '*[^ -~]*' OR instr({c}, '\\')"
+
+
+def escape_old_text(db):
+    """
+    Migration 3's data step: text written by versions 1 and 2 was stored as
+    it came (valid UTF-8: text that was not could not be written at all);
+    rewrite it in the escaped form, keeping a changed user agent's bytes
+    in user_agent_raw.
+    """
+    for table, columns in PEER_TEXT_COLUMNS.items():
+        for column in columns:
+            rows = db.execute(
+                f"SELECT id, {column} FROM {table} WHERE "
+                + _MAY_NEED_ESCAPING.format(c=column)
+            ).fetchall()
+            updates = []
+            for row_id, value in rows:
+                shown = escape(value)
+                if shown == value:
+                    continue
+                raw = value if isinstance(value, bytes) else value.encode("utf-8")
+                updates.append((shown, raw, row_id) if column == "user_agent"
+                               else (shown, row_id))
+            if column == "user_agent":
+                db.executemany(
+                    f"UPDATE {table} SET user_agent = ?, user_agent_raw = ? WHERE id = ?",
+                    updates,
+                )
+            else:
+                db.executemany(f"UPDATE {table} SET {column} = ? WHERE id = ?", updates)
+
+
+def agent_columns(agent):
+    """
+    The (user_agent, user_agent_raw) values for a user agent as the codec
+    gives it (text with surrogate escapes): its escaped form, and its bytes
+    when they are not simply that form's UTF-8.
+    """
+    if agent is None:
+        return None, None
+    shown = escape(agent)
+    if shown == agent:
+        return shown, None
+    try:
+        return shown, raw_bytes(agent)
+    except UnicodeEncodeError:
+        # Text with surrogates the codec never makes (not a decoded byte):
+        # keep them as UTF-8 would spell them.
+        return shown, agent.encode("utf-8", "surrogatepass")
+
+
+def agent_from_db(shown, raw):
+    """The user agent as the codec gave it, from its two columns."""
+    if raw is not None:
+        return bytes(raw).decode("utf-8", "surrogateescape")
+    return shown
+
+
+def row_text(columns, values):
+    """
+    A row as one line of JSON for the ``rejected`` table: every text
+    escaped (so the line is valid UTF-8 whatever the row held), bytes as
+    hex, numbers as they are, anything else as its escaped repr.
+    """
+    out = {}
+    for column, value in zip(columns, values):
+        if value is None or isinstance(value, (bool, int, float)):
+            out[column] = value
+        elif isinstance(value, str):
+            out[column] = escape(value)
+        elif isinstance(value, (bytes, bytearray, memoryview)):
+            out[column] = bytes(value).hex()
+        else:
+            try:
+                out[column] = escape(str(value))
+            except Exception:
+                out[column] = escape(repr(value))
+    return json.dumps(out, ensure_ascii=False, default=str)
 
 
 # SQLite integers are signed 64-bit; service bits are a uint64.
@@ -141,13 +290,14 @@ ADDRESSES_FROM_OBSERVATIONS = f"""
 INSERT INTO addresses (network, host, port, first_seen, last_seen,
                        attempts, successes, failures, last_attempt, last_success,
                        last_failure_reason, last_failure_detail,
-                       version, user_agent, handshake_services, start_height, relay, latency)
+                       version, user_agent, user_agent_raw, handshake_services,
+                       start_height, relay, latency)
 SELECT network, host, port, at, at, 1,
        outcome = '{REACHABLE}', outcome != '{REACHABLE}', at,
        CASE WHEN outcome = '{REACHABLE}' THEN at END,
        CASE WHEN outcome = '{REACHABLE}' THEN NULL ELSE reason END,
        CASE WHEN outcome = '{REACHABLE}' THEN NULL ELSE detail END,
-       version, user_agent, services, start_height, relay, latency
+       version, user_agent, user_agent_raw, services, start_height, relay, latency
 FROM observations WHERE id >= ? ORDER BY id
 ON CONFLICT (network, host, port) DO UPDATE SET
     attempts = attempts + 1,
@@ -160,6 +310,8 @@ ON CONFLICT (network, host, port) DO UPDATE SET
     last_failure_detail = CASE WHEN excluded.failures
                                THEN excluded.last_failure_detail ELSE last_failure_detail END,
     version = coalesce(excluded.version, version),
+    user_agent_raw = CASE WHEN excluded.user_agent IS NULL
+                          THEN user_agent_raw ELSE excluded.user_agent_raw END,
     user_agent = coalesce(excluded.user_agent, user_agent),
     handshake_services = coalesce(excluded.handshake_services, handshake_services),
     start_height = coalesce(excluded.start_height, start_height),
@@ -170,28 +322,77 @@ ON CONFLICT (network, host, port) DO UPDATE SET
 OBSERVATION_INSERT = ("""
 INSERT INTO observations (crawl_id, network, host, port, at, outcome, reason, detail,
                           version, user_agent, services, start_height, latency, returned,
-                          relay)
-""", "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "")
+                          relay, user_agent_raw)
+""", "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "")
+
+#: The values of one OBSERVATION_INSERT row, named (for the rejected table).
+OBSERVATION_ROW = (
+    "crawl_id", "network", "host", "port", "at", "outcome", "reason", "detail",
+    "version", "user_agent", "services", "start_height", "latency", "returned", "relay",
+    "user_agent_raw",
+)
+#: The values of one GOSSIP_UPSERT row, named.
+GOSSIP_ROW = (
+    "network", "host", "port", "gossip_time", "services", "first_seen", "first_source",
+    "last_seen", "last_source",
+)
 
 #: Bound parameters per statement: SQLite's limit before 3.32 (999), the
 #: lowest a Python 3.10+ may be linked with.
 MAX_VARIABLES = 999
 
 
-def insert_rows(db, statement, rows):
+def insert_rows(db, statement, rows, reject=None):
     """
     Run ``statement`` (head, one row's VALUES template, tail) over ``rows``,
     as many rows per statement as the variable limit allows.  executemany
     would step once per row, releasing and retaking the GIL each time:
     with the reactor thread busy, that hand-over cost three times the
     writing itself (4.3 s of a 10,000-node crawl, for 0.5 s of work).
+
+    With ``reject``, a statement that fails for a row's sake (is_row_fault)
+    is retried in halves until the bad rows are alone; each is passed to
+    ``reject(row, error)`` and the good ones are written.  A failed
+    statement has no effect (SQLite backs it out; a bind error stops it
+    before it runs), so no savepoint is needed, and a batch without a bad
+    row costs nothing more.  Any other error is raised.
     """
     head, row, tail = statement
     per = MAX_VARIABLES // row.count("?")
     flat = chain.from_iterable
     for start in range(0, len(rows), per):
         chunk = rows[start:start + per]
-        db.execute(f"{head} VALUES {', '.join([row] * len(chunk))} {tail}", list(flat(chunk)))
+        try:
+            db.execute(f"{head} VALUES {', '.join([row] * len(chunk))} {tail}",
+                       list(flat(chunk)))
+        except Exception as error:
+            if reject is None or not is_row_fault(error):
+                raise
+            _isolate(db, statement, chunk, reject, error)
+
+
+def _isolate(db, statement, rows, reject, error):
+    """Write ``rows`` (whose statement failed with ``error``) in halves,
+    in order, rejecting each row that fails alone."""
+    head, row, tail = statement
+    flat = chain.from_iterable
+    if len(rows) == 1:
+        reject(rows[0], error)
+        return
+    stack = [rows[len(rows) // 2:], rows[:len(rows) // 2]]
+    while stack:
+        part = stack.pop()
+        try:
+            db.execute(f"{head} VALUES {', '.join([row] * len(part))} {tail}",
+                       list(flat(part)))
+        except Exception as error:
+            if not is_row_fault(error):
+                raise
+            if len(part) == 1:
+                reject(part[0], error)
+            else:
+                stack.append(part[len(part) // 2:])
+                stack.append(part[:len(part) // 2])
 
 
 KNOWN_SELECT = """
@@ -203,5 +404,5 @@ FROM addresses ORDER BY id
 
 OBSERVATION_COLUMNS = (
     "crawl_id", "at", "outcome", "reason", "detail", "version", "user_agent",
-    "services", "start_height", "relay", "latency", "returned",
+    "services", "start_height", "relay", "latency", "returned", "user_agent_raw",
 )

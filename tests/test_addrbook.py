@@ -10,6 +10,7 @@ is the repository.  The book is checked from outside with a plain sqlite3
 connection where that is what a reader of the file would see.
 """
 
+import errno
 import os
 import random
 import select
@@ -23,17 +24,26 @@ import textwrap
 import time
 
 from twisted.internet import reactor, task
-from twisted.trial.unittest import TestCase
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.trial.unittest import SkipTest, TestCase
 
 import bitpeer
-from bitpeer import addrbook
+from bitpeer import addrbook, bookdb
 from bitpeer.addrbook import (
     AddressBook,
     AddressBookClosed,
     AddressBookError,
+    AddressBookInUse,
+    CorruptBook,
+    EntriesLost,
     KnownAddress,
+    MissingDirectory,
     NewerSchema,
     NotAnAddressBook,
+    ReadOnlyFileSystem,
+    StorageFault,
+    UnfinishedCrawl,
+    Verdict,
 )
 from bitpeer.peer import PeerInfo
 from bitpeer.wire.address import AddrEntry, Network, NetworkAddress
@@ -76,6 +86,33 @@ def peer_info(where, **fields):
     )
     values.update(fields)
     return PeerInfo(**values)
+
+
+def disk_full():
+    """What SQLite raises when the disk is full (as Python 3.11 builds it)."""
+    error = sqlite3.OperationalError("database or disk is full")
+    error.sqlite_errorcode, error.sqlite_errorname = 13, "SQLITE_FULL"
+    return error
+
+
+def fail_writes(case, times, error=None):
+    """
+    Make the next ``times`` flushes of every book raise ``error`` (default
+    disk_full()) in their transaction, after writing the gossip rows (so a
+    partial write would be visible if it were committed).
+    """
+    real = bookdb._write_rows
+    left = [times]
+
+    def write_rows(db, gossip, attempts, now, rejects):
+        if left[0] > 0:
+            left[0] -= 1
+            real(db, gossip, [], now, rejects)
+            raise error if error is not None else disk_full()
+        return real(db, gossip, attempts, now, rejects)
+
+    case.patch(bookdb, "_write_rows", write_rows)
+    return left
 
 
 class BookTestCase(TestCase):
@@ -141,7 +178,7 @@ class OpenTests(BookTestCase):
         self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
         self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], LATEST)
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        self.assertEqual(tables, {"addresses", "crawls", "observations"})
+        self.assertEqual(tables, {"addresses", "crawls", "observations", "rejected"})
         synchronous = await book._run(
             lambda: book._db.execute("PRAGMA synchronous").fetchone()[0]
         )
@@ -237,7 +274,7 @@ class OpenTests(BookTestCase):
         row = self.row(path, address(1))
         self.assertEqual((row["attempts"], row["successes"], row["failures"], row["relay"]),
                          (2, 1, 1, 1))
-        self.assertEqual(self.raw(path).execute("PRAGMA user_version").fetchone()[0], 2)
+        self.assertEqual(self.raw(path).execute("PRAGMA user_version").fetchone()[0], LATEST)
 
     async def test_failed_migration_rolls_back(self):
         """A migration that fails half way leaves the book exactly at its old
@@ -465,12 +502,13 @@ class AttemptTests(BookTestCase):
         self.assertEqual(rows, [
             dict(crawl_id=first, address=address(1), at=10.0, outcome="reachable",
                  reason=None, detail=None, version=70016, user_agent="/Satoshi:27.0.0/",
+                 user_agent_raw=b"/Satoshi:27.0.0/",
                  services=0x0C09, start_height=840_000, relay=1, latency=0.125,
                  returned=42),
             dict(crawl_id=first, address=address(2), at=11.0, outcome="unreachable",
                  reason="handshake-timeout", detail="no verack in 20s", version=None,
-                 user_agent=None, services=None, start_height=None, relay=None,
-                 latency=None, returned=None),
+                 user_agent=None, user_agent_raw=None, services=None, start_height=None,
+                 relay=None, latency=None, returned=None),
         ])
         self.assertEqual([r["address"] for r in await book.observations(second)], [address(3)])
 
@@ -505,21 +543,11 @@ class PersistenceTests(BookTestCase):
 class FlushTests(BookTestCase):
     """flush(): one transaction, serialised, nothing lost on failure."""
 
-    def fail_writes(self, book, times, after_gossip=True):
-        """Make the next ``times`` writes raise, after writing the gossip
-        rows (so a partial write would be visible if it were committed)."""
-        real = book._write_rows
-        left = [times]
-
-        def write_rows(db, gossip, attempts):
-            if left[0] > 0:
-                left[0] -= 1
-                if after_gossip:
-                    real(db, gossip, [])
-                raise RuntimeError("disk on fire")
-            return real(db, gossip, attempts)
-
-        book._write_rows = write_rows
+    def fail_writes(self, book, times, error=None):
+        """Make the next ``times`` writes raise ``error`` (SQLite's disk
+        full by default), after writing the gossip rows (so a partial
+        write would be visible if it were committed)."""
+        fail_writes(self, times, error)
 
     async def test_failure_keeps_buffer_and_rolls_back(self):
         """A failed flush commits nothing and loses nothing: the batch goes
@@ -529,7 +557,7 @@ class FlushTests(BookTestCase):
         self.fail_writes(book, 1)
         book.gossip(entries(100), SOURCE_A, 1.0)
         book.attempt(1, address(1), "reachable", info=peer_info(address(1)), now=2.0)
-        await self.assertFailure(book.flush(), RuntimeError)
+        await self.assertFailure(book.flush(), StorageFault)
         self.assertEqual(book.buffered, 101)
         count = self.raw(path).execute("SELECT count(*) FROM addresses").fetchone()[0]
         self.assertEqual(count, 0)
@@ -547,7 +575,7 @@ class FlushTests(BookTestCase):
         book.gossip([AddrEntry(T0 + 10, 0x1, address(1))], SOURCE_A, 1.0)
         failing = book.flush()
         book.gossip([AddrEntry(T0, 0x8, address(1))], SOURCE_B, 2.0)
-        await self.assertFailure(failing, RuntimeError)
+        await self.assertFailure(failing, StorageFault)
         await book.flush()
         row = self.row(path, address(1))
         self.assertEqual((row["first_seen"], row["first_source"]), (1.0, "127.0.0.1:8333"))
@@ -564,7 +592,7 @@ class FlushTests(BookTestCase):
         first = book.flush()
         book.gossip(entries(10, first=11), SOURCE_A, 2.0)
         second = book.flush()
-        await self.assertFailure(first, RuntimeError)
+        await self.assertFailure(first, StorageFault)
         await second
         self.assertEqual(book.buffered, 0)
         self.assertEqual(await book.count(), 20)
@@ -597,7 +625,7 @@ class FlushTests(BookTestCase):
         book.gossip(entries(5), SOURCE_A, 1.0)
         db = self.raw(path)
         await self.until(lambda: db.execute("SELECT count(*) FROM addresses").fetchone()[0] == 5)
-        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(self.flushLoggedErrors(), [])  # one line, no traceback
 
     async def test_gossip_before_open(self):
         """Gossip buffered before open() is written by the first flush."""
@@ -621,9 +649,11 @@ class CrawlTests(BookTestCase):
         self.assertEqual(await book.crawls(), [
             dict(id=1, network="mainnet", started=100.0, finished=150.0,
                  params={"max_connections": 500},
-                 summary={"reachable": 9000, "unreachable": 40000}),
+                 summary={"reachable": 9000, "unreachable": 40000},
+                 status="finished", ended=150.0, end_reason=None),
             dict(id=2, network="testnet4", started=200.0, finished=None,
-                 params={"seeds": ["a", "b"]}, summary=None),
+                 params={"seeds": ["a", "b"]}, summary=None,
+                 status="running", ended=None, end_reason=None),
         ])
         await self.assertFailure(book.finish_crawl(99, {}, 1.0), AddressBookError)
 
@@ -748,3 +778,513 @@ class CrashTests(BookTestCase):
             committed = rows
         book = await self.opened(path)
         self.assertEqual(await book.count(), committed)
+
+
+class Logged:
+    """The address book's log lines while a test runs."""
+
+    def __init__(self, case):
+        self.events = []
+        globalLogPublisher.addObserver(self.events.append)
+        case.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def lines(self, level=None):
+        """The book's formatted lines (at ``level`` only, if given)."""
+        return [
+            formatEvent(e) for e in self.events
+            if e.get("log_namespace", "").startswith("bitpeer.addrbook")
+            and (level is None or e.get("log_level") == level)
+        ]
+
+
+class StorageFaultTests(BookTestCase):
+    """A failing disk: one line, nothing lost, one line when it recovers."""
+
+    async def test_fault_logged_once_then_recovery(self):
+        """Three flushes fail on a full disk: each errbacks with StorageFault
+        and keeps every entry, but only the first logs, in one line naming
+        the path, the fault and what is kept, without a traceback.  The
+        next flush writes it all and says so in one more line."""
+        path = self.path()
+        book = await self.opened(path)
+        log = Logged(self)
+        fail_writes(self, 3)
+        book.gossip(entries(100), SOURCE_A, 1.0)
+        book.attempt(1, address(1), "unreachable", reason="refused", now=2.0)
+        for _ in range(3):
+            fault = await self.assertFailure(book.flush(), StorageFault)
+            self.assertEqual((fault.what, fault.kept), ("disk full", 101))
+            self.assertEqual(book.buffered, 101)
+            self.assertTrue(book.health.failing)
+        [line] = log.lines()
+        self.assertIn(path, line)
+        self.assertIn("disk full", line)
+        self.assertIn("101 entries kept", line)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        await book.flush()
+        self.assertEqual(book.buffered, 0)
+        self.assertEqual(await book.count(), 100)
+        recovered = log.lines()[1:]
+        self.assertEqual(len(recovered), 1)
+        self.assertIn("writing again after 3 failed flushes (disk full)", recovered[0])
+        health = book.health
+        self.assertTrue(health.ok)
+        self.assertEqual((health.failed_flushes, health.last_error), (3, "disk full"))
+        self.assertIn("everything written", health.describe())
+
+    async def test_changing_fault_logged_again(self):
+        """A different fault in the same streak gets its own line."""
+        book = await self.opened()
+        log = Logged(self)
+        locked = sqlite3.OperationalError("database is locked")
+        fail_writes(self, 1)
+        book.gossip(entries(5), SOURCE_A, 1.0)
+        await self.assertFailure(book.flush(), StorageFault)
+        fail_writes(self, 1, locked)
+        fault = await self.assertFailure(book.flush(), StorageFault)
+        self.assertEqual(fault.what, "the database is locked by another program")
+        self.assertEqual(len(log.lines()), 2)
+
+    async def test_bug_logged_once_with_traceback(self):
+        """An error that is no storage fault (a bug) is passed on as it is,
+        logged with its traceback the first time only; the batch is kept."""
+        book = await self.opened()
+        fail_writes(self, 2, RuntimeError("a bug"))
+        book.gossip(entries(5), SOURCE_A, 1.0)
+        await self.assertFailure(book.flush(), RuntimeError)
+        await self.assertFailure(book.flush(), RuntimeError)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        await book.flush()
+        self.assertEqual(await book.count(), 5)
+
+    async def test_close_loses_buffer_in_one_line(self):
+        """If the last flush fails, close() still closes the database, drops
+        the lock and stops the thread; the loss is one line, health.lost,
+        and an EntriesLost errback whose message is that line."""
+        path = self.path()
+        book = await self.opened(path)
+        log = Logged(self)
+        failing = fail_writes(self, 10**6)
+        book.gossip(entries(40), SOURCE_A, 1.0)
+        error = await self.assertFailure(book.close(), EntriesLost)
+        self.assertEqual((error.lost, error.what), (40, "disk full"))
+        self.assertEqual(log.lines(), [str(error)])
+        self.assertIn(path, str(error))
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertIsNone(book._pool)
+        self.assertEqual(book.health.lost, 40)
+        self.assertIn("40 entries lost at close (disk full)", book.health.describe())
+        await book.close()  # later calls succeed
+        failing[0] = 0
+        again = self.book(path)
+        await again.open()  # the lock was released
+
+    async def test_rejected_rows(self):
+        """A row SQLite cannot take is written to rejected, counted, logged
+        once in one line, and not retried; the rest of the flush commits."""
+        path = self.path()
+        book = await self.opened(path)
+        log = Logged(self)
+        book.gossip(entries(10), SOURCE_A, 1.0)
+        book.attempt(1, address(1), "reachable", now=2.0,
+                     info=peer_info(address(1), start_height=1 << 70))
+        book.attempt(1, address(2), "unreachable", reason="refused", now=3.0)
+        await book.flush()
+        self.assertEqual(book.buffered, 0)
+        self.assertEqual(len(await book.observations(1)), 1)
+        [line] = log.lines()
+        self.assertIn("could not be written (OverflowError", line)
+        self.assertEqual(book.health.rejected, 1)
+        self.assertFalse(book.health.ok)
+        self.assertIn("1 rows rejected", book.health.describe())
+        await book.flush()
+        [(kind, error)] = self.raw(path).execute("SELECT kind, error FROM rejected").fetchall()
+        self.assertEqual(kind, "observation")
+
+    async def test_many_rejected_rows_few_lines(self):
+        """A flush of many bad rows logs MAX_REJECT_LINES of them and one
+        line for the rest."""
+        book = await self.opened()
+        log = Logged(self)
+        for n in range(30):
+            book.attempt(None, address(n), "unreachable", reason="refused", now=1.0)
+        await book.flush()
+        self.assertEqual(len(log.lines()), addrbook.MAX_REJECT_LINES + 1)
+        self.assertIn("20 more rows", log.lines()[-1])
+        self.assertEqual(book.health.rejected, 30)
+
+
+def mount_tmpfs(case, size, *options):
+    """
+    A fresh tmpfs of ``size`` (mount's syntax, e.g. ``2m``), unmounted at
+    cleanup (after the books, which are closed first: cleanups run last
+    in, first out); the test is skipped where mounting is not permitted.
+    """
+    directory = tempfile.mkdtemp(prefix="bitpeer-addrbook-tmpfs-")
+    case.addCleanup(os.rmdir, directory)
+    try:
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options]), "tmpfs",
+             directory], capture_output=True, timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError) as error:
+        raise SkipTest(f"cannot mount a tmpfs here: {error}")
+    if done.returncode:
+        raise SkipTest(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace')}")
+    case.addCleanup(subprocess.run, ["umount", "-l", directory], capture_output=True)
+    return directory
+
+
+def remount(directory, *options):
+    """Change a tmpfs's mount options (``ro``, ``rw``)."""
+    subprocess.run(["mount", "-o", ",".join(["remount", *options]), directory],
+                   check=True, capture_output=True, timeout=30)
+
+
+class RealDiskTests(BookTestCase):
+    """A real full disk and a real read-only file system (tmpfs)."""
+
+    async def test_full_disk(self):
+        """A tmpfs fills up mid-crawl: the flush fails as "disk full" in one
+        line, keeps its entries, and writes them all once space is freed;
+        the book is sound throughout."""
+        directory = mount_tmpfs(self, "4m")
+        path = os.path.join(directory, "book.sqlite")
+        book = await self.opened(path, flush_size=10**9)
+        log = Logged(self)
+        book.gossip(entries(100), SOURCE_A, 1.0)
+        await book.flush()
+        filler = os.path.join(directory, "filler")
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError as error:
+                self.assertEqual(error.errno, errno.ENOSPC)
+        book.gossip(entries(20000, first=1000), SOURCE_A, 2.0)
+        for n in range(2):
+            fault = await self.assertFailure(book.flush(), StorageFault)
+            self.assertEqual(fault.what, "disk full")
+            self.assertEqual(book.buffered, 20000)
+        self.assertEqual(len(log.lines()), 1)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        os.remove(filler)
+        await book.flush()
+        self.assertEqual(await book.count(), 20100)
+        self.assertIn("writing again", log.lines()[-1])
+        await book.close()
+        db = self.raw(path)
+        self.assertEqual(db.execute("PRAGMA integrity_check").fetchone()[0], "ok")
+
+    async def test_read_only_file_system(self):
+        """A book on a file system remounted read-only is refused as such
+        (SQLite itself would say it is not a database, or cannot be
+        opened), with nothing written."""
+        directory = mount_tmpfs(self, "4m")
+        path = os.path.join(directory, "book.sqlite")
+        book = await self.opened(path)
+        book.gossip(entries(10), SOURCE_A, 1.0)
+        await book.close()
+        remount(directory, "ro")
+        self.addCleanup(remount, directory, "rw")
+        error = await self.assertFailure(self.book(path).open(), ReadOnlyFileSystem)
+        self.assertIn(path, str(error))
+        self.assertIn("read-only file system", str(error))
+
+
+UNPRIVILEGED = """
+import sys
+from bitpeer.bookdb import open_book, close_book
+try:
+    close_book(open_book(sys.argv[1]))
+except Exception as error:
+    print(type(error).__name__, error)
+else:
+    print("opened")
+"""
+
+
+class PermissionTests(BookTestCase):
+    """
+    Files and directories this user may not write, for real: the book is
+    opened by a child process.  Root may write anything, so when the tests
+    run as root the child is root without the capabilities that let it
+    (setpriv drops CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and CAP_FOWNER
+    from its bounding set): for files root owns it is then held to their
+    modes like any owner.  Otherwise the child is this user.
+    """
+
+    def open_as_other(self, path):
+        """The class name and message of what open_book raised in the child."""
+        env = dict(os.environ)
+        root = os.path.dirname(os.path.dirname(os.path.abspath(bitpeer.__file__)))
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        command = [sys.executable, "-c", UNPRIVILEGED, path]
+        if os.geteuid() == 0:
+            setpriv = shutil.which("setpriv")
+            if setpriv is None:
+                raise SkipTest("running as root without setpriv: cannot drop the "
+                               "capabilities that let root write read-only files")
+            command = [setpriv, "--bounding-set",
+                       "-dac_override,-dac_read_search,-fowner", *command]
+        try:
+            done = subprocess.run(command, capture_output=True, env=env, timeout=60)
+        except (OSError, subprocess.SubprocessError) as error:
+            raise SkipTest(f"cannot run the child: {error}")
+        if done.returncode:
+            raise SkipTest(f"the child could not run: {done.stderr.decode(errors='replace')}")
+        return done.stdout.decode().strip()
+
+    def book_file(self, mode, dir_mode=0o700):
+        """A real book in a fresh directory, with these modes (the
+        directory is made writable again at cleanup)."""
+        directory = self.tmpdir()
+        path = os.path.join(directory, "book.sqlite")
+        bookdb.close_book(bookdb.open_book(path))
+        os.chmod(path, mode)
+        os.chmod(directory, dir_mode)
+        self.addCleanup(os.chmod, directory, 0o700)
+        return path
+
+    def test_read_only_file(self):
+        """A book this user may read but not write: a read-only file, not
+        "not a SQLite database" as SQLite would have it."""
+        path = self.book_file(0o444)
+        self.assertTrue(self.open_as_other(path).startswith(f"ReadOnlyFile address book {path}"))
+
+    def test_unreadable_file(self):
+        """A book this user may not even read: permission denied."""
+        path = self.book_file(0o000)
+        self.assertTrue(self.open_as_other(path).startswith("PermissionDenied"))
+
+    def test_read_only_directory(self):
+        """A writable book in a directory where the -wal, -shm and lock
+        files cannot be made."""
+        path = self.book_file(0o644, dir_mode=0o500)
+        self.assertTrue(self.open_as_other(path).startswith("ReadOnlyDirectory"))
+
+
+class OpenCheckTests(BookTestCase):
+    """What open() proves before a crawl dials: lock, soundness, place."""
+
+    async def test_second_book_on_same_path_refused(self):
+        """A second AddressBook on an open book is refused with the path and
+        this process's id, touching nothing; once the first is closed the
+        second opens."""
+        path = self.path()
+        first = await self.opened(path)
+        first.gossip(entries(3), SOURCE_A, 1.0)
+        second = self.book(path)
+        error = await self.assertFailure(second.open(), AddressBookInUse)
+        self.assertEqual(error.pid, os.getpid())
+        self.assertIn(path, str(error))
+        self.assertIsNone(second._pool)
+        await first.close()
+        third = await self.opened(path)
+        self.assertEqual(await third.count(), 3)
+
+    async def test_failed_open_releases_lock(self):
+        """A book refused for its schema is not left locked."""
+        path = self.path()
+        await (await self.opened(path)).close()
+        db = sqlite3.connect(path)
+        db.execute("PRAGMA user_version = 99")
+        db.close()
+        await self.assertFailure(self.book(path).open(), NewerSchema)
+        db = sqlite3.connect(path)
+        db.execute(f"PRAGMA user_version = {LATEST}")
+        db.close()
+        await self.opened(path)
+
+    async def test_missing_directory(self):
+        """A path in a directory that does not exist says so, creating
+        nothing."""
+        path = os.path.join(self.tmpdir(), "nowhere", "book.sqlite")
+        error = await self.assertFailure(self.book(path).open(), MissingDirectory)
+        self.assertIn("does not exist", str(error))
+
+    async def corrupt(self, offset, length):
+        """A closed book of 3,000 addresses with ``length`` bytes of junk
+        written at ``offset``."""
+        path = self.path()
+        book = await self.opened(path)
+        book.gossip(entries(3000), SOURCE_A, 1.0)
+        await book.close()
+        with open(path, "r+b") as f:
+            f.seek(offset)
+            f.write(random.Random(offset).randbytes(length))
+        return path
+
+    async def test_corrupted_page(self):
+        """A book with a page overwritten is refused as corrupted, quoting
+        SQLite's quick_check, before anything is written."""
+        path = await self.corrupt(4096 * 3, 4096)
+        with open(path, "rb") as f:
+            before = f.read()
+        error = await self.assertFailure(self.book(path).open(), CorruptBook)
+        self.assertIn(path, str(error))
+        self.assertIn("corrupted", str(error))
+        self.assertNotIn("\n", str(error))
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), before)
+
+    async def test_corrupted_schema_page(self):
+        """Junk over the first page's schema (its header intact) is
+        corruption too, not "another program's database"."""
+        path = await self.corrupt(100, 3996)
+        await self.assertFailure(self.book(path).open(), CorruptBook, NotAnAddressBook)
+
+    async def test_large_book_checked_in_part(self):
+        """A book over QUICK_CHECK_MAX_BYTES has its crawls and addresses
+        checked, and the log says how to check the rest."""
+        path = self.path()
+        await (await self.opened(path)).close()
+        self.patch(bookdb, "QUICK_CHECK_MAX_BYTES", 0)
+        log = Logged(self)
+        await self.opened(path)
+        [line] = log.lines()
+        self.assertIn("PRAGMA integrity_check", line)
+
+    async def test_open_proves_writing(self):
+        """The open commits a write (user_version, rewritten as it is): a
+        disk that cannot take one fails the open, not the first flush."""
+        path = self.path()
+        await (await self.opened(path)).close()
+        real = bookdb._migrate
+
+        def migrate(db, path, migrations):
+            raise disk_full()
+
+        self.patch(bookdb, "_migrate", migrate)
+        error = await self.assertFailure(self.book(path).open(), AddressBookError)
+        self.assertIn("disk full", str(error))
+        self.patch(bookdb, "_migrate", real)
+        await self.opened(path)
+
+
+class MemoryTests(BookTestCase):
+    """AddressBook(":memory:"): no file, no lock, no WAL."""
+
+    async def test_memory_book(self):
+        """An in-memory book does everything a file book does, two may be
+        open at once, and no file appears."""
+        before = set(os.listdir("."))
+        book = await self.opened(":memory:")
+        other = await self.opened(":memory:")
+        crawl = await book.start_crawl("mainnet", {}, 1.0)
+        book.gossip(entries(5), SOURCE_A, 1.0)
+        book.attempt(crawl, address(1), "reachable", info=peer_info(address(1)), now=2.0)
+        self.assertEqual(await book.count(), 5)
+        self.assertEqual(await other.count(), 0)
+        self.assertEqual(len(await book.verdicts(crawl)), 1)
+        self.assertIsNone(book._book.lock)
+        await book.close()
+        self.assertEqual(set(os.listdir(".")), before)
+
+
+class ResumeTests(BookTestCase):
+    """unfinished_crawl, verdicts, abandon_crawl: what a restart needs."""
+
+    async def test_unfinished_and_verdicts(self):
+        """A crawl that was started and not finished is found by network,
+        with its params; its verdicts rebuild what it found."""
+        path = self.path()
+        book = await self.opened(path)
+        crawl = await book.start_crawl("mainnet", {"concurrency": 5}, 100.0)
+        agent = b"\xff\xfe\xc3\x28".decode("utf-8", "surrogateescape")
+        book.attempt(crawl, address(1), "reachable", reason="answered", returned=7,
+                     info=peer_info(address(1), user_agent=agent), now=101.0)
+        book.attempt(crawl, address(2), "unreachable", reason="refused",
+                     detail="ECONNREFUSED", now=102.0)
+        await book.close()  # as a SIGTERM would
+        book = await self.opened(path)
+        self.assertEqual(await book.unfinished_crawl("mainnet"),
+                         UnfinishedCrawl(crawl, "mainnet", 100.0, {"concurrency": 5}))
+        self.assertIsNone(await book.unfinished_crawl("testnet4"))
+        verdicts = await book.verdicts(crawl)
+        self.assertEqual(set(verdicts), {address(1), address(2)})
+        self.assertEqual(verdicts[address(1)].user_agent, agent)
+        self.assertEqual((verdicts[address(1)].reason, verdicts[address(1)].returned),
+                         ("answered", 7))
+        self.assertEqual(verdicts[address(2)].detail, "ECONNREFUSED")
+        self.assertIsInstance(verdicts[address(2)], Verdict)
+        await book.finish_crawl(crawl, {"reachable": 1}, 200.0)
+        self.assertIsNone(await book.unfinished_crawl("mainnet"))
+
+    async def test_abandon(self):
+        """abandon_crawl ends a running crawl without a snapshot, saying why;
+        a crawl that is not running cannot be abandoned."""
+        book = await self.opened()
+        crawl = await book.start_crawl("mainnet", {}, 1.0)
+        await book.abandon_crawl(crawl, 5.0, "--fresh: started over")
+        self.assertIsNone(await book.unfinished_crawl("mainnet"))
+        [row] = await book.crawls()
+        self.assertEqual((row["status"], row["ended"], row["finished"], row["end_reason"]),
+                         ("abandoned", 5.0, None, "--fresh: started over"))
+        await self.assertFailure(book.abandon_crawl(crawl, 6.0, "again"), AddressBookError)
+        await self.assertFailure(book.abandon_crawl(99, 6.0, "none"), AddressBookError)
+
+    async def test_new_crawl_supersedes_running_one(self):
+        """Starting a crawl abandons the network's running one, so that no
+        crawl stays unfinished forever; other networks' are left alone."""
+        book = await self.opened()
+        old = await book.start_crawl("mainnet", {}, 1.0)
+        signet = await book.start_crawl("signet", {}, 2.0)
+        new = await book.start_crawl("mainnet", {}, 3.0)
+        rows = {r["id"]: r for r in await book.crawls()}
+        self.assertEqual((rows[old]["status"], rows[old]["ended"], rows[old]["end_reason"]),
+                         ("abandoned", 3.0, f"superseded by crawl {new}"))
+        self.assertEqual(rows[signet]["status"], "running")
+        self.assertEqual((await book.unfinished_crawl("mainnet")).id, new)
+
+
+class MigrationTests(BookTestCase):
+    """Version 2 books, as bitpeer wrote them before this schema."""
+
+    async def test_version_2_book_upgraded(self):
+        """
+        A version-2 book keeps every row; its peer text is rewritten in the
+        escaped form (a changed user agent's bytes kept), its crawls get a
+        status: finished ones finished, an unfinished one with a later
+        crawl abandoned at that crawl's start, the newest still running.
+        """
+        path = self.path()
+        every = addrbook.MIGRATIONS
+        self.patch(addrbook, "MIGRATIONS", every[:2])
+        await (await self.opened(path)).close()
+        db = self.raw(path)
+        agent = "/bad\nagent\\x/"
+        db.execute("INSERT INTO addresses (network, host, port, first_seen, last_seen,"
+                   " user_agent, last_failure_detail) VALUES (1, ?, 8333, 1.0, 1.0, ?, ?)",
+                   (address(1)[1], agent, "tab\there"))
+        db.execute("INSERT INTO addresses (network, host, port, first_seen, last_seen,"
+                   " user_agent) VALUES (1, ?, 8333, 1.0, 1.0, '/Satoshi:27.0.0/')",
+                   (address(2)[1],))
+        db.executemany("INSERT INTO crawls (network, started, finished) VALUES (?, ?, ?)", [
+            ("mainnet", 1.0, None), ("mainnet", 2.0, 3.0), ("mainnet", 4.0, None),
+            ("signet", 5.0, None),
+        ])
+        db.execute("INSERT INTO observations (crawl_id, network, host, port, at, outcome,"
+                   " user_agent, reason) VALUES (3, 1, ?, 8333, 4.5, 'reachable', ?, ?)",
+                   (address(1)[1], agent, "é\x07"))
+        db.commit()
+        db.close()
+        self.patch(addrbook, "MIGRATIONS", every)
+        book = await self.opened(path)
+        self.assertEqual(self.raw(path).execute("PRAGMA user_version").fetchone()[0], LATEST)
+        row = self.row(path, address(1))
+        self.assertEqual((row["user_agent"], row["user_agent_raw"]),
+                         ("/bad\\x0aagent\\\\x/", agent.encode()))
+        self.assertEqual(row["last_failure_detail"], "tab\\x09here")
+        row = self.row(path, address(2))
+        self.assertEqual((row["user_agent"], row["user_agent_raw"]), ("/Satoshi:27.0.0/", None))
+        self.assertEqual(
+            [(c["id"], c["status"], c["ended"]) for c in await book.crawls()],
+            [(1, "abandoned", 2.0), (2, "finished", 3.0), (3, "running", None),
+             (4, "running", None)],
+        )
+        self.assertEqual((await book.unfinished_crawl("mainnet")).id, 3)
+        [verdict] = (await book.verdicts(3)).values()
+        self.assertEqual((verdict.user_agent, verdict.reason), (agent, "é\x07"))
+        self.assertEqual(len(await book.known()), 2)

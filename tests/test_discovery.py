@@ -431,10 +431,17 @@ class DiscoverTests(SynchronousTestCase):
         )
 
     def test_no_dns_seeds(self):
-        """Regtest and custom networks skip DNS: no resolver needed."""
+        """
+        Regtest and custom networks skip DNS: no resolver needed.  With DNS
+        not asked, the fixed seeds are a fallback only when the operator
+        gave no seed either (Core adds them at once with -dnsseed=0 and no
+        -seednode).
+        """
         result = self.successResultOf(discover(params(fixed=True), None, extra=[addr("127.0.0.3")]))
         self.assertIsNone(result.dns)
-        self.assertEqual(result.sources, (("seed-option", 1), ("fixed", 3)))
+        self.assertEqual(result.sources, (("seed-option", 1),))
+        result = self.successResultOf(discover(params(fixed=True), None))
+        self.assertEqual(result.sources, (("seed-option", 0), ("fixed", 3)))
         result = self.successResultOf(discover(params(), None))
         self.assertEqual(result.addresses, ())
         self.assertEqual(result.sources, (("seed-option", 0), ("fixed", 0)))

@@ -160,22 +160,20 @@ class NetworkAddress(tuple):
         ``default_port`` is used; with neither, ProtocolError.
 
         Refused, each with a ProtocolError saying why: an empty host; a port
-        that is not a number, is 0 (except on I2P, whose addresses all carry
-        port 0, as in Core's seed lists) or is above 65535; and an IPv6
-        address without brackets whose last group could be a port
-        (``::1:8333`` is the address ``::0.1.131.51`` to inet_pton, but
-        almost certainly meant ``[::1]:8333``): write ``[::1]:8333`` for a
-        port, ``[::1:8333]`` for that address.
+        that is not a number or is above 65535; and an IPv6 address without
+        brackets whose last group could be a port (``::1:8333`` is the
+        address ``::0.1.131.51`` to inet_pton, but almost certainly meant
+        ``[::1]:8333``): write ``[::1]:8333`` for a port, ``[::1:8333]`` for
+        that address.  Port 0 is a valid field value (I2P addresses all
+        carry it); what is to be dialled refuses it elsewhere
+        (bitpeer.networks.parse_seed).
         """
         host, port = split_host_port(text)
         if port is None:
             if default_port is None:
                 raise ProtocolError(f"{text.strip()!r} has no port", field="port")
-            return cls.from_host(host, default_port, cjdns=cjdns)
-        address = cls.from_host(host, port, cjdns=cjdns)
-        if port == 0 and address[0] != Network.I2P:
-            raise ProtocolError(f"{text.strip()!r}: port 0 cannot be dialled", field="port")
-        return address
+            port = default_port
+        return cls.from_host(host, port, cjdns=cjdns)
 
     # -- text ------------------------------------------------------------
 
@@ -383,8 +381,8 @@ def split_host_port(text):
     the caller's business):
 
     * the host is not empty;
-    * a port is decimal digits within 1..65535, or 0 (which only I2P uses;
-      NetworkAddress.parse refuses it elsewhere);
+    * a port is decimal digits within 0..65535 (0 is left to the caller:
+      I2P addresses carry it, nothing else can be dialled on it);
     * an IPv6 address with a port is bracketed, and one without brackets
       whose last group is all digits while the rest is an IPv6 address by
       itself (``::1:8333``, ``2001:db8::1:80``) is refused as ambiguous

@@ -53,9 +53,10 @@ def node_record(address, result):
     }
 
 
-def _not_dialled_record(address):
-    """An address kept but not dialled (Tor, I2P, CJDNS), JSON-ready."""
-    return {"address": str(address), "network": address.network_name}
+def _not_dialled_record(address, reason):
+    """An address kept but not dialled, with why (``no-proxy`` for Tor, I2P
+    and CJDNS, ``onlynet`` for a network --onlynet leaves out), JSON-ready."""
+    return {"address": str(address), "network": address.network_name, "reason": reason}
 
 
 class EncodedNodes:
@@ -123,6 +124,7 @@ def summarize(result):
             "unreachable": len(result.unreachable),
             "not_dialled": len(result.not_dialled),
         },
+        "not_dialled_reasons": _counts(result.not_dialled.values()),
         "failure_reasons": reasons,
         "gossip": {"entries_received": result.gossiped, "filtered": result.filtered},
         "getaddr": _counts(n.getaddr_outcome or "not-asked" for n in nodes),
@@ -151,7 +153,7 @@ def snapshot(result, summary=None):
     return {
         "summary": summary if summary is not None else summarize(result),
         "nodes": [node_record(a, r) for a, r in sorted(result.reachable.items())],
-        "not_dialled": [_not_dialled_record(a) for a in result.not_dialled],
+        "not_dialled": [_not_dialled_record(a, r) for a, r in result.not_dialled.items()],
     }
 
 
@@ -175,7 +177,7 @@ def write_snapshot(result, directory, summary=None, encoded=None):
     encoded = encoded if encoded is not None else EncodedNodes()
     nodes = [encoded.get(a, r) for a, r in sorted(result.reachable.items())]
     summary = summary if summary is not None else summarize(result)
-    not_dialled = [json.dumps(_not_dialled_record(a)) for a in result.not_dialled]
+    not_dialled = [json.dumps(_not_dialled_record(a, r)) for a, r in result.not_dialled.items()]
     json_path, csv_path = base + ".json", base + ".csv"
     atomic_write(json_path, lambda f: f.write(_json_text(
         summary, [line for line, _ in nodes], not_dialled)))

@@ -147,6 +147,9 @@ def parse_seed(text, default_port, *, cjdns=False, names=True, origin=""):
     except ProtocolError:
         raise ValueError(refusal.rule) from None
     if refusal.field != "host" or not is_host_name(host):
+        if names and refusal.rule.startswith(f"{host!r} is not an IPv4"):
+            raise ValueError(f"{text.strip()!r} is neither an IPv4, IPv6, .onion or "
+                             ".b32.i2p address nor a host name") from None
         raise ValueError(refusal.rule) from None
     if not names:
         raise ValueError(f"{text.strip()!r} is a host name, and name lookups are off")

@@ -165,7 +165,7 @@ class OptionsTests(SynchronousTestCase):
             self.assertRefused(option, "0")
 
     def test_bad_seed(self):
-        self.assertRefused("--seed", "not-an-address")
+        self.assertRefused("--seed", "not an address")
         self.assertRefused("--seed", "10.0.0.1:99999")
 
     def test_missing_seeds_file(self):

@@ -1,16 +1,20 @@
 """
 Where a crawl starts, and where we are.
 
-Discovery follows Bitcoin Core (``net.cpp``, PROTOCOL.md section 6): ask
-every DNS seed for ``x9.<seed>`` (the nodes offering NODE_NETWORK and
-NODE_WITNESS, Core's ``SeedsServiceFlags()``), keep at most 32 addresses per
-seed, and turn to the network's fixed seeds only when DNS gave nothing.
-Addresses the operator names (``--seed``, ``--seeds-file``) always come
-first.
+Discovery follows Bitcoin Core (``net.cpp``, PROTOCOL.md section 6) and
+takes its switches (DiscoveryOptions): the operator's seeds come first
+(``--seed``, ``--seeds-file``; host names among them are resolved when the
+crawl starts); then the address book; then the DNS seeds, asked for
+``x9.<seed>`` (the nodes offering NODE_NETWORK and NODE_WITNESS, Core's
+``SeedsServiceFlags()``), at most 32 addresses per seed, and only while the
+book holds fewer than ENOUGH_GOOD_ADDRESSES good addresses (``dnsseed``
+off: never; ``forcednsseed``: always); then the network's fixed seeds, of
+the networks dialled, when nothing else gave an address.
 
 DNS goes through twisted.names with an injected resolver, so tests point it
 at a local server and nothing here touches the system resolver except
-make_resolver() when asked for the default.
+make_resolver() when asked for the default.  With the DNS seeds off and no
+host name given, the resolver is never called.
 
 Our own address (the first step of a node's discovery) is in
 bitpeer.external.
@@ -297,14 +301,19 @@ class NameReport:
                 "error": self.error}
 
 
+#: Host names looked up at once (each an A and an AAAA query): a seeds
+#: file of thousands of names must not send thousands of queries at once.
+NAME_LOOKUPS_AT_ONCE = 32
+
+
 def resolve_seed_names(
     names, resolver, *, timeout=DEFAULT_DNS_TIMEOUT, clock=None, deadline=SEED_DEADLINE
 ):
     """
-    Resolve the host names the operator gave as seeds, all at once: the A
-    and AAAA records of each, every address on the name's port, at most
-    MAX_IPS_PER_SEED per name.  Unlike a DNS seed's, the name is asked as
-    given (no ``x9.`` prefix): it names nodes, not a seeder.
+    Resolve the host names the operator gave as seeds, NAME_LOOKUPS_AT_ONCE
+    at a time: the A and AAAA records of each, every address on the name's
+    port, at most MAX_IPS_PER_SEED per name.  Unlike a DNS seed's, the name
+    is asked as given (no ``x9.`` prefix): it names nodes, not a seeder.
 
     A name that gives nothing is one warning line and a NameReport saying
     why; the others are unaffected.  Core resolves ``-seednode`` and
@@ -313,13 +322,14 @@ def resolve_seed_names(
     mirrors by refusing names on the command line).
 
     @param names: SeedName objects.
+    @param deadline: seconds one name may take, from when its lookup starts.
     @return: a Deferred firing with a list of ``(NameReport, addresses)``
         in the order of ``names``; cancelling it cancels the lookups.
     """
     clock = default_reactor(clock)
-    names = list(names)
+    slots = defer.DeferredSemaphore(NAME_LOOKUPS_AT_ONCE)
     work = defer.DeferredList(
-        [_resolve_name(resolver, name, timeout, deadline, clock) for name in names],
+        [slots.run(_resolve_name, resolver, name, timeout, deadline, clock) for name in names],
         consumeErrors=True,
     )
     result = defer.Deferred(lambda _: work.cancel())
@@ -327,7 +337,7 @@ def resolve_seed_names(
     def collect(outcomes):
         for ok, value in outcomes:
             if not ok:
-                return value  # cancelled
+                return value  # only cancellation gets here
         return [value for _, value in outcomes]
 
     work.addCallback(collect).chainDeferred(result)
@@ -335,12 +345,9 @@ def resolve_seed_names(
 
 
 def _resolve_name(resolver, name, timeout, deadline, clock):
+    """One name's (NameReport, addresses); never errbacks unless cancelled."""
     work = _lookup_both(resolver, name.name, name.port, timeout)
     work.addTimeout(deadline, clock)
-
-    def done(outcome):
-        found, reason = outcome
-        return found, reason
 
     def failed(failure):
         if failure.check(defer.CancelledError):
@@ -361,7 +368,7 @@ def _resolve_name(resolver, name, timeout, deadline, clock):
         log.info("{name}: {count} addresses", name=name.name, count=len(found))
         return NameReport(name, len(found)), found
 
-    return work.addCallbacks(done, failed).addCallback(report)
+    return work.addErrback(failed).addCallback(report)
 
 
 # -- the whole discovery ----------------------------------------------------

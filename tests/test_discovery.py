@@ -24,6 +24,7 @@ from zope.interface import implementer
 from bitpeer.discovery import (
     ENOUGH_GOOD_ADDRESSES,
     MAX_IPS_PER_SEED,
+    NAME_LOOKUPS_AT_ONCE,
     SEED_DEADLINE,
     SEED_SERVICE_PREFIX,
     Discovery,
@@ -995,6 +996,33 @@ class SeedNameResolutionTests(SynchronousTestCase):
                                                extra=[SeedName("many.test", 1)],
                                                clock=self.clock))
         self.assertEqual(len(result.addresses), MAX_IPS_PER_SEED)
+
+    def test_lookups_at_once_bound(self):
+        """NAME_LOOKUPS_AT_ONCE names are looked up at a time; the next start
+        as the first end, each with its full deadline."""
+
+        class Silent:
+            def __init__(self):
+                self.asked = []
+
+            def lookupAddress(self, name, timeout=None):
+                self.asked.append(name)
+                return defer.Deferred()
+
+            lookupIPV6Address = lookupAddress
+
+        resolver = Silent()
+        names = [SeedName(f"n{i}.test", 1) for i in range(NAME_LOOKUPS_AT_ONCE + 8)]
+        d = resolve_seed_names(names, resolver, clock=self.clock, deadline=5)
+        self.assertEqual(len(resolver.asked), 2 * NAME_LOOKUPS_AT_ONCE)
+        self.clock.advance(5)
+        self.assertEqual(len(resolver.asked), 2 * len(names))
+        self.assertNoResult(d)
+        self.clock.advance(5)
+        outcomes = self.successResultOf(d)
+        self.assertEqual({report.error for report, _ in outcomes}, {"no answer within 5 s"})
+        self.assertEqual(len(self.warnings()), len(names))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_resolve_seed_names_alone(self):
         d = resolve_seed_names([SeedName("node2.test", 7), SeedName("gone.test", 7)],

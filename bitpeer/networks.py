@@ -120,6 +120,10 @@ def is_host_name(text):
     )
 
 
+class HostNameRefused(ValueError):
+    """A host name where names are not allowed (``--dns 0``, fixed seeds)."""
+
+
 def parse_seed(text, default_port, *, cjdns=False, names=True, origin=""):
     """
     One seed from ``HOST[:PORT]`` text: a NetworkAddress for an IP, Tor v3
@@ -130,7 +134,8 @@ def parse_seed(text, default_port, *, cjdns=False, names=True, origin=""):
 
     @param names: False refuses host names (``--dns 0``: no lookups).
     @param origin: kept in a SeedName, for its warning.
-    @raise ValueError: saying what is wrong with ``text``.
+    @raise HostNameRefused: for a host name when ``names`` is False.
+    @raise ValueError: saying what else is wrong with ``text``.
     """
     try:
         address = NetworkAddress.parse(text, default_port, cjdns=cjdns)
@@ -152,7 +157,7 @@ def parse_seed(text, default_port, *, cjdns=False, names=True, origin=""):
                              ".b32.i2p address nor a host name") from None
         raise ValueError(refusal.rule) from None
     if not names:
-        raise ValueError(f"{text.strip()!r} is a host name, and name lookups are off")
+        raise HostNameRefused(f"{text.strip()!r} is a host name, and name lookups are off")
     if port == 0:
         raise ValueError(f"{text.strip()!r}: port 0 cannot be dialled")
     return SeedName(host.lower().rstrip("."), default_port if port is None else port, origin)
@@ -178,7 +183,7 @@ def parse_seed_lines(lines, default_port, *, cjdns=False, names=False, source=No
             seeds.append(parse_seed(line, default_port, cjdns=cjdns, names=names,
                                     origin=f"{where} {number}"))
         except ValueError as error:
-            raise ValueError(f"{where} {number}: {error}") from None
+            raise type(error)(f"{where} {number}: {error}") from None
     return seeds
 
 

@@ -31,6 +31,7 @@ from .logs import levels, logger
 from .networks import (
     NETWORKS,
     REGTEST,
+    HostNameRefused,
     NetworkParams,
     get_network,
     parse_onlynet,
@@ -201,7 +202,7 @@ class Options(usage.Options):
                                         origin="--seed"))
             except ValueError as error:
                 raise usage.UsageError(f"--seed {text.strip()}{_after_text(error, text)}"
-                                       f"{_dns_hint(names, error)}") from None
+                                       f"{_dns_hint(error)}") from None
         path = self["seeds-file"]
         if path:
             try:
@@ -211,8 +212,7 @@ class Options(usage.Options):
             except (OSError, UnicodeDecodeError) as error:
                 raise usage.UsageError(f"--seeds-file {path}: {error}") from None
             except ValueError as error:
-                raise usage.UsageError(f"--seeds-file {error}{_dns_hint(names, error)}"
-                                       ) from None
+                raise usage.UsageError(f"--seeds-file {error}{_dns_hint(error)}") from None
         return seeds
 
 
@@ -226,9 +226,9 @@ def _after_text(error, text):
     return f" {message}" if message.startswith("is ") else f": {message}"
 
 
-def _dns_hint(names, error):
+def _dns_hint(error):
     """Say which switch refused a host name."""
-    return " (--dns 0)" if not names and "name lookups are off" in str(error) else ""
+    return " (--dns 0)" if isinstance(error, HostNameRefused) else ""
 
 
 def affordable_concurrency(wanted, limit=None, ends=1):
@@ -351,10 +351,11 @@ class CrawlerService(Service):
             resolver = make_resolver([options["dns-server"]] if options["dns-server"] else None)
         self.log.info("{sources}", sources=discovery.describe(network, seeds))
         while self.running:
-            book = [k for k in await self.book.known()
-                    if _dialable(k.address, crawl_options.allow_private)]
-            known = [k.address for k in book]
-            usable = [k for k in book if crawl_options.not_dialled_reason(k.address) is None]
+            in_book = [k for k in await self.book.known()
+                       if _dialable(k.address, crawl_options.allow_private)]
+            known = [k.address for k in in_book]
+            # What the book can give this crawl: addresses it will dial.
+            usable = [k for k in in_book if crawl_options.not_dialled_reason(k.address) is None]
             found = await discover(network, resolver, options=discovery, extra=seeds,
                                    known=len(usable), good=sum(k.successes > 0 for k in usable),
                                    clock=reactor)

@@ -14,6 +14,7 @@ from bitpeer.networks import (
     SIGNET,
     TESTNET3,
     TESTNET4,
+    HostNameRefused,
     NetworkParams,
     SeedName,
     custom_network,
@@ -280,6 +281,8 @@ class ParseSeedTests(SynchronousTestCase):
         self.assertRefused("node1", "'node1' is a host name, and name lookups are off",
                            names=False)
         self.assertEqual(str(parse_seed("10.0.0.1", 8333, names=False)), "10.0.0.1:8333")
+        self.assertRaises(HostNameRefused, parse_seed, "node1", 8333, names=False)
+        self.assertRaises(HostNameRefused, parse_seed_lines, ["node1"], 8333)
 
 
 class IsHostNameTests(SynchronousTestCase):

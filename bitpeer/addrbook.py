@@ -407,7 +407,7 @@ class AddressBook:
                     "Choose another database path."
                 )
             mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode.lower() != "wal":
+            if mode.lower() != "wal" and path != ":memory:":
                 raise AddressBookError(f"{path}: SQLite refused WAL mode (got {mode!r})")
             db.execute("PRAGMA synchronous=FULL")
             db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -561,6 +561,22 @@ class AddressBook:
             return out
 
         return self._read(read)
+
+    def unfinished_crawl(self, network):
+        """The newest crawl of ``network`` (a name) never finished, as
+        crawls() gives it, or None."""
+        def pick(crawls):
+            unfinished = [c for c in crawls if c["network"] == network and c["finished"] is None]
+            return unfinished[-1] if unfinished else None
+        return self.crawls().addCallback(pick)
+
+    def abandon_crawl(self, crawl_id, now, why):
+        """Close an unfinished crawl that will not be resumed."""
+        return self.finish_crawl(crawl_id, {"abandoned": why}, now)
+
+    def verdicts(self, crawl_id):
+        """The observations of a crawl, for resuming it."""
+        return self.observations(crawl_id)
 
     def observations(self, crawl_id):
         """The attempts of crawl ``crawl_id`` in order, as dicts with ``address``

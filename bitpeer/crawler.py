@@ -32,8 +32,9 @@ from .dialler import Dialler
 from .errors import PeerError
 from .external import ExternalAddressVote
 from .factory import PeerFactory
-from .logs import logger
+from .logs import levels, logger
 from .networks import ONLYNET_CHOICES
+from .peer import PeerInfo
 from .protocol import PeerOptions, positive
 from .wire.address import Network
 from .wire.addrlist import entry_keys
@@ -130,6 +131,53 @@ class Unreachable:
 
 
 @attr.frozen
+class Settled:
+    """
+    The verdicts an interrupted crawl had reached, handed to the crawl that
+    resumes it: these addresses are not dialled again, and count in the
+    result as if this run had reached them.
+
+    @ivar reachable: NetworkAddress -> NodeResult.
+    @ivar unreachable: NetworkAddress -> Unreachable.
+    """
+
+    reachable: dict = attr.ib(factory=dict)
+    unreachable: dict = attr.ib(factory=dict)
+
+    def __len__(self):
+        return len(self.reachable) + len(self.unreachable)
+
+    @classmethod
+    def from_rows(cls, rows):
+        """
+        The verdicts recorded in an address book's observations of one
+        crawl (dicts with ``address`` and the observation columns, oldest
+        first; an address's last row wins).  The handshake facts the book
+        does not keep (their view of us, nonce, clock offset) are left
+        empty: only the snapshot needs these nodes, not the external vote.
+        """
+        reachable, unreachable = {}, {}
+        for row in rows:
+            address = row["address"]
+            if row["outcome"] == "reachable":
+                info = PeerInfo(
+                    address=address, inbound=False, version=row["version"],
+                    services=row["services"], user_agent=row["user_agent"],
+                    start_height=row["start_height"],
+                    relay=None if row["relay"] is None else bool(row["relay"]),
+                    their_view_of_us=None, timestamp=0, nonce=0, clock_offset=0.0,
+                    handshake_latency=row["latency"] or 0.0,
+                )
+                reachable[address] = NodeResult(info, row["reason"], row["returned"],
+                                                getaddr_error=row["detail"])
+                unreachable.pop(address, None)
+            else:
+                unreachable[address] = Unreachable(row["reason"], row["detail"])
+                reachable.pop(address, None)
+        return cls(reachable, unreachable)
+
+
+@attr.frozen
 class CrawlResult:
     """
     Everything one crawl found.
@@ -141,6 +189,9 @@ class CrawlResult:
         ``--onlynet`` leaves out); in the order they were met.
     @ivar filtered: counts of gossip dropped, by rule.
     @ivar timeline: (elapsed s, reachable, unreachable, known) samples.
+    @ivar resumed: verdicts carried over from the interrupted run this
+        crawl resumed (0 for a crawl run in one go).
+    @ivar stopped: whether the crawl was stopped before it was over.
     """
 
     network: str
@@ -153,6 +204,8 @@ class CrawlResult:
     gossiped: int
     external: object
     timeline: tuple
+    resumed: int = 0
+    stopped: bool = False
 
     @property
     def elapsed(self):
@@ -168,13 +221,15 @@ class Crawler:
     every attempt, under ``crawl_id``.  ``run()`` returns a Deferred of the
     CrawlResult; cancelling it stops dialling and closes what is in flight.
     ``dialler`` makes the connections: bitpeer.dialler.Dialler, or a
-    stand-in with the same signature (tests).
+    stand-in with the same signature (tests).  ``settled`` (a Settled)
+    resumes an interrupted crawl: its addresses are not dialled again.
     """
 
     log = logger()
 
     def __init__(self, reactor, network, seeds, *, options=None, peer_options=None,
-                 book=None, crawl_id=None, random=None, clock=None, dialler=Dialler):
+                 book=None, crawl_id=None, random=None, clock=None, dialler=Dialler,
+                 settled=None):
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.network = network
@@ -209,6 +264,7 @@ class Crawler:
         self.external = ExternalAddressVote(allow_private=self.options.allow_private)
         self.timeline = []
         self._seeds = list(seeds)
+        self._settled = settled if settled is not None else Settled()
         self._asked = 0
         #: Sockets dialled and not yet closed (connecting, open or closing).
         self.open_sockets = 0
@@ -223,6 +279,7 @@ class Crawler:
         """Crawl until nothing is pending or in flight: Deferred[CrawlResult]."""
         self.started = self.clock.seconds()
         self._done = Deferred(canceller=lambda _: self.stop())
+        self._carry_over(self._settled)
         for address in self._seeds:
             if address.is_valid():
                 self._consider(address)
@@ -235,8 +292,29 @@ class Crawler:
         self._fill()
         return self._done
 
+    def _carry_over(self, settled):
+        """Take in the verdicts of the run this crawl resumes: seen, not to
+        be dialled, and part of the result."""
+        for verdicts, into in ((settled.reachable, self.reachable),
+                               (settled.unreachable, self.unreachable)):
+            for address, verdict in verdicts.items():
+                self.seen.add(address)
+                self.known_keys.update(entry_keys(address))
+                into[address] = verdict
+        # The nodes already asked count towards the bootstrap.
+        self._asked = sum(1 for n in settled.reachable.values() if n.getaddr_outcome)
+
     def stop(self):
         """Stop dialling and close every connection in flight."""
+        if not self._stopping and self._done is not None and not self._done.called:
+            # Said now: once stopped, nothing is pending or in flight.
+            self.log.info(
+                "crawl {network} stopped: {pending} addresses left undialled, {in_flight} "
+                "connections cut short, {reachable} reachable, {unreachable} unreachable",
+                network=self.network.name, pending=len(self.pending),
+                in_flight=len(self.in_flight), reachable=len(self.reachable),
+                unreachable=len(self.unreachable),
+            )
         self._stopping = True
         self.pending.clear()
         for attempt in list(self.in_flight.values()):
@@ -279,7 +357,8 @@ class Crawler:
             return
         if self._progress.running:
             self._progress.stop()
-        self._report()
+        if not self._stopping:
+            self._report()
         result = CrawlResult(
             network=self.network.name,
             started=self.started,
@@ -291,6 +370,8 @@ class Crawler:
             gossiped=self.gossiped,
             external=self.external.result(),
             timeline=tuple(self.timeline),
+            resumed=len(self._settled),
+            stopped=self._stopping,
         )
         self._done.callback(result)
 
@@ -331,6 +412,11 @@ class Crawler:
             # own end gives the verdict and frees the socket.
             return
         self.open_sockets -= 1
+        if levels.debug:
+            # Connected peers log their own end (BitcoinProtocol); a dial
+            # that never connected is said here.
+            self.log.debug("{address}: {reason}: {error}", address=address,
+                           reason=error.reason, error=error)
         self._unreachable(address, error)
         self._visited(None, address)
 

@@ -212,3 +212,19 @@ def atomic_write(path, write, **open_args):
     with open(temporary, "w", encoding="utf-8", **open_args) as stream:
         write(stream)
     os.replace(temporary, path)
+
+
+class SnapshotError(Exception):
+    """A snapshot could not be written; the message says where and why."""
+
+
+def check_output_directory(path):
+    """Create the snapshot directory if needed and prove it writable."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".bitpeer-probe")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        raise SnapshotError(f"cannot write snapshots to {path}: {error.strerror}") from None

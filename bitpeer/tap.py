@@ -21,10 +21,16 @@ from twisted.logger import LogLevel
 from twisted.python import usage
 
 from . import __version__
-from .addrbook import AddressBook
-from .crawler import CrawlOptions, Crawler
+from .addrbook import AddressBook, AddressBookError
+from .crawler import CrawlOptions, Crawler, Settled
 from .discovery import DiscoveryOptions, discover, make_resolver
-from .export import EncodedNodes, summarize, write_snapshot
+from .export import (
+    EncodedNodes,
+    SnapshotError,
+    check_output_directory,
+    summarize,
+    write_snapshot,
+)
 from .external import fetch_external_ip
 from .gctuning import tune_garbage_collector
 from .logs import levels, logger
@@ -51,6 +57,15 @@ RESERVED_FILES = 64
 #: turn, while the crawl waits for its last connections.
 ENCODE_AHEAD = (1000, 0.05)
 
+#: Faults a user can fix (a bad file, a full disk, a book in use): one line
+#: in the log and exit status 1, no traceback.  Anything else is a bug.
+EXPECTED_FAULTS = (ValueError, OSError, AddressBookError, SnapshotError)
+
+#: Exit statuses: the crawl failed (no result); the snapshot was written but
+#: the address book could not keep everything the crawl learnt.
+EXIT_FAILED = 1
+EXIT_BOOK_INCOMPLETE = 3
+
 #: The network a --simnet crawl speaks (regtest's magic, its own name).
 SIMNET = NetworkParams(name="simnet", magic=REGTEST.magic, default_port=REGTEST.default_port)
 
@@ -68,6 +83,56 @@ def _duration(text):
     return value
 
 
+def _whole(text):
+    """An int from the command line, with a message a person can act on."""
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+
+
+def _number(text):
+    """A float from the command line, finite."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
+
+
+class _NamedCoerce(usage.CoerceParameter):
+    """
+    Coerces an option's value and, when that fails, names the option as
+    the user typed it (``--concurrency: 'x' is not a whole number``);
+    Twisted's own message names no option.
+    """
+
+    def dispatch(self, parameterName, value):
+        try:
+            super().dispatch(parameterName, value)
+        except usage.UsageError as error:
+            message = str(error).removeprefix("Parameter type enforcement failed: ")
+            raise usage.UsageError(f"--{parameterName}: {message}") from None
+
+
+#: CrawlOptions and PeerOptions fields set from an option of the same name:
+#: their validators name the field, the user typed the option.
+_OPTION_FIELDS = frozenset(
+    {"concurrency", "getaddr_fraction", "max_age", "connect_timeout", "handshake_timeout",
+     "getaddr_timeout", "getaddr_idle_timeout", "user_agent"}
+)
+
+
+def _as_typed(error):
+    """A validator's message with the field named as its option."""
+    field, _, rest = str(error).partition(" ")
+    if field in _OPTION_FIELDS:
+        return f"--{field.replace('_', '-')} {rest}"
+    return str(error)
+
+
 class Options(usage.Options):
     """The command line of ``twistd bitpeer-crawl``."""
 
@@ -82,15 +147,17 @@ class Options(usage.Options):
         ["allow-private", None, "dial private and loopback addresses learnt from gossip"],
         ["forcednsseed", None, "query the DNS seeds even when the address book holds enough "
                                "good addresses"],
+        ["fresh", None, "start a new crawl even if the address book holds an unfinished one"],
         ["verbose", "v", "log every connection's fate (debug level)"],
     ]
     optParameters = [
         ["network", None, "mainnet", f"network: {', '.join(NETWORKS)}"],
         ["db", None, None, "address book (SQLite); default bitpeer.sqlite for mainnet, "
-                           "bitpeer-NETWORK.sqlite for the others"],
+                           "bitpeer-NETWORK.sqlite for the others, in memory for --simnet"],
         ["out", None, "snapshots", "directory for JSON/CSV snapshots"],
-        ["concurrency", None, 1000, "connections in flight at once", int],
-        ["getaddr-fraction", None, 1.0, "share of reachable nodes asked for addresses", float],
+        ["concurrency", None, 1000, "connections in flight at once", _whole],
+        ["getaddr-fraction", None, 1.0, "share of reachable nodes asked for addresses "
+                                        "(0: none)", _number],
         ["max-age", None, 86400.0, "ignore gossiped addresses older than this", _duration],
         ["connect-timeout", None, 5.0, "TCP connect timeout", _duration],
         ["handshake-timeout", None, 20.0, "version/verack timeout", _duration],
@@ -106,10 +173,10 @@ class Options(usage.Options):
         ["dns-server", None, None, "HOST:PORT of the DNS server to ask (default: the system's)"],
         ["interval", None, 0.0, "repeat the crawl this often; 0 crawls once and exits",
          _duration],
-        ["simnet", None, 0, "crawl an in-process simulated network of N nodes", int],
-        ["simnet-dead", None, 0, "dead addresses in the simulated network", int],
-        ["simnet-misbehaving", None, 0.0, "share of misbehaving simulated nodes", float],
-        ["simnet-seed", None, 1, "random seed of the simulated network", int],
+        ["simnet", None, 0, "crawl an in-process simulated network of N nodes", _whole],
+        ["simnet-dead", None, 0, "dead addresses in the simulated network", _whole],
+        ["simnet-misbehaving", None, 0.0, "share of misbehaving simulated nodes", _number],
+        ["simnet-seed", None, 1, "random seed of the simulated network", _whole],
         ["external-ip-url", None, None, "URL answering with our public IP (off by default)"],
         ["user-agent", None, f"/bitpeer:{__version__}/", "user agent we announce"],
     ]
@@ -118,6 +185,9 @@ class Options(usage.Options):
         super().__init__()
         self["seed"] = []
         self["onlynet"] = []
+        for name, handler in self._dispatch.items():
+            if type(handler) is usage.CoerceParameter:
+                self._dispatch[name] = _NamedCoerce(self, handler.coerce)
 
     def opt_seed(self, value):
         """HOST[:PORT] to start from (repeatable; a host name is resolved at start)"""
@@ -135,7 +205,7 @@ class Options(usage.Options):
         except ValueError as error:
             raise usage.UsageError(str(error)) from None
         network = self["network"]
-        if self["db"] is None:
+        if self["db"] is None and not self["simnet"]:
             self["db"] = (
                 "bitpeer.sqlite" if network.name == "mainnet" else f"bitpeer-{network.name}.sqlite"
             )
@@ -165,7 +235,7 @@ class Options(usage.Options):
                 getaddr_idle_timeout=self["getaddr-idle-timeout"],
             )
         except (OSError, ValueError, ProtocolError) as error:
-            raise usage.UsageError(str(error)) from None
+            raise usage.UsageError(_as_typed(error)) from None
         self["seeds"] = seeds
         if self["dns-server"]:
             try:
@@ -255,7 +325,12 @@ class CrawlerService(Service):
         self.crawler = None
         self.simnet = None
         self.book = None
+        self.seeds = list(options["seeds"])
+        #: No result: the crawl could not run, or its snapshot was not written.
         self.failed = False
+        #: The snapshot was written, but the address book could not keep
+        #: everything the crawl learnt.
+        self.book_failed = False
         #: Set by startService: only then is the exit status the crawl's.
         self.started = False
         self._running = None
@@ -286,17 +361,18 @@ class CrawlerService(Service):
         try:
             if book is not None:
                 await book.close()
-        except Exception:
-            # The last flush failed: what it held is lost (close() logs how
-            # much), and the exit status must say so.
-            self.failed = True
-            raise
+        except AddressBookError as error:
+            # The last flush failed: what it held is lost, and the exit
+            # status must say so.
+            self.log.error("the address book {path} could not be closed cleanly: {error}",
+                           path=self.options["db"], error=error)
+            self.book_failed = True
         finally:
             if simnet is not None:
                 await simnet.stop()
 
     def _crashed(self, failure):
-        if failure.check(ValueError):
+        if failure.check(*EXPECTED_FAULTS):
             self.log.error("the crawl cannot run: {error}", error=failure.value)
         else:
             self.log.failure("the crawl failed", failure)
@@ -306,103 +382,15 @@ class CrawlerService(Service):
 
     async def _main(self):
         options, reactor = self.options, self.reactor
-        network = options["network"]
-        seeds = list(options["seeds"])
-        crawl_options = options["crawl"]
-        # An in-process simnet holds the other end of each connection, and may
-        # hold it a moment after the crawler is done with it: budget for both.
-        ends = 3 if options["simnet"] else 1
-        budget = affordable_concurrency(2**31, ends=ends)
-        if budget < crawl_options.concurrency:
-            self.log.warn(
-                "the open-file limit allows {n} connections at once, not {wanted}: "
-                "crawling with {n} (raise 'ulimit -n' for more)",
-                n=budget, wanted=crawl_options.concurrency,
-            )
-        crawl_options = attr.evolve(
-            crawl_options, concurrency=min(budget, crawl_options.concurrency), max_open=budget
-        )
-        if options["simnet"]:
-            self.simnet = SimNet(
-                reactor, options["simnet"], options["simnet-dead"],
-                misbehaving=options["simnet-misbehaving"], seed=options["simnet-seed"],
-                network=network, max_connections=2 * crawl_options.concurrency,
-            )
-            truth = self.simnet.start()
-            seeds += self.simnet.seeds()
-            self.log.info("simnet: {nodes} nodes, {dead} dead addresses on loopback",
-                          nodes=truth["counts"]["nodes"], dead=options["simnet-dead"])
-        # Closed by stopService once the crawl has wound down, not by the
-        # book's own shutdown trigger, which would fire before it.
-        self.book = AddressBook(os.path.abspath(options["db"]), reactor,
-                                close_at_shutdown=False)
-        await self.book.open()
-        await _check_book_network(self.book, options["db"], network)
-        if options["external-ip-url"]:
-            try:
-                ip = await fetch_external_ip(options["external-ip-url"], reactor=reactor)
-                self.log.info("external address (HTTP): {ip}", ip=ip)
-            except Exception as error:
-                self.log.warn("external address lookup failed: {error}", error=error)
-        discovery = options["discovery"]
-        resolver = None
-        if discovery.needs_resolver(network, seeds):
-            # Never built otherwise: with --dnsseed 0 and no host name, no lookup.
-            resolver = make_resolver([options["dns-server"]] if options["dns-server"] else None)
-        self.log.info("{sources}", sources=discovery.describe(network, seeds))
+        crawl_options, resolver = await self._prepare()
         while self.running:
-            in_book = [k for k in await self.book.known()
-                       if _dialable(k.address, crawl_options.allow_private)]
-            known = [k.address for k in in_book]
-            # What the book can give this crawl: addresses it will dial.
-            usable = [k for k in in_book if crawl_options.not_dialled_reason(k.address) is None]
-            found = await discover(network, resolver, options=discovery, extra=seeds,
-                                   known=len(usable), good=sum(k.successes > 0 for k in usable),
-                                   clock=reactor)
-            start = list(found.addresses) + known
-            self.log.info(
-                "starting a crawl of {network} from {seeds} addresses "
-                "({book} from the address book)",
-                network=network.name, seeds=len(set(start)), book=len(known),
-            )
-            crawl_id = await self.book.start_crawl(
-                network.name, _params(options), reactor.seconds()
-            )
-            self.crawler = Crawler(reactor, network, start, options=crawl_options,
-                                   peer_options=options["peer"], book=self.book,
-                                   crawl_id=crawl_id)
-            encoded = EncodedNodes()
-            ahead = LoopingCall(_encode_ahead, self.crawler, encoded)
-            ahead.clock = reactor
-            ahead.start(ENCODE_AHEAD[1], now=False).addErrback(
-                lambda failure: self.log.failure(
-                    "encoding nodes ahead of the snapshot failed; they are encoded "
-                    "as it is written", failure))
-            try:
-                result = await self.crawler.run()
-            finally:
-                if ahead.running:
-                    ahead.stop()
-            self.crawler = None
-            if not self.running:
-                # Stopped midway: the book keeps every attempt made, and the
-                # crawl stays unfinished in it; the next start resumes.
-                self.log.info("crawl interrupted; the address book keeps what it learnt")
-                return
-            await self.book.flush()
-            summary = summarize(result)
-            await self.book.finish_crawl(crawl_id, summary, reactor.seconds())
-            json_path, csv_path = write_snapshot(result, options["out"], summary, encoded)
-            self.log.info(
-                "crawl done in {elapsed:.1f} s: {reachable} reachable, {unreachable} "
-                "unreachable, {not_dialled} not dialled; wrote {json} and {csv}",
-                elapsed=result.elapsed, reachable=len(result.reachable),
-                unreachable=len(result.unreachable), not_dialled=len(result.not_dialled),
-                json=json_path, csv=csv_path,
-            )
-            if not options["interval"]:
+            began = reactor.seconds()
+            await self._crawl_once(crawl_options, resolver)
+            if not self.running or not options["interval"]:
                 break
-            self._waiting = deferLater(reactor, options["interval"])
+            # --interval is the time from one crawl's start to the next's.
+            self._waiting = deferLater(
+                reactor, max(0.0, began + options["interval"] - reactor.seconds()))
             try:
                 await self._waiting
             except CancelledError:
@@ -412,12 +400,197 @@ class CrawlerService(Service):
         if self.running:
             reactor.stop()
 
+    async def _prepare(self):
+        """
+        Everything that can fail before a single dial: the snapshot
+        directory, the address book (opened, checked, locked), the simnet,
+        the resolver.  A fault here is one line and exit status 1.
+        """
+        options, reactor = self.options, self.reactor
+        network = options["network"]
+        crawl_options = self._affordable(options["crawl"])
+        # Closed by stopService once the crawl has wound down, not by the
+        # book's own shutdown trigger, which would fire before it.
+        self.book = AddressBook(_book_path(options["db"]), reactor, close_at_shutdown=False)
+        await self.book.open()
+        await _check_book_network(self.book, options["db"], network)
+        check_output_directory(options["out"])
+        if options["simnet"]:
+            self.simnet = SimNet(
+                reactor, options["simnet"], options["simnet-dead"],
+                misbehaving=options["simnet-misbehaving"], seed=options["simnet-seed"],
+                network=network, max_connections=2 * crawl_options.concurrency,
+            )
+            truth = self.simnet.start()
+            self.seeds += self.simnet.seeds()
+            self.log.info("simnet: {nodes} nodes, {dead} dead addresses on loopback",
+                          nodes=truth["counts"]["nodes"], dead=options["simnet-dead"])
+        if options["external-ip-url"]:
+            try:
+                ip = await fetch_external_ip(options["external-ip-url"], reactor=reactor)
+                self.log.info("external address (HTTP): {ip}", ip=ip)
+            except Exception as error:
+                self.log.warn("external address lookup failed: {error}", error=error)
+        discovery = options["discovery"]
+        resolver = None
+        if discovery.needs_resolver(network, self.seeds):
+            # Never built otherwise: with --dnsseed 0 and no host name, no lookup.
+            resolver = make_resolver([options["dns-server"]] if options["dns-server"] else None)
+        self.log.info("{sources}", sources=discovery.describe(network, self.seeds))
+        return crawl_options, resolver
+
+    def _affordable(self, crawl_options):
+        """The crawl options with the concurrency the open-file limit allows."""
+        # An in-process simnet holds the other end of each connection, and may
+        # hold it a moment after the crawler is done with it: budget for both.
+        budget = affordable_concurrency(2**31, ends=3 if self.options["simnet"] else 1)
+        if budget < crawl_options.concurrency:
+            self.log.warn(
+                "the open-file limit allows {n} connections at once, not {wanted}: "
+                "crawling with {n} (raise 'ulimit -n' for more)",
+                n=budget, wanted=crawl_options.concurrency,
+            )
+        return attr.evolve(
+            crawl_options, concurrency=min(budget, crawl_options.concurrency), max_open=budget
+        )
+
+    async def _crawl_once(self, crawl_options, resolver):
+        """One crawl: discover, crawl (or resume), snapshot, record."""
+        options, reactor, book = self.options, self.reactor, self.book
+        network = options["network"]
+        in_book = [k for k in await book.known()
+                   if _dialable(k.address, crawl_options.allow_private)]
+        known = [k.address for k in in_book]
+        # What the book can give this crawl: addresses it will dial.
+        usable = [k for k in in_book if crawl_options.not_dialled_reason(k.address) is None]
+        found = await discover(network, resolver, options=options["discovery"],
+                               extra=self.seeds, known=len(usable),
+                               good=sum(k.successes > 0 for k in usable), clock=reactor)
+        start = list(found.addresses) + known
+        if not start:
+            self.log.warn(
+                "no address to start from: the address book is empty, and no seed, DNS "
+                "seed or fixed seed gave one; give --seed HOST[:PORT] or --seeds-file FILE"
+            )
+        crawl_id, settled = await self._begin(network)
+        self.log.info(
+            "{verb} a crawl of {network} from {seeds} addresses "
+            "({book} from the address book)",
+            verb="resuming" if settled else "starting", network=network.name,
+            seeds=len(set(start)), book=len(known),
+        )
+        self.crawler = Crawler(reactor, network, start, options=crawl_options,
+                               peer_options=options["peer"], book=book,
+                               crawl_id=crawl_id, settled=settled)
+        encoded = EncodedNodes()
+        ahead = LoopingCall(_encode_ahead, self.crawler, encoded)
+        ahead.clock = reactor
+        ahead.start(ENCODE_AHEAD[1], now=False).addErrback(
+            lambda failure: self.log.failure(
+                "encoding nodes ahead of the snapshot failed; they are encoded "
+                "as it is written", failure))
+        try:
+            result = await self.crawler.run()
+        finally:
+            if ahead.running:
+                ahead.stop()
+        self.crawler = None
+        if not self.running:
+            # Stopped midway: the book keeps every attempt made, and the
+            # crawl stays unfinished in it; the next start resumes it.
+            self.log.info("crawl interrupted; the address book keeps what it learnt, "
+                          "and the next start resumes the crawl")
+            return
+        summary = summarize(result)
+        # The snapshot comes from the crawl itself, whatever the book does.
+        try:
+            paths = write_snapshot(result, options["out"], summary, encoded)
+        except SnapshotError as error:
+            self.log.error("the crawl's snapshot could not be written: {error}", error=error)
+            self.failed = True
+            paths = ()
+        recorded = await self._record(crawl_id, summary, reactor.seconds())
+        self._warn(result, crawl_options)
+        self.log.info(
+            "crawl done in {elapsed:.1f} s: {reachable} reachable, {unreachable} "
+            "unreachable, {not_dialled} not dialled{resumed}; snapshot: {files}; "
+            "address book: {book}",
+            elapsed=result.elapsed, reachable=len(result.reachable),
+            unreachable=len(result.unreachable), not_dialled=len(result.not_dialled),
+            resumed=f" ({result.resumed} from the interrupted run)" if result.resumed else "",
+            files=", ".join(paths) or "none written", book=self._book_text(recorded),
+        )
+
+    async def _begin(self, network):
+        """
+        The crawl to run: the book's unfinished crawl of this network,
+        resumed with the verdicts it holds, or a new one.  A --simnet crawl
+        never resumes (the network it crawled is gone with its process),
+        nor does one started with --fresh: the unfinished crawl is closed
+        as abandoned.
+        """
+        book, options, now = self.book, self.options, self.reactor.seconds()
+        unfinished = await book.unfinished_crawl(network.name)
+        if unfinished is not None:
+            if options["fresh"] or options["simnet"]:
+                why = "--fresh" if options["fresh"] else "its simulated network is gone"
+                await book.abandon_crawl(unfinished["id"], now, why)
+                self.log.info("crawl {id} was left unfinished; closed as abandoned ({why})",
+                              id=unfinished["id"], why=why)
+            else:
+                rows = await book.verdicts(unfinished["id"])
+                settled = Settled.from_rows(rows)
+                self.log.info(
+                    "crawl {id} was left unfinished: resuming it, {n} addresses already "
+                    "settled are not dialled again (--fresh starts over)",
+                    id=unfinished["id"], n=len(settled))
+                return unfinished["id"], settled
+        crawl_id = await book.start_crawl(network.name, _params(options), now)
+        return crawl_id, None
+
+    async def _record(self, crawl_id, summary, now):
+        """Write the crawl's end to the book; False (said in one line) if
+        the book could not keep it.  The snapshot has it all the same."""
+        try:
+            await self.book.flush()
+            await self.book.finish_crawl(crawl_id, summary, now)
+        except AddressBookError as error:
+            self.log.error(
+                "the address book {path} could not record the end of this crawl: {error}; "
+                "the snapshot holds the whole result", path=self.options["db"], error=error)
+            self.book_failed = True
+            return False
+        return True
+
+    def _book_text(self, recorded):
+        """How the final line names the address book."""
+        db = self.options["db"]
+        if db is None:
+            return "in memory only (give --db PATH to keep it)"
+        return db if recorded else f"{db} (incomplete, see above)"
+
+    def _warn(self, result, crawl_options):
+        """Say what the user can fix: gossip dropped as unroutable."""
+        dropped = result.filtered.get("unroutable", 0)
+        if dropped and not crawl_options.allow_private:
+            self.log.warn(
+                "{n} gossiped addresses were private, loopback or otherwise unroutable and "
+                "were not dialled; to crawl a private or test network, add --allow-private",
+                n=dropped,
+            )
+
 
 def _encode_ahead(crawler, encoded):
     """Encode nodes for the snapshot once nothing is pending: the crawl then
     only waits for what is in flight, most of it dials that will time out."""
     if not crawler.pending:
         encoded.catch_up(crawler.reachable, ENCODE_AHEAD[0])
+
+
+def _book_path(db):
+    """Where the address book lives: the --db file, or memory when there is
+    none (a --simnet crawl's network exists only while it runs)."""
+    return ":memory:" if db is None else os.path.abspath(db)
 
 
 def _dialable(address, allow_private):
@@ -466,7 +639,7 @@ def exit_now(service):
     failed = service.failed or getattr(sys, "last_value", None) is not None
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(1 if failed else 0)
+    os._exit(EXIT_FAILED if failed else EXIT_BOOK_INCOMPLETE if service.book_failed else 0)
 
 
 def makeService(options):

@@ -30,8 +30,12 @@ from bitpeer.crawler import (
     CrawlOptions,
     Crawler,
     CrawlResult,
+    NodeResult,
+    Settled,
+    Unreachable,
 )
 from bitpeer.errors import ConnectFailed, ConnectionRefused, ConnectTimeout
+from bitpeer.logs import levels
 from bitpeer.export import CSV_FIELDS, summarize, write_snapshot
 from bitpeer.networks import REGTEST
 from bitpeer.protocol import PeerOptions
@@ -406,6 +410,57 @@ class DialTests(SynchronousTestCase):
         self.assertEqual(result.reachable, {})
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def messages(self):
+        return [e["log_format"].format(**e) for e in self.events if "log_format" in e]
+
+    def test_stop_says_what_it_left(self):
+        """The line said on stop counts what was pending and in flight then,
+        not the empty sets the stop leaves; no progress line follows it."""
+        crawler = self.crawler(self.seeds(10), concurrency=3)
+        d = crawler.run()
+        crawler.stop()
+        self.assertTrue(self.successResultOf(d).stopped)
+        stopped = [m for m in self.messages() if "stopped" in m]
+        self.assertEqual(stopped, ["crawl regtest stopped: 7 addresses left undialled, "
+                                   "3 connections cut short, 0 reachable, 0 unreachable"])
+        self.assertEqual([m for m in self.messages() if "pending" in m], [])
+
+    def test_verbose_logs_failed_dials(self):
+        """With debug on (--verbose), a dial that never connected is logged
+        with its reason; without it, nothing is built."""
+        crawler = self.crawler(self.seeds(2), concurrency=2)
+        crawler.run()
+        self.fail_dial(0, ConnectionRefused("Connection refused"))
+        self.assertEqual([m for m in self.messages() if "refused" in m], [])
+        levels.setLogLevelForNamespace("bitpeer", LogLevel.debug)
+        self.addCleanup(levels.clearLogLevels)
+        self.fail_dial(1, ConnectTimeout("no answer in 5 s"))
+        self.assertEqual([m for m in self.messages() if "connect-timeout" in m],
+                         [f"{self.dialled()[1]}: connect-timeout: no answer in 5 s"])
+
+    def test_resumed_crawl_skips_settled_addresses(self):
+        """Addresses settled by the interrupted run are not dialled again
+        and are part of the result; the rest are dialled."""
+        seeds = self.seeds(4)
+        settled = Settled(
+            reachable={seeds[0]: NodeResult(_info(seeds[0]), "answered", 12)},
+            unreachable={seeds[1]: Unreachable("refused", "Connection refused")},
+        )
+        crawler = Crawler(self.clock, REGTEST, seeds, options=CrawlOptions(allow_private=True),
+                          book=self.book, crawl_id=9, random=random.Random(1),
+                          dialler=FakeDialler, settled=settled)
+        self.current = crawler
+        d = crawler.run()
+        self.assertEqual(sorted(self.dialled()), sorted(seeds[2:]))
+        self.fail_dial(0, ConnectionRefused("refused"))
+        self.fail_dial(1, ConnectionRefused("refused"))
+        result = self.successResultOf(d)
+        self.assertEqual(result.resumed, 2)
+        self.assertEqual(set(result.reachable), {seeds[0]})
+        self.assertEqual(set(result.unreachable), set(seeds[1:]))
+        # Only this run's verdicts go to the book: the others are there already.
+        self.assertEqual(sorted(a[1] for a in self.book.attempts), sorted(seeds[2:]))
+
     def test_stop_does_not_blame_cancelled_dials(self):
         """
         A dial we cancelled says nothing about the node: it must not be stored
@@ -416,6 +471,34 @@ class DialTests(SynchronousTestCase):
         crawler.run()
         crawler.stop()
         self.assertEqual(self.book.attempts, [])
+
+
+def _info(address):
+    """A PeerInfo as a resumed crawl rebuilds it from the book."""
+    return Settled.from_rows([dict(
+        address=address, outcome="reachable", reason="answered", detail=None,
+        version=70016, user_agent="/Satoshi:29.0.0/", services=SERVICES, start_height=1,
+        relay=1, latency=0.01, returned=12)]).reachable[address].info
+
+
+class SettledTests(SynchronousTestCase):
+    """Settled.from_rows: the verdicts of a crawl, rebuilt from the book."""
+
+    def test_last_row_wins(self):
+        a, b = ip("10.0.0.1"), ip("10.0.0.2")
+        row = dict(address=a, outcome="unreachable", reason="refused", detail="refused",
+                   version=None, user_agent=None, services=None, start_height=None,
+                   relay=None, latency=None, returned=None)
+        reached = dict(row, outcome="reachable", reason="answered", detail=None,
+                       version=70016, user_agent="/x\udcff/", services=SERVICES,
+                       start_height=5, relay=0, latency=0.25, returned=3)
+        settled = Settled.from_rows([row, reached, dict(row, address=b)])
+        self.assertEqual(len(settled), 2)
+        node = settled.reachable[a]
+        self.assertEqual((node.getaddr_outcome, node.returned), ("answered", 3))
+        self.assertEqual((node.info.version, node.info.user_agent, node.info.relay,
+                          node.info.handshake_latency), (70016, "/x\udcff/", False, 0.25))
+        self.assertEqual(settled.unreachable, {b: Unreachable("refused", "refused")})
 
 
 # -- against a simulated network ------------------------------------------------------

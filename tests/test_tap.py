@@ -12,6 +12,7 @@ import csv
 import glob
 import json
 import os
+import random
 import shlex
 import shutil
 import signal
@@ -128,6 +129,22 @@ class OptionsTests(SynchronousTestCase):
         peer = options["peer"]
         self.assertEqual((peer.handshake_timeout, peer.getaddr_timeout,
                           peer.getaddr_idle_timeout), (60, 45, 30))
+
+    def test_messages_name_options_as_typed(self):
+        """A bad value is named by the option the user typed, never by the
+        field it ends up in, and says what is wrong with it."""
+        for argv, message in [
+            (["--connect-timeout", "0"], "--connect-timeout must be positive, got 0.0"),
+            (["--getaddr-fraction", "2"], "--getaddr-fraction must be within 0..1, got 2.0"),
+            (["--handshake-timeout", "0"], "--handshake-timeout must be positive"),
+            (["--concurrency", "x"], "--concurrency: 'x' is not a whole number"),
+            (["--getaddr-fraction", "nan"], "--getaddr-fraction: 'nan' is not a finite number"),
+            (["--max-age", "5q"], "--max-age: '5q' is not a duration"),
+        ]:
+            with self.assertRaises(usage.UsageError, msg=argv) as caught:
+                parse(*argv)
+            self.assertTrue(str(caught.exception).startswith(message),
+                            (argv, str(caught.exception)))
 
     def test_network(self):
         self.assertIs(parse("--network", "testnet4")["network"], TESTNET4)
@@ -308,10 +325,11 @@ class ServiceTests(TestCase):
         yield connections_closed()
 
     @defer.inlineCallbacks
-    def test_last_flush_failing_fails_the_run(self):
+    def test_last_flush_failing_marks_the_book_incomplete(self):
         """If the address book's last flush fails when the service stops,
-        what it held is lost: the run counts as failed (exit status 1)."""
-        service = self.service("--simnet", "20", *FAST)
+        what it held is lost from the book (the snapshot has it): one error
+        line, no traceback, and exit status EXIT_BOOK_INCOMPLETE."""
+        service = self.service("--simnet", "20", "--db", self.db, *FAST)
         service.startService()
         yield self.reactor.stopped
 
@@ -324,8 +342,10 @@ class ServiceTests(TestCase):
                 lambda _: Failure(AddressBookError("disk full")))
 
         service.book.close = broken_close
-        yield self.assertFailure(service.stopService(), AddressBookError)
-        self.assertTrue(service.failed)
+        yield service.stopService()
+        self.assertEqual((service.failed, service.book_failed), (False, True))
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(len(glob.glob(os.path.join(self.out, "simnet-*.json"))), 1)
         yield connections_closed()
 
     @defer.inlineCallbacks
@@ -403,7 +423,9 @@ class ServiceTests(TestCase):
         yield connections_closed()
         self.assertFalse(service.failed)
         self.assertEqual(self.reactor.stops, 0)
-        self.assertEqual(waits, [1.1, 1.1])
+        # The next crawl starts 1.1 s after the last one started.
+        self.assertEqual(len(waits), 2)
+        self.assertTrue(all(0 <= wait < 1.1 for wait in waits), waits)
         crawls = db_rows(self.db, "SELECT id, finished FROM crawls ORDER BY id")
         self.assertEqual([c[0] for c in crawls], [1, 2])
         self.assertTrue(all(finished is not None for _, finished in crawls))
@@ -463,11 +485,56 @@ class ServiceTests(TestCase):
         self.assertEqual(db_rows(self.db, "SELECT count(*) FROM observations WHERE crawl_id = 2"),
                          [(0,)])
 
+    def warnings(self):
+        """The service's warnings so far (collected by ``watch_log``)."""
+        return [e["log_format"].format(**e) for e in self.events
+                if e.get("log_level") == LogLevel.warn]
+
+    def watch_log(self):
+        self.events = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    @defer.inlineCallbacks
+    def test_unroutable_gossip_explained(self):
+        """
+        Crawling a loopback network without --allow-private finds only the
+        seeds (gossip of loopback addresses is dropped, as Core drops it):
+        a warning says so, with the option that changes it.
+        """
+        simnet = SimNet(reactor, 30, 0, network=REGTEST)
+        simnet.start()
+        self.addCleanup(simnet.stop)
+        self.watch_log()
+        service = self.service("--network", "regtest", "--seed", str(simnet.seeds()[0]),
+                               *FAST)
+        service.startService()
+        yield self.reactor.stopped
+        yield self.settle(service)
+        (warning,) = [w for w in self.warnings() if "unroutable" in w]
+        self.assertIn("add --allow-private", warning)
+        self.assertRegex(warning, r"^\d+ gossiped addresses were private")
+
+    @defer.inlineCallbacks
+    def test_nothing_to_start_from(self):
+        """No seed, no DNS seed, no fixed seed, an empty book: a warning
+        says what to give, and the (empty) crawl still ends cleanly."""
+        self.watch_log()
+        service = self.service("--network", "regtest", *FAST)
+        service.startService()
+        yield self.reactor.stopped
+        yield self.settle(service)
+        self.assertFalse(service.failed)
+        (warning,) = [w for w in self.warnings() if "no address to start from" in w]
+        self.assertIn("--seed HOST[:PORT]", warning)
+
     def test_default_book_per_network(self):
         """Without --db, each network gets its own book file."""
         self.assertEqual(parse()["db"], "bitpeer.sqlite")
         self.assertEqual(parse("--network", "testnet4")["db"], "bitpeer-testnet4.sqlite")
-        self.assertEqual(parse("--simnet", "10")["db"], "bitpeer-simnet.sqlite")
+        # A simulated network lives as long as its crawl: so does its book.
+        self.assertIsNone(parse("--simnet", "10")["db"])
+        self.assertEqual(tap._book_path(None), ":memory:")
 
     @defer.inlineCallbacks
     def test_shutdown_while_nodes_are_asked(self):
@@ -479,13 +546,20 @@ class ServiceTests(TestCase):
         closed under the crawl by a trigger of its own.
         """
         service = self.service("--simnet", "40", *FAST)
+
+        def slow_simnet(*args, **kwargs):
+            # The answers would come after the getaddr timeout: the three
+            # seeds, all asked, are still being asked when the reactor
+            # shuts down.
+            simnet = SimNet(*args, **kwargs)
+            simnet.response_delay = 60
+            return simnet
+
+        self.patch(tap, "SimNet", slow_simnet)
         service.startService()
         self.addCleanup(lambda: service.running and service.stopService())
         # As twistd's startApplication does once the service has started.
         self.reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
-        # The answers would come after the getaddr timeout: the three seeds,
-        # all asked, are still being asked when the reactor shuts down.
-        service.simnet.response_delay = 60
         started = time.monotonic()
         while service.crawler is None or sum(
             peer.info is not None for peer in service.crawler.connected.values()
@@ -665,7 +739,10 @@ class TwistdTests(SynchronousTestCase):
         process = twistd(self.cwd, "bitpeer-crawl", "--simnet", "10", "--db", self.db,
                          "--out", self.out)
         self.assertEqual(finish(process), 1)
-        self.assertIn("the crawl failed", read_log(self.cwd, 0))
+        log = read_log(self.cwd, 0)
+        self.assertIn("the crawl cannot run: ", log)
+        self.assertIn("is not a SQLite database", log)
+        self.assertNotIn("Traceback", log)
         self.assertFalse(os.path.exists(self.out))
 
     def test_bad_option_refused_before_start(self):
@@ -677,22 +754,41 @@ class TwistdTests(SynchronousTestCase):
         self.assertIn("--simnet", output)
         self.assertEqual(sorted(os.listdir(self.cwd)), ["twistd-0.log"])
 
-    def kill_midway(self, sig):
-        """Start a crawl with 75 blackholed dials (3 s each), kill it once the book
-        holds some of it, and return what the book held then."""
-        process = twistd(self.cwd, "bitpeer-crawl", "--simnet", "300", "--simnet-dead", "300",
-                         "--db", self.db, "--out", self.out, "--connect-timeout", "3")
+    def simnet(self, *argv):
+        """A separate ``twistd bitpeer-simnet`` in cwd (seeds.txt, stats.json); its
+        process, once its seeds are written."""
+        process = twistd(self.cwd, "bitpeer-simnet", "--stats", "stats.json",
+                         "--stats-interval", "0.2", *argv)
+        self.addCleanup(lambda: process.poll() is None and (process.kill(), process.wait()))
+        seeds = os.path.join(self.cwd, "seeds.txt")
+        started = time.monotonic()
+        while not os.path.exists(seeds):
+            self.assertIsNone(process.poll(), "the simnet ended:\n" + read_log(self.cwd, 0))
+            self.assertLess(time.monotonic() - started, 30, "the simnet did not start")
+            time.sleep(0.05)
+        return process
+
+    def crawl(self, *argv):
+        """A crawl of the separate simnet."""
+        return twistd(self.cwd, "bitpeer-crawl", "--network", "regtest", "--allow-private",
+                      "--seeds-file", "seeds.txt", "--db", self.db, "--out", self.out,
+                      "--concurrency", "20", *argv)
+
+    def kill_midway(self, sig, after):
+        """Crawl the simnet, kill the crawler with ``sig`` once the book holds
+        ``after`` verdicts, and return its exit status."""
+        process = self.crawl("--connect-timeout", "3")
         started = time.monotonic()
         try:
             while True:
-                self.assertIsNone(process.poll(), "twistd ended early:\n" + read_log(self.cwd, 0))
+                self.assertIsNone(process.poll(), "twistd ended early:\n" + read_log(self.cwd, 1))
                 self.assertLess(time.monotonic() - started, 30, "no observations")
-                time.sleep(0.05)
+                time.sleep(0.02)
                 try:
                     rows = db_rows(self.db, "SELECT count(*) FROM observations")
                 except sqlite3.Error:
                     continue
-                if rows[0][0]:
+                if rows[0][0] >= after:
                     break
             process.send_signal(sig)
         finally:
@@ -700,40 +796,93 @@ class TwistdTests(SynchronousTestCase):
         self.assertEqual(db_rows(self.db, "PRAGMA integrity_check"), [("ok",)])
         self.assertEqual(db_rows(self.db, "SELECT id, finished FROM crawls"), [(1, None)],
                          "killed too late: the crawl was finished")
-        known = set(db_rows(self.db, "SELECT network, host, port FROM addresses"))
-        self.assertTrue(known)
-        return status, known
+        return status
 
-    def restart(self, known):
-        """Crawl again to completion: the book is intact and the crawl starts from it."""
-        process = twistd(self.cwd, "bitpeer-crawl", "--simnet", "300", "--simnet-dead", "300",
-                         "--db", self.db, "--out", self.out, "--connect-timeout", "0.5")
-        self.assertEqual(finish(process), 0, read_log(self.cwd, 1))
+    def resume(self, slack):
+        """
+        Crawl again to completion: the same crawl goes on and ends with its
+        snapshot, every address holds exactly one verdict in it (none
+        settled before the kill was dialled again), and the simnet's nodes
+        were connected to about once: at most ``slack`` times more in all.
+        """
+        process = self.crawl("--connect-timeout", "0.5")
+        self.assertEqual(finish(process), 0, read_log(self.cwd, 2))
+        self.assertIn("resuming it", read_log(self.cwd, 2))
         self.assertEqual(db_rows(self.db, "PRAGMA integrity_check"), [("ok",)])
-        crawls = db_rows(self.db, "SELECT id, finished IS NOT NULL FROM crawls ORDER BY id")
-        self.assertEqual(crawls, [(1, 0), (2, 1)])
-        now_known = set(db_rows(self.db, "SELECT network, host, port FROM addresses"))
-        self.assertEqual(known - now_known, set())
-        dialled = set(db_rows(self.db, "SELECT network, host, port FROM observations "
-                                       "WHERE crawl_id = 2"))
-        ipv4 = {k for k in known if k[0] == 1}
-        self.assertTrue(ipv4)
-        self.assertEqual(ipv4 - dialled, set())
-        snapshots = glob.glob(os.path.join(self.out, "simnet-*.json"))
-        with open(max(snapshots, key=os.path.getmtime)) as stream:
+        self.assertEqual(db_rows(self.db, "SELECT id, finished IS NOT NULL FROM crawls"),
+                         [(1, 1)])
+        per_address = db_rows(self.db, "SELECT count(*) FROM observations "
+                                       "GROUP BY network, host, port")
+        self.assertEqual({n for (n,) in per_address}, {1})
+        self.assertEqual(len(per_address), 600)
+        (snapshot,) = glob.glob(os.path.join(self.out, "regtest-*.json"))
+        with open(snapshot) as stream:
             summary = json.load(stream)["summary"]
         self.assertEqual(summary["outcomes"]["reachable"], 300)
+        self.assertEqual(summary["outcomes"]["unreachable"], 300)
+        self.simnet_process.send_signal(signal.SIGTERM)
+        finish(self.simnet_process)
+        with open(os.path.join(self.cwd, "stats.json")) as stream:
+            stats = json.load(stream)
+        connections = sum(kind.get("connections", 0) for kind in stats["by_kind"].values())
+        self.assertGreaterEqual(connections, 300)
+        self.assertLessEqual(connections, 300 + slack)
 
-    def test_restart_after_sigterm(self):
-        status, known = self.kill_midway(signal.SIGTERM)
+    def start_simnet(self):
+        self.simnet_process = self.simnet("--nodes", "300", "--dead", "300",
+                                          "--latency-ms", "5")
+
+    def test_resume_after_sigterm(self):
+        """SIGTERM: every verdict reached is kept, so only the dials cut short
+        (at most --concurrency) are made again."""
+        self.start_simnet()
+        status = self.kill_midway(signal.SIGTERM, after=random.randint(1, 250))
         # twistd shuts down and ends with the signal it was sent.
         self.assertIn(status, (0, -signal.SIGTERM))
-        self.restart(known)
+        self.resume(slack=20)
 
-    def test_restart_after_sigkill(self):
-        status, known = self.kill_midway(signal.SIGKILL)
+    def test_resume_after_sigkill(self):
+        """
+        SIGKILL at a random point: verdicts not yet flushed (up to a second
+        of them) are lost with the dials in flight, and only those are
+        made again: far fewer than a second crawl.
+        """
+        self.start_simnet()
+        status = self.kill_midway(signal.SIGKILL, after=random.randint(1, 250))
         self.assertEqual(status, -signal.SIGKILL)
-        self.restart(known)
+        self.resume(slack=150)
+
+    def test_fresh_starts_over(self):
+        """--fresh closes the unfinished crawl as abandoned and crawls anew."""
+        self.start_simnet()
+        self.kill_midway(signal.SIGTERM, after=1)
+        process = self.crawl("--connect-timeout", "0.5", "--fresh")
+        self.assertEqual(finish(process), 0, read_log(self.cwd, 2))
+        crawls = db_rows(self.db, "SELECT id, finished IS NOT NULL, summary FROM crawls")
+        self.assertEqual([c[:2] for c in crawls], [(1, 1), (2, 1)])
+        self.assertEqual(json.loads(crawls[0][2]), {"abandoned": "--fresh"})
+        self.assertEqual(db_rows(self.db, "SELECT count(*) FROM observations "
+                                          "WHERE crawl_id = 2"), [(600,)])
+
+    def test_readme_separate_simnet_recipe(self):
+        """The README's script for crawling a separate simnet runs as written
+        and finds every node of it."""
+        with open(os.path.join(os.path.dirname(__file__), "..", "README.rst")) as stream:
+            readme = stream.read()
+        start = readme.index("    twistd -n --pidfile= bitpeer-simnet")
+        end = readme.index("    kill %1\n", start) + len("    kill %1\n")
+        script = "".join(line[4:] + "\n" for line in readme[start:end].splitlines())
+        # Should the crawl fail, the simnet must not outlive the test.
+        script = "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + script
+        env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep
+                   + os.environ.get("PATH", ""))
+        done = subprocess.run(["bash", "-e", "-c", script], cwd=self.cwd, env=env,
+                              capture_output=True, text=True, timeout=120)
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        (snapshot,) = glob.glob(os.path.join(self.cwd, "simnet-snapshots", "regtest-*.json"))
+        with open(snapshot) as stream:
+            outcomes = json.load(stream)["summary"]["outcomes"]
+        self.assertEqual((outcomes["reachable"], outcomes["unreachable"]), (1000, 2000))
 
 
 # -- discovery under the operator's control ------------------------------------------------

@@ -436,7 +436,8 @@ class CrawlerService(Service):
         if discovery.needs_resolver(network, self.seeds):
             # Never built otherwise: with --dnsseed 0 and no host name, no lookup.
             resolver = make_resolver([options["dns-server"]] if options["dns-server"] else None)
-        self.log.info("{sources}", sources=discovery.describe(network, self.seeds))
+        # The operator's seeds (a simnet's own are in its line above).
+        self.log.info("{sources}", sources=discovery.describe(network, options["seeds"]))
         return crawl_options, resolver
 
     def _affordable(self, crawl_options):

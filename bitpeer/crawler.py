@@ -14,7 +14,9 @@ Gossiped addresses are filtered before they are dialled, as Core filters
 what it stores: absurd timestamps (at most 1e8, or more than 10 minutes in
 the future), entries older than ``max_age``, invalid and (unless
 ``allow_private``) unroutable addresses.  Tor v3, I2P and CJDNS addresses are
-kept and counted but not dialled: that needs a proxy.
+kept and counted but not dialled (``no-proxy``: that needs a proxy), and so
+are addresses on a network ``CrawlOptions.networks`` (``--onlynet``) leaves
+out (``onlynet``).
 
 The crawl ends when nothing is pending or in flight.
 """
@@ -31,6 +33,7 @@ from .errors import PeerError
 from .external import ExternalAddressVote
 from .factory import PeerFactory
 from .logs import levels, logger
+from .networks import ONLYNET_CHOICES
 from .peer import PeerInfo
 from .protocol import PeerOptions, positive
 from .wire.address import Network
@@ -42,6 +45,19 @@ GETADDR_BOOTSTRAP = 10
 #: Core's sanity rule on gossip timestamps (net_processing.cpp, ADDR).
 MIN_SANE_TIME = 100_000_000
 MAX_FUTURE_DRIFT = 600
+
+
+#: Reasons an address is kept but not dialled (CrawlResult.not_dialled).
+NOT_DIALLED_ONLYNET = "onlynet"
+NOT_DIALLED_NO_PROXY = "no-proxy"
+
+
+def _onlynet(instance, attribute, value):
+    if not value or not value <= set(ONLYNET_CHOICES):
+        raise ValueError(
+            f"networks must be a non-empty subset of {', '.join(ONLYNET_CHOICES)}, "
+            f"got {sorted(value)!r}"
+        )
 
 
 def _fraction(instance, attribute, value):
@@ -67,6 +83,24 @@ class CrawlOptions:
     max_open: int | None = attr.ib(
         default=None, validator=attr.validators.optional(positive)
     )
+    #: ``--onlynet``: the networks dialled (names of ONLYNET_CHOICES); an
+    #: address on another is kept and reported as not dialled ("onlynet").
+    networks: frozenset = attr.ib(default=frozenset(ONLYNET_CHOICES), converter=frozenset,
+                                  validator=_onlynet)
+
+    def not_dialled_reason(self, address):
+        """
+        Why ``address`` is not dialled in this crawl, or None if it is:
+        ``onlynet`` when its network is not among ``networks`` (the
+        operator's choice comes first), ``no-proxy`` for Tor, I2P and CJDNS
+        (reaching them needs a proxy bitpeer does not have yet).
+        """
+        name = address.network_name
+        if name not in self.networks:
+            return NOT_DIALLED_ONLYNET
+        if address.network not in (Network.IPV4, Network.IPV6):
+            return NOT_DIALLED_NO_PROXY
+        return None
 
 
 @attr.frozen
@@ -150,7 +184,9 @@ class CrawlResult:
 
     @ivar reachable: NetworkAddress -> NodeResult.
     @ivar unreachable: NetworkAddress -> Unreachable.
-    @ivar not_dialled: addresses kept but not dialled (Tor, I2P, CJDNS).
+    @ivar not_dialled: NetworkAddress -> why it was kept but not dialled:
+        ``no-proxy`` (Tor, I2P, CJDNS) or ``onlynet`` (a network
+        ``--onlynet`` leaves out); in the order they were met.
     @ivar filtered: counts of gossip dropped, by rule.
     @ivar timeline: (elapsed s, reachable, unreachable, known) samples.
     @ivar resumed: verdicts carried over from the interrupted run this
@@ -163,7 +199,7 @@ class CrawlResult:
     finished: float
     reachable: dict
     unreachable: dict
-    not_dialled: tuple
+    not_dialled: dict
     filtered: dict
     gossiped: int
     external: object
@@ -220,7 +256,8 @@ class Crawler:
         self.connected = {}
         self.reachable = {}
         self.unreachable = {}
-        self.not_dialled = []
+        #: Address -> its not-dialled reason, in the order met.
+        self.not_dialled = {}
         self.filtered = {"stale": 0, "absurd-time": 0, "invalid": 0, "unroutable": 0,
                          "pending-full": 0}
         self.gossiped = 0
@@ -292,8 +329,9 @@ class Crawler:
             return
         self.seen.add(address)
         self.known_keys.update(entry_keys(address))
-        if address.network not in (Network.IPV4, Network.IPV6):
-            self.not_dialled.append(address)
+        reason = self.options.not_dialled_reason(address)
+        if reason is not None:
+            self.not_dialled[address] = reason
             return
         if len(self.pending) >= self.options.max_pending:
             self.filtered["pending-full"] += 1
@@ -327,7 +365,7 @@ class Crawler:
             finished=self.clock.seconds(),
             reachable=dict(self.reachable),
             unreachable=dict(self.unreachable),
-            not_dialled=tuple(self.not_dialled),
+            not_dialled=dict(self.not_dialled),
             filtered=dict(self.filtered),
             gossiped=self.gossiped,
             external=self.external.result(),

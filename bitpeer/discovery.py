@@ -1,16 +1,20 @@
 """
 Where a crawl starts, and where we are.
 
-Discovery follows Bitcoin Core (``net.cpp``, PROTOCOL.md section 6): ask
-every DNS seed for ``x9.<seed>`` (the nodes offering NODE_NETWORK and
-NODE_WITNESS, Core's ``SeedsServiceFlags()``), keep at most 32 addresses per
-seed, and turn to the network's fixed seeds only when DNS gave nothing.
-Addresses the operator names (``--seed``, ``--seeds-file``) always come
-first.
+Discovery follows Bitcoin Core (``net.cpp``, PROTOCOL.md section 6) and
+takes its switches (DiscoveryOptions): the operator's seeds come first
+(``--seed``, ``--seeds-file``; host names among them are resolved when the
+crawl starts); then the address book; then the DNS seeds, asked for
+``x9.<seed>`` (the nodes offering NODE_NETWORK and NODE_WITNESS, Core's
+``SeedsServiceFlags()``), at most 32 addresses per seed, and only while the
+book holds fewer than ENOUGH_GOOD_ADDRESSES good addresses (``dnsseed``
+off: never; ``forcednsseed``: always); then the network's fixed seeds, of
+the networks dialled, when nothing else gave an address.
 
 DNS goes through twisted.names with an injected resolver, so tests point it
 at a local server and nothing here touches the system resolver except
-make_resolver() when asked for the default.
+make_resolver() when asked for the default.  With the DNS seeds off and no
+host name given, the resolver is never called.
 
 Our own address (the first step of a node's discovery) is in
 bitpeer.external.
@@ -23,6 +27,7 @@ from twisted.internet import defer
 from twisted.names import client, dns, error as dns_error
 
 from .logs import logger
+from .networks import CLEARNET, ONLYNET_CHOICES, SeedName
 from .wire.address import Network, NetworkAddress
 from .wire.errors import ProtocolError
 
@@ -272,7 +277,204 @@ def _describe(failure):
     return f"{failure.type.__name__}: {failure.getErrorMessage()}"
 
 
+# -- host names the operator gave ------------------------------------------
+
+
+@attr.frozen
+class NameReport:
+    """
+    What one ``--seed`` host name gave.
+
+    @ivar name: the SeedName.
+    @ivar count: addresses it resolved to (A and AAAA, at most
+        MAX_IPS_PER_SEED).
+    @ivar error: why it gave none, or None.
+    """
+
+    name: SeedName
+    count: int
+    error: str | None = None
+
+    def as_dict(self):
+        """A JSON-ready dict."""
+        return {"name": str(self.name), "origin": self.name.origin, "count": self.count,
+                "error": self.error}
+
+
+#: Host names looked up at once (each an A and an AAAA query): a seeds
+#: file of thousands of names must not send thousands of queries at once.
+NAME_LOOKUPS_AT_ONCE = 32
+
+
+def resolve_seed_names(
+    names, resolver, *, timeout=DEFAULT_DNS_TIMEOUT, clock=None, deadline=SEED_DEADLINE
+):
+    """
+    Resolve the host names the operator gave as seeds, NAME_LOOKUPS_AT_ONCE
+    at a time: the A and AAAA records of each, every address on the name's
+    port, at most MAX_IPS_PER_SEED per name.  Unlike a DNS seed's, the name
+    is asked as given (no ``x9.`` prefix): it names nodes, not a seeder.
+
+    A name that gives nothing is one warning line and a NameReport saying
+    why; the others are unaffected.  Core resolves ``-seednode`` and
+    ``-addnode`` names the same way, through its resolver, even with
+    ``-dnsseed=0`` (only ``-dns=0`` forbids it, which bitpeer's ``--dns 0``
+    mirrors by refusing names on the command line).
+
+    @param names: SeedName objects.
+    @param deadline: seconds one name may take, from when its lookup starts.
+    @return: a Deferred firing with a list of ``(NameReport, addresses)``
+        in the order of ``names``; cancelling it cancels the lookups.
+    """
+    clock = default_reactor(clock)
+    slots = defer.DeferredSemaphore(NAME_LOOKUPS_AT_ONCE)
+    work = defer.DeferredList(
+        [slots.run(_resolve_name, resolver, name, timeout, deadline, clock) for name in names],
+        consumeErrors=True,
+    )
+    result = defer.Deferred(lambda _: work.cancel())
+
+    def collect(outcomes):
+        for ok, value in outcomes:
+            if not ok:
+                return value  # only cancellation gets here
+        return [value for _, value in outcomes]
+
+    work.addCallback(collect).chainDeferred(result)
+    return result
+
+
+def _resolve_name(resolver, name, timeout, deadline, clock):
+    """One name's (NameReport, addresses); never errbacks unless cancelled."""
+    work = _lookup_both(resolver, name.name, name.port, timeout)
+    work.addTimeout(deadline, clock)
+
+    def failed(failure):
+        if failure.check(defer.CancelledError):
+            return failure
+        if failure.check(defer.TimeoutError):
+            return (), f"no answer within {deadline:g} s"
+        return (), _describe(failure)
+
+    def report(outcome):
+        found, reason = outcome
+        if not found:
+            where = f"{name.origin} " if name.origin else ""
+            log.warn(
+                "{where}{name}: the name gave no address ({reason}); the crawl goes on "
+                "without it", where=where, name=name.name, reason=reason,
+            )
+            return NameReport(name, 0, reason), ()
+        log.info("{name}: {count} addresses", name=name.name, count=len(found))
+        return NameReport(name, len(found)), found
+
+    return work.addErrback(failed).addCallback(report)
+
+
 # -- the whole discovery ----------------------------------------------------
+
+
+#: The crawler's "enough": DNS seeds are asked only when the address book
+#: holds fewer than this many good addresses (dialable in this crawl, and
+#: reached at least once).  Core's threshold is the same number
+#: (``DNSSEEDS_DELAY_PEER_THRESHOLD``): with that many addresses in addrman
+#: it waits five minutes and skips the DNS seeds if it has made outbound
+#: connections by then.  A crawler has no connections before it crawls, so
+#: "reached at least once" stands for Core's connections.
+ENOUGH_GOOD_ADDRESSES = 1000
+
+
+def _networks(instance, attribute, value):
+    if not value or not set(value) <= set(ONLYNET_CHOICES):
+        raise ValueError(
+            f"networks must be a non-empty subset of {', '.join(ONLYNET_CHOICES)}, "
+            f"got {sorted(value)!r}"
+        )
+
+
+@attr.frozen
+class DiscoveryOptions:
+    """
+    Which sources a crawl starts from, with Bitcoin Core's switches.
+
+    @ivar dnsseed: ``-dnsseed``: False never asks a DNS seed.
+    @ivar forcednsseed: ``-forcednsseed``: ask the DNS seeds even when the
+        address book holds ``enough`` good addresses.  Needs ``dnsseed``
+        (Core refuses the pair too).
+    @ivar fixed_seeds: ``fallback`` (Core's: when nothing else gives an
+        address, see discover()), ``always`` or ``never``.
+    @ivar networks: ``-onlynet``: the networks dialled (names from
+        ONLYNET_CHOICES).  DNS seeds give only IPv4 and IPv6, so they are not
+        asked when neither is here; fixed seeds of other networks are left
+        out, as Core adds fixed seeds only for its reachable networks.
+    @ivar enough: good addresses in the book that make DNS seeds unneeded.
+    """
+
+    dnsseed: bool = True
+    forcednsseed: bool = False
+    fixed_seeds: str = attr.ib(default="fallback")
+    networks: frozenset = attr.ib(default=frozenset(ONLYNET_CHOICES), converter=frozenset,
+                                  validator=_networks)
+    enough: int = attr.ib(default=ENOUGH_GOOD_ADDRESSES)
+
+    @fixed_seeds.validator
+    def _check_fixed_seeds(self, attribute, value):
+        if value not in FIXED_SEEDS_CHOICES:
+            raise ValueError(
+                f"fixed_seeds must be one of {', '.join(FIXED_SEEDS_CHOICES)}, not {value!r}"
+            )
+
+    def __attrs_post_init__(self):
+        if self.forcednsseed and not self.dnsseed:
+            # Core's InitError: "Cannot set -forcednsseed to true when
+            # setting -dnsseed to false."
+            raise ValueError("forcednsseed needs dnsseed: it cannot force what is off")
+
+    def dns_seeds_off(self, network):
+        """Why ``network``'s DNS seeds are never asked, or None if they may be."""
+        if not network.dns_seeds:
+            return f"{network.name} has none"
+        if not self.dnsseed:
+            return "off (--dnsseed 0)"
+        if not self.networks & CLEARNET:
+            return "not asked: they give only IPv4 and IPv6, which --onlynet leaves out"
+        return None
+
+    def needs_resolver(self, network, seeds=()):
+        """Whether a crawl of ``network`` from ``seeds`` may look anything up."""
+        return self.dns_seeds_off(network) is None or any(
+            isinstance(seed, SeedName) for seed in seeds
+        )
+
+    def describe(self, network, seeds=()):
+        """
+        One line saying which discovery sources a crawl of ``network`` from
+        ``seeds`` (addresses and SeedNames) uses, in the order they are
+        used: what the crawler logs once at start.
+        """
+        names = sum(isinstance(seed, SeedName) for seed in seeds)
+        addresses = len(seeds) - names
+        given = f"{addresses} address{'es' if addresses != 1 else ''}"
+        if names:
+            given += f" and {names} host name{'s' if names != 1 else ''} (resolved at start)"
+        parts = [f"--seed/--seeds-file: {given}" if seeds else "--seed/--seeds-file: none",
+                 "the address book"]
+        off = self.dns_seeds_off(network)
+        if off is not None:
+            parts.append(f"DNS seeds: {off}")
+        elif self.forcednsseed:
+            parts.append(f"DNS seeds ({len(network.dns_seeds)}): always (--forcednsseed)")
+        else:
+            parts.append(f"DNS seeds ({len(network.dns_seeds)}): when the address book holds "
+                         f"fewer than {self.enough} good addresses")
+        if self.fixed_seeds == "never" or not network.fixed_seeds_file:
+            parts.append("fixed seeds: " + ("never" if network.fixed_seeds_file else "none"))
+        else:
+            parts.append(f"fixed seeds: {self.fixed_seeds}")
+        parts.append("getaddr to the nodes reached")
+        dialled = [n for n in ONLYNET_CHOICES if n in self.networks]
+        line = "discovery sources, in order: " + "; ".join(parts)
+        return f"{line}. Networks dialled: {', '.join(dialled)}"
 
 
 @attr.frozen
@@ -280,18 +482,22 @@ class Discovery:
     """
     Where a crawl starts.
 
-    @ivar addresses: deduplicated, the operator's addresses first, then DNS,
-        then fixed seeds.
+    @ivar addresses: deduplicated, the operator's addresses first (host
+        names in place, as they resolved), then DNS, then fixed seeds.
     @ivar sources: ``(source, count)`` pairs for the sources consulted, in
-        that order: ``seed-option``, ``dns``, ``fixed``; count is what the
-        source added to ``addresses`` (its duplicates of an earlier source
-        are not counted).
-    @ivar dns: the DnsSeedResult, or None when DNS was not queried.
+        that order: ``seed-option``, ``dns`` (when asked), ``fixed`` (when
+        used); count is what the source added to ``addresses`` (its
+        duplicates of an earlier source are not counted).
+    @ivar dns: the DnsSeedResult, or None when DNS seeds were not asked.
+    @ivar dns_skipped: why the DNS seeds were not asked, or None.
+    @ivar names: a NameReport for each host name given, in order.
     """
 
     addresses: tuple
     sources: tuple
     dns: DnsSeedResult | None = None
+    dns_skipped: str | None = None
+    names: tuple = ()
 
     def as_dict(self):
         """A JSON-ready dict for the crawl summary."""
@@ -299,6 +505,8 @@ class Discovery:
             "addresses": len(self.addresses),
             "sources": dict(self.sources),
             "dns": None if self.dns is None else self.dns.as_dict(),
+            "dns_skipped": self.dns_skipped,
+            "names": [report.as_dict() for report in self.names],
         }
 
 
@@ -306,60 +514,99 @@ def discover(
     network,
     resolver,
     *,
-    fixed_seeds="fallback",
+    options=None,
     extra=(),
+    known=0,
+    good=0,
     clock=None,
     timeout=DEFAULT_DNS_TIMEOUT,
     deadline=SEED_DEADLINE,
+    fixed_seeds=None,
 ):
     """
     The addresses to start crawling ``network`` from, in Core's order.
 
-    DNS seeds come first.  The fixed seeds (``network.fixed_seeds()``) are
-    used when DNS gives nothing (``"fallback"``, Core's behaviour with an
-    empty address manager), always (``"always"``) or never (``"never"``).
-    ``extra``, the addresses the operator named with ``--seed`` or
-    ``--seeds-file``, always comes first and does not count as DNS giving
-    something: Core too keeps its seeds when ``-seednode`` peers are given.
+    1. ``extra``, what the operator named (``--seed``, ``--seeds-file``):
+       NetworkAddress objects, and SeedName objects resolved here (A and
+       AAAA) through ``resolver``.
+    2. The address book, which the caller adds (``known`` and ``good`` say
+       what it holds: dialable addresses, and those of them reached at
+       least once).
+    3. The DNS seeds, unless ``options.dns_seeds_off()`` says why not, and
+       only while the book holds fewer than ``options.enough`` good
+       addresses (always with ``forcednsseed``).
+    4. The fixed seeds of the networks dialled: ``always``, ``never``, or
+       as a ``fallback`` (Core's), when the book holds no dialable address
+       and the DNS seeds gave none, or, when the DNS seeds were not asked,
+       the operator's seeds gave none either (Core adds them at once with
+       ``-dnsseed=0`` and no ``-seednode``, after a minute otherwise).
 
-    A network without DNS seeds (regtest, a custom network) skips DNS; only
-    then may ``resolver`` be None.  ``clock``, ``timeout`` and ``deadline``
+    With ``dnsseed`` off and no host name in ``extra``, ``resolver`` is
+    never called and may be None.  ``clock``, ``timeout`` and ``deadline``
     are query_dns_seeds()'s.
 
-    @raise ValueError: for a bad ``fixed_seeds`` or a missing resolver.
+    @param options: a DiscoveryOptions (the defaults if None).
+    @param fixed_seeds: overrides ``options.fixed_seeds`` (shorthand).
+    @raise ValueError: for a bad ``fixed_seeds``, a bad ``extra`` item or a
+        missing resolver.
     @return: a Deferred firing with a Discovery.
     """
-    if fixed_seeds not in FIXED_SEEDS_CHOICES:
-        raise ValueError(
-            f"fixed_seeds must be one of {', '.join(FIXED_SEEDS_CHOICES)}, not {fixed_seeds!r}"
-        )
-    if network.dns_seeds and resolver is None:
-        raise ValueError(f"{network.name} has DNS seeds: a resolver is needed")
+    options = DiscoveryOptions() if options is None else options
+    if fixed_seeds is not None:
+        options = attr.evolve(options, fixed_seeds=fixed_seeds)
     extra = tuple(extra)
-    for address in extra:
-        if not isinstance(address, NetworkAddress):
-            raise ValueError(f"extra addresses must be NetworkAddress, got {address!r}")
-
-    if network.dns_seeds:
-        d = query_dns_seeds(
-            network, resolver, timeout=timeout, clock=clock, deadline=deadline
+    for item in extra:
+        if not isinstance(item, (NetworkAddress, SeedName)):
+            raise ValueError(
+                f"extra seeds must be NetworkAddress or SeedName, got {item!r}"
+            )
+    names = [item for item in extra if isinstance(item, SeedName)]
+    dns_skipped = options.dns_seeds_off(network)
+    if dns_skipped is None and not options.forcednsseed and good >= options.enough:
+        dns_skipped = (f"not needed: the address book holds {good} good addresses "
+                       f"(enough is {options.enough})")
+    if (dns_skipped is None or names) and resolver is None:
+        raise ValueError(
+            f"a resolver is needed for {network.name}'s DNS seeds or the host names given"
         )
-    else:
-        d = defer.succeed(None)
+    if dns_skipped is not None and network.dns_seeds:
+        log.info("DNS seeds {skipped}", skipped=dns_skipped)
 
-    def combine(dns_result):
+    lookups = dict(timeout=timeout, clock=clock, deadline=deadline)
+    asked_dns = (query_dns_seeds(network, resolver, **lookups) if dns_skipped is None
+                 else defer.succeed(None))
+    asked_names = (resolve_seed_names(names, resolver, **lookups) if names
+                   else defer.succeed([]))
+    work = defer.gatherResults([asked_dns, asked_names], consumeErrors=True)
+    work.addErrback(lambda failure: failure.value.subFailure)
+    result = defer.Deferred(lambda _: work.cancel())
+
+    def combine(outcome):
+        dns_result, resolved = outcome
+        resolved = iter(resolved)
+        given, reports = [], []
+        for item in extra:
+            if isinstance(item, SeedName):
+                report, found = next(resolved)
+                reports.append(report)
+                given.extend(found)
+            else:
+                given.append(item)
         dns_addresses = () if dns_result is None else dns_result.addresses
-        sources = [("seed-option", extra)]
+        sources = [("seed-option", given)]
         if dns_result is not None:
             sources.append(("dns", dns_addresses))
-        if fixed_seeds == "always" or (fixed_seeds == "fallback" and not dns_addresses):
-            fixed = tuple(network.fixed_seeds())
+        if options.fixed_seeds == "always" or (
+            options.fixed_seeds == "fallback"
+            and not known
+            and not dns_addresses
+            and (dns_result is not None or not given)
+        ):
+            fixed = [a for a in network.fixed_seeds() if a.network_name in options.networks]
             sources.append(("fixed", fixed))
-            if fixed_seeds == "fallback" and network.dns_seeds:
-                log.info(
-                    "DNS seeds gave no addresses: using {count} fixed seeds",
-                    count=len(fixed),
-                )
+            if options.fixed_seeds == "fallback" and network.fixed_seeds_file:
+                log.info("nothing else to start from: using {count} fixed seeds",
+                         count=len(fixed))
         seen, addresses, counts = set(), [], []
         for source, found in sources:
             before = len(addresses)
@@ -368,9 +615,11 @@ def discover(
                     seen.add(address)
                     addresses.append(address)
             counts.append((source, len(addresses) - before))
-        return Discovery(tuple(addresses), tuple(counts), dns_result)
+        return Discovery(tuple(addresses), tuple(counts), dns_result, dns_skipped,
+                         tuple(reports))
 
-    return d.addCallback(combine)
+    work.addCallback(combine).chainDeferred(result)
+    return result
 
 
 def make_resolver(servers=None, *, timeout=DEFAULT_DNS_TIMEOUT, reactor=None):

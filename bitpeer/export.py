@@ -113,9 +113,10 @@ def unreachable_record(address, unreachable):
             escape(unreachable.reason), escape(unreachable.detail))
 
 
-def _not_dialled_record(address):
-    """An address kept but not dialled (Tor, I2P, CJDNS), JSON-ready."""
-    return {"address": str(address), "network": address.network_name}
+def _not_dialled_record(address, reason):
+    """An address kept but not dialled, with why (``no-proxy`` for Tor, I2P
+    and CJDNS, ``onlynet`` for a network --onlynet leaves out), JSON-ready."""
+    return {"address": str(address), "network": address.network_name, "reason": reason}
 
 
 class EncodedNodes:
@@ -190,6 +191,7 @@ def summarize(result, params=None):
             "unreachable": len(result.unreachable),
             "not_dialled": len(result.not_dialled),
         },
+        "not_dialled_reasons": _counts(result.not_dialled.values()),
         "failure_reasons": reasons,
         "gossip": {"entries_received": result.gossiped, "filtered": result.filtered},
         "getaddr": _counts(n.getaddr_outcome or "not-asked" for n in nodes),
@@ -218,7 +220,7 @@ def snapshot(result, summary=None, params=None):
     return {
         "summary": _summary(result, summary, params),
         "nodes": [node_record(a, r) for a, r in sorted(result.reachable.items())],
-        "not_dialled": [_not_dialled_record(a) for a in result.not_dialled],
+        "not_dialled": [_not_dialled_record(a, r) for a, r in result.not_dialled.items()],
     }
 
 
@@ -266,7 +268,7 @@ def write_snapshot(result, directory, summary=None, encoded=None, *, params=None
     encoded = encoded if encoded is not None else EncodedNodes()
     nodes = [encoded.get(a, r) for a, r in sorted(result.reachable.items())]
     summary = _summary(result, summary, params)
-    not_dialled = [json.dumps(_not_dialled_record(a)) for a in result.not_dialled]
+    not_dialled = [json.dumps(_not_dialled_record(a, r)) for a, r in result.not_dialled.items()]
     paths = SnapshotPaths(base + ".json", base + ".csv")
     atomic_write(paths.json, lambda f: f.write(_json_text(
         summary, [line for line, _ in nodes], not_dialled)))

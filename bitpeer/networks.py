@@ -11,7 +11,7 @@ from importlib import resources
 
 import attr
 
-from .wire.address import NetworkAddress
+from .wire.address import Network, NetworkAddress, split_host_port
 from .wire.errors import ProtocolError
 
 
@@ -44,20 +44,146 @@ def _check_magic(value):
         raise ValueError(f"a network magic is 4 bytes, got {value!r}")
 
 
-def parse_seed_lines(lines, default_port, *, cjdns=False):
+#: The networks ``--onlynet`` names, as Core's ``-onlynet`` does, under
+#: NetworkAddress.network_name's spelling (Core's ``tor`` is read as onion).
+ONLYNET_CHOICES = ("ipv4", "ipv6", "onion", "i2p", "cjdns")
+#: Networks dialled without a proxy: the only ones DNS seeds give, and the
+#: only ones bitpeer dials today.
+CLEARNET = frozenset({"ipv4", "ipv6"})
+
+
+def parse_onlynet(names):
     """
-    Addresses from lines of ``HOST[:PORT]`` (``#`` starts a comment, blank
-    lines are skipped).  A bad line raises ValueError naming its number.
+    The frozenset of network names ``names`` (``--onlynet`` values) allow;
+    every network when ``names`` is empty.  Core's ``tor`` means onion.
+
+    @raise ValueError: for an unknown name, listing the choices.
     """
+    chosen = set()
+    for name in names:
+        name = name.strip().lower()
+        name = "onion" if name == "tor" else name
+        if name not in ONLYNET_CHOICES:
+            raise ValueError(
+                f"unknown network {name!r}; choose among {', '.join(ONLYNET_CHOICES)}"
+            )
+        chosen.add(name)
+    return frozenset(chosen or ONLYNET_CHOICES)
+
+
+@attr.frozen
+class SeedName:
+    """
+    A host name given as a seed (``--seed HOST[:PORT]``, a seeds-file
+    line): a promise of addresses, kept as text until the crawl starts and
+    then resolved (A and AAAA) through the same injected twisted.names
+    resolver the DNS seeds use (bitpeer.discovery.resolve_seed_names).
+
+    @ivar name: the host name, lower case, without a trailing dot.
+    @ivar port: the port its addresses get.
+    @ivar origin: where it was given (``--seed``, ``seeds.txt line 3``), for
+        the warning if it does not resolve; not part of equality.
+    """
+
+    name: str
+    port: int
+    origin: str = attr.ib(default="", eq=False)
+
+    def __str__(self):
+        return f"{self.name}:{self.port}"
+
+
+#: The longest host name DNS can carry (RFC 1035, without the final dot).
+MAX_HOST_NAME = 253
+
+
+def is_host_name(text):
+    """
+    Whether ``text`` is a DNS host name (RFC 1123): dot-separated labels
+    of letters, digits and inner hyphens, 1..63 characters each, 253 in
+    all, a trailing dot allowed, and a last label that is not all digits
+    (so ``1.2.3.256`` is a bad address, not a name).  ``.onion`` and
+    ``.i2p`` names are never looked up (RFC 7686): they are addresses or
+    mistakes.
+    """
+    name = text[:-1] if text.endswith(".") else text
+    if not name or len(name) > MAX_HOST_NAME or not name.isascii():
+        return False
+    labels = name.lower().split(".")
+    if labels[-1] in ("onion", "i2p") or labels[-1].isdigit():
+        return False
+    return all(
+        0 < len(label) <= 63
+        and label[0] != "-" and label[-1] != "-"
+        and all(c.isalnum() or c == "-" for c in label)
+        for label in labels
+    )
+
+
+class HostNameRefused(ValueError):
+    """A host name where names are not allowed (``--dns 0``, fixed seeds)."""
+
+
+def parse_seed(text, default_port, *, cjdns=False, names=True, origin=""):
+    """
+    One seed from ``HOST[:PORT]`` text: a NetworkAddress for an IP, Tor v3
+    or I2P address (NetworkAddress.parse, with its refusals: an ambiguous
+    IPv6 such as ``::1:8333``, port 0, ports above 65535, an empty host),
+    or a SeedName for a host name, resolved later.  Port 0 is refused
+    (except on I2P, whose addresses all carry it).
+
+    @param names: False refuses host names (``--dns 0``: no lookups).
+    @param origin: kept in a SeedName, for its warning.
+    @raise HostNameRefused: for a host name when ``names`` is False.
+    @raise ValueError: saying what else is wrong with ``text``.
+    """
+    try:
+        address = NetworkAddress.parse(text, default_port, cjdns=cjdns)
+    except ProtocolError as error:
+        refusal = error
+    else:
+        if address.port == 0 and address.network != Network.I2P:
+            # I2P addresses all carry port 0 (Core's seed lists write ":0").
+            raise ValueError(f"{text.strip()!r}: port 0 cannot be dialled")
+        return address
+    # Not an address: a host name, if its syntax makes one.
+    try:
+        host, port = split_host_port(text)
+    except ProtocolError:
+        raise ValueError(refusal.rule) from None
+    if refusal.field != "host" or not is_host_name(host):
+        if names and refusal.rule.startswith(f"{host!r} is not an IPv4"):
+            raise ValueError(f"{text.strip()!r} is neither an IPv4, IPv6, .onion or "
+                             ".b32.i2p address nor a host name") from None
+        raise ValueError(refusal.rule) from None
+    if not names:
+        raise HostNameRefused(f"{text.strip()!r} is a host name, and name lookups are off")
+    if port == 0:
+        raise ValueError(f"{text.strip()!r}: port 0 cannot be dialled")
+    return SeedName(host.lower().rstrip("."), default_port if port is None else port, origin)
+
+
+def parse_seed_lines(lines, default_port, *, cjdns=False, names=False, source=None):
+    """
+    Seeds from lines of ``HOST[:PORT]`` (``#`` starts a comment, blank
+    lines are skipped), each as parse_seed() reads it.  Host names are
+    refused unless ``names`` (Core's fixed seeds never hold one).
+
+    @param source: the file's name, for messages and each SeedName's origin.
+    @raise ValueError: for the first bad line, naming ``source`` and the
+        line's number.
+    """
+    where = f"{source} line" if source else "line"
     seeds = []
     for number, line in enumerate(lines, 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
         try:
-            seeds.append(NetworkAddress.parse(line, default_port, cjdns=cjdns))
-        except ProtocolError as error:
-            raise ValueError(f"line {number}: {error.rule}") from None
+            seeds.append(parse_seed(line, default_port, cjdns=cjdns, names=names,
+                                    origin=f"{where} {number}"))
+        except ValueError as error:
+            raise type(error)(f"{where} {number}: {error}") from None
     return seeds
 
 

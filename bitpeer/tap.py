@@ -23,7 +23,7 @@ from twisted.python import usage
 from . import __version__
 from .addrbook import AddressBook, AddressBookError
 from .crawler import CrawlOptions, Crawler, Settled
-from .discovery import discover, make_resolver
+from .discovery import DiscoveryOptions, discover, make_resolver
 from .export import (
     EncodedNodes,
     SnapshotError,
@@ -34,11 +34,19 @@ from .export import (
 from .external import fetch_external_ip
 from .gctuning import tune_garbage_collector
 from .logs import levels, logger
-from .networks import NETWORKS, REGTEST, NetworkParams, get_network, parse_seed_lines
+from .networks import (
+    NETWORKS,
+    REGTEST,
+    HostNameRefused,
+    NetworkParams,
+    get_network,
+    parse_onlynet,
+    parse_seed,
+    parse_seed_lines,
+)
 from .peer import OneShot
 from .protocol import PeerOptions
 from .simnet.network import SimNet, open_file_limit
-from .wire.address import NetworkAddress
 from .wire.errors import ProtocolError
 
 #: Open files kept back for the database, logs, listeners and the simnet.
@@ -137,6 +145,8 @@ class Options(usage.Options):
 
     optFlags = [
         ["allow-private", None, "dial private and loopback addresses learnt from gossip"],
+        ["forcednsseed", None, "query the DNS seeds even when the address book holds enough "
+                               "good addresses"],
         ["fresh", None, "start a new crawl even if the address book holds an unfinished one"],
         ["verbose", "v", "log every connection's fate (debug level)"],
     ]
@@ -154,8 +164,12 @@ class Options(usage.Options):
         ["getaddr-timeout", None, 30.0, "total wait for a getaddr answer", _duration],
         ["getaddr-idle-timeout", None, 10.0, "wait since the last addr message", _duration],
         ["seeds-file", None, None, "file of HOST[:PORT] lines to start from"],
-        ["fixed-seeds", None, "fallback", "fixed seeds: fallback (when DNS gives nothing), "
-                                          "always, never"],
+        ["dnsseed", None, "1", "1: query DNS seeds when the address book holds too few good "
+                               "addresses; 0: never"],
+        ["dns", None, "1", "1: resolve host names given with --seed and --seeds-file; "
+                           "0: refuse them (no lookup at all with --dnsseed 0)"],
+        ["fixed-seeds", None, "fallback", "fixed seeds: fallback (when nothing else gives an "
+                                          "address), always, never"],
         ["dns-server", None, None, "HOST:PORT of the DNS server to ask (default: the system's)"],
         ["interval", None, 0.0, "repeat the crawl this often; 0 crawls once and exits",
          _duration],
@@ -170,13 +184,18 @@ class Options(usage.Options):
     def __init__(self):
         super().__init__()
         self["seed"] = []
+        self["onlynet"] = []
         for name, handler in self._dispatch.items():
             if type(handler) is usage.CoerceParameter:
                 self._dispatch[name] = _NamedCoerce(self, handler.coerce)
 
     def opt_seed(self, value):
-        """HOST[:PORT] to start from (repeatable)"""
+        """HOST[:PORT] to start from (repeatable; a host name is resolved at start)"""
         self["seed"].append(value)
+
+    def opt_onlynet(self, value):
+        """dial only this network (repeatable): ipv4, ipv6, onion, i2p, cjdns"""
+        self["onlynet"].append(value)
 
     def postOptions(self):
         if self["verbose"]:
@@ -198,17 +217,16 @@ class Options(usage.Options):
             raise usage.UsageError("--max-age must be more than 0")
         if self["fixed-seeds"] not in ("fallback", "always", "never"):
             raise usage.UsageError("--fixed-seeds is fallback, always or never")
+        self["discovery"] = self._discovery_options()
+        seeds = self._seeds(network)
         try:
-            seeds = [NetworkAddress.parse(s, network.default_port) for s in self["seed"]]
-            if self["seeds-file"]:
-                with open(self["seeds-file"]) as stream:
-                    seeds += parse_seed_lines(stream, network.default_port)
             self["crawl"] = CrawlOptions(
                 concurrency=self["concurrency"],
                 getaddr_fraction=self["getaddr-fraction"],
                 max_age=self["max-age"],
                 connect_timeout=self["connect-timeout"],
                 allow_private=self["allow-private"] or bool(self["simnet"]),
+                networks=self["discovery"].networks,
             )
             self["peer"] = PeerOptions(
                 user_agent=self["user-agent"],
@@ -224,6 +242,63 @@ class Options(usage.Options):
                 make_resolver([self["dns-server"]])
             except ValueError as error:
                 raise usage.UsageError(f"--dns-server: {error}") from None
+
+    def _discovery_options(self):
+        """DiscoveryOptions from --dnsseed, --forcednsseed, --dns, --fixed-seeds
+        and --onlynet, with Core's values and refusals."""
+        for name in ("dnsseed", "dns"):
+            if self[name] not in ("0", "1"):
+                raise usage.UsageError(f"--{name} is 0 or 1, not {self[name]!r}")
+        if self["forcednsseed"] and self["dnsseed"] == "0":
+            # Core: "Cannot set -forcednsseed to true when setting -dnsseed to false."
+            raise usage.UsageError("--forcednsseed cannot force DNS seeds that --dnsseed 0 "
+                                   "turns off: give one or the other")
+        try:
+            networks = parse_onlynet(self["onlynet"])
+        except ValueError as error:
+            raise usage.UsageError(f"--onlynet: {error}") from None
+        return DiscoveryOptions(dnsseed=self["dnsseed"] == "1",
+                                forcednsseed=bool(self["forcednsseed"]),
+                                fixed_seeds=self["fixed-seeds"], networks=networks)
+
+    def _seeds(self, network):
+        """--seed and --seeds-file: addresses, and host names unless --dns 0.
+        A bad one is one line naming the option (and the file's line)."""
+        names = self["dns"] == "1"
+        seeds = []
+        for text in self["seed"]:
+            try:
+                seeds.append(parse_seed(text, network.default_port, names=names,
+                                        origin="--seed"))
+            except ValueError as error:
+                raise usage.UsageError(f"--seed {text.strip()}{_after_text(error, text)}"
+                                       f"{_dns_hint(error)}") from None
+        path = self["seeds-file"]
+        if path:
+            try:
+                with open(path) as stream:
+                    seeds += parse_seed_lines(stream, network.default_port, names=names,
+                                              source=path)
+            except (OSError, UnicodeDecodeError) as error:
+                raise usage.UsageError(f"--seeds-file {path}: {error}") from None
+            except ValueError as error:
+                raise usage.UsageError(f"--seeds-file {error}{_dns_hint(error)}") from None
+        return seeds
+
+
+def _after_text(error, text):
+    """An error about ``text``, to follow it (the message need not repeat
+    it): ``" is ambiguous: ..."`` or ``": port 0 cannot be dialled"``."""
+    message = str(error)
+    quoted = f"{text.strip()!r}"
+    if message.startswith(quoted):
+        message = message[len(quoted):].lstrip(": ")
+    return f" {message}" if message.startswith("is ") else f": {message}"
+
+
+def _dns_hint(error):
+    """Say which switch refused a host name."""
+    return " (--dns 0)" if isinstance(error, HostNameRefused) else ""
 
 
 def affordable_concurrency(wanted, limit=None, ends=1):
@@ -356,9 +431,13 @@ class CrawlerService(Service):
                 self.log.info("external address (HTTP): {ip}", ip=ip)
             except Exception as error:
                 self.log.warn("external address lookup failed: {error}", error=error)
+        discovery = options["discovery"]
         resolver = None
-        if network.dns_seeds:
+        if discovery.needs_resolver(network, self.seeds):
+            # Never built otherwise: with --dnsseed 0 and no host name, no lookup.
             resolver = make_resolver([options["dns-server"]] if options["dns-server"] else None)
+        # The operator's seeds (a simnet's own are in its line above).
+        self.log.info("{sources}", sources=discovery.describe(network, options["seeds"]))
         return crawl_options, resolver
 
     def _affordable(self, crawl_options):
@@ -380,12 +459,14 @@ class CrawlerService(Service):
         """One crawl: discover, crawl (or resume), snapshot, record."""
         options, reactor, book = self.options, self.reactor, self.book
         network = options["network"]
-        known = [
-            k.address for k in await book.known()
-            if _dialable(k.address, crawl_options.allow_private)
-        ]
-        found = await discover(network, resolver, fixed_seeds=options["fixed-seeds"],
-                               extra=self.seeds, clock=reactor)
+        in_book = [k for k in await book.known()
+                   if _dialable(k.address, crawl_options.allow_private)]
+        known = [k.address for k in in_book]
+        # What the book can give this crawl: addresses it will dial.
+        usable = [k for k in in_book if crawl_options.not_dialled_reason(k.address) is None]
+        found = await discover(network, resolver, options=options["discovery"],
+                               extra=self.seeds, known=len(usable),
+                               good=sum(k.successes > 0 for k in usable), clock=reactor)
         start = list(found.addresses) + known
         if not start:
             self.log.warn(

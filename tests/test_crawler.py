@@ -178,13 +178,13 @@ class LearnTests(SynchronousTestCase):
         crawler._learn(exotic, self.SOURCE)
         crawler._learn(exotic, self.SOURCE)  # a second mention is not a second address
         self.assertEqual(crawler.pending, [])
-        self.assertEqual(crawler.not_dialled, [ONION, I2P, CJDNS])
+        self.assertEqual(crawler.not_dialled, dict.fromkeys([ONION, I2P, CJDNS], "no-proxy"))
         self.assertEqual(self.book.gossiped, [(exotic, self.SOURCE, T0)])
 
     def test_stale_exotic_is_dropped(self):
         crawler = self.crawler(max_age=3600)
         crawler._learn([entry(ONION, T0 - 7200)], self.SOURCE)
-        self.assertEqual(crawler.not_dialled, [])
+        self.assertEqual(crawler.not_dialled, {})
         self.assertEqual(crawler.filtered["stale"], 1)
 
     def test_once_per_crawl(self):
@@ -371,7 +371,8 @@ class DialTests(SynchronousTestCase):
         d = crawler.run()
         self.assertEqual(self.dialled(), self.seeds(1))
         self.fail_dial(0, ConnectionRefused("refused"))
-        self.assertEqual(self.successResultOf(d).not_dialled, (ONION, I2P, CJDNS))
+        self.assertEqual(self.successResultOf(d).not_dialled,
+                         dict.fromkeys([ONION, I2P, CJDNS], "no-proxy"))
 
     def test_duplicate_seeds_dialled_once(self):
         self.crawler(self.seeds(2) * 3).run()
@@ -381,7 +382,7 @@ class DialTests(SynchronousTestCase):
         """Nothing pending, nothing in flight: the crawl is over at once."""
         result = self.successResultOf(self.crawler([]).run())
         self.assertEqual((result.reachable, result.unreachable, result.not_dialled),
-                         ({}, {}, ()))
+                         ({}, {}, {}))
         self.assertEqual(result.elapsed, 0)
 
     def test_progress_timeline(self):
@@ -858,3 +859,84 @@ class SimnetCrawlVariantsTests(TestCase):
         self.assertEqual((crawler.pending, crawler.in_flight), ([], {}))
         self.assertIsInstance(result, CrawlResult)
         yield connections_closed()
+
+
+class OnlynetTests(SynchronousTestCase):
+    """
+    CrawlOptions.networks (``--onlynet``): other networks are kept, counted
+    and reported as not dialled, each with its reason, in the crawl
+    result, the summary and the snapshot record.
+    """
+
+    V6 = NetworkAddress.parse("[2001:4860::1]:18444")
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.clock.advance(T0)
+
+    def crawl(self, seeds, **options):
+        options.setdefault("allow_private", True)
+        self.crawler = Crawler(self.clock, REGTEST, seeds, options=CrawlOptions(**options),
+                               random=random.Random(1), dialler=FakeDialler)
+        return self.crawler.run()
+
+    def dialled(self):
+        return [attempt.address for attempt in self.crawler.dialler.attempts]
+
+    def test_default_allows_every_network(self):
+        options = CrawlOptions()
+        self.assertEqual(options.networks, {"ipv4", "ipv6", "onion", "i2p", "cjdns"})
+        self.assertIsNone(options.not_dialled_reason(ip("1.2.3.4")))
+        self.assertIsNone(options.not_dialled_reason(self.V6))
+        for address in (ONION, I2P, CJDNS):
+            self.assertEqual(options.not_dialled_reason(address), "no-proxy")
+
+    def test_onlynet_ipv4(self):
+        """IPv6 is left out by the operator: 'onlynet'; Tor too, whatever its proxy."""
+        self.crawl([ip("10.0.0.1", 18444), self.V6, ONION, I2P], networks={"ipv4"})
+        self.assertEqual(self.dialled(), [ip("10.0.0.1", 18444)])
+        self.assertEqual(self.crawler.not_dialled,
+                         {self.V6: "onlynet", ONION: "onlynet", I2P: "onlynet"})
+
+    def test_onlynet_onion_dials_nothing_yet(self):
+        """--onlynet onion: clearnet is 'onlynet', onion 'no-proxy' (no proxy yet)."""
+        d = self.crawl([ip("10.0.0.1", 18444), self.V6, ONION, CJDNS], networks={"onion"})
+        self.assertEqual(self.dialled(), [])
+        result = self.successResultOf(d)
+        self.assertEqual(result.not_dialled, {ip("10.0.0.1", 18444): "onlynet",
+                                              self.V6: "onlynet", ONION: "no-proxy",
+                                              CJDNS: "onlynet"})
+        summary = summarize(result)
+        self.assertEqual(summary["outcomes"]["not_dialled"], 4)
+        self.assertEqual(summary["not_dialled_reasons"], {"onlynet": 3, "no-proxy": 1})
+
+    def test_gossip_on_other_networks_kept_in_the_book(self):
+        """Gossip on a network left out still goes to the book (kept, not dialled)."""
+        book = FakeBook()
+        crawler = Crawler(self.clock, REGTEST, [], options=CrawlOptions(networks={"ipv6"}),
+                          book=book, crawl_id=1, random=random.Random(1), clock=self.clock,
+                          dialler=FakeDialler)
+        fresh = [entry(ip("1.2.3.4"), T0), entry(self.V6, T0)]
+        crawler._learn(fresh, ip("5.6.7.8"))
+        self.assertEqual(crawler.pending, [self.V6])
+        self.assertEqual(crawler.not_dialled, {ip("1.2.3.4"): "onlynet"})
+        self.assertEqual(book.gossiped, [(fresh, ip("5.6.7.8"), T0)])
+
+    def test_snapshot_records_the_reason(self):
+        d = self.crawl([ip("10.0.0.1", 18444), ONION], networks={"ipv6", "onion"})
+        result = self.successResultOf(d)
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        json_path, _ = write_snapshot(result, directory)
+        with open(json_path) as stream:
+            document = json.load(stream)
+        self.assertEqual(document["not_dialled"], [
+            {"address": "10.0.0.1:18444", "network": "ipv4", "reason": "onlynet"},
+            {"address": str(ONION), "network": "onion", "reason": "no-proxy"},
+        ])
+        self.assertEqual(document["summary"]["not_dialled_reasons"],
+                         {"onlynet": 1, "no-proxy": 1})
+
+    def test_bad_networks(self):
+        for bad in (set(), {"ipv5"}, {"ipv4", "tor"}):
+            self.assertRaises(ValueError, CrawlOptions, networks=bad)

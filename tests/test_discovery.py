@@ -10,6 +10,7 @@ resolver or any public address.
 
 from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.names import client, common, dns, server
 from twisted.names import error as dns_error
 from twisted.protocols.policies import WrappingFactory
@@ -21,15 +22,20 @@ from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
 
 from bitpeer.discovery import (
+    ENOUGH_GOOD_ADDRESSES,
     MAX_IPS_PER_SEED,
+    NAME_LOOKUPS_AT_ONCE,
     SEED_DEADLINE,
     SEED_SERVICE_PREFIX,
     Discovery,
+    DiscoveryOptions,
     DnsSeedResult,
+    NameReport,
     SeedReport,
     discover,
     make_resolver,
     query_dns_seeds,
+    resolve_seed_names,
 )
 from bitpeer.external import (
     MAX_EXTERNAL_IP_BODY,
@@ -37,7 +43,7 @@ from bitpeer.external import (
     VoteResult,
     fetch_external_ip,
 )
-from bitpeer.networks import NetworkParams
+from bitpeer.networks import NetworkParams, SeedName
 from bitpeer.wire.address import Network, NetworkAddress
 
 PORT = 18444
@@ -138,8 +144,10 @@ class SeedZone(common.ResolverBase):
 class LocalDnsMixin:
     """A twisted.names server on 127.0.0.1 and a resolver that asks only it."""
 
+    zone_class = None
+
     def setUp(self):
-        self.zone = SeedZone()
+        self.zone = (self.zone_class or SeedZone)()
         factory = server.DNSServerFactory(authorities=[self.zone])
         factory.noisy = False
         self.port = reactor.listenUDP(0, dns.DNSDatagramProtocol(factory), interface="127.0.0.1")
@@ -431,10 +439,17 @@ class DiscoverTests(SynchronousTestCase):
         )
 
     def test_no_dns_seeds(self):
-        """Regtest and custom networks skip DNS: no resolver needed."""
+        """
+        Regtest and custom networks skip DNS: no resolver needed.  With DNS
+        not asked, the fixed seeds are a fallback only when the operator
+        gave no seed either (Core adds them at once with -dnsseed=0 and no
+        -seednode).
+        """
         result = self.successResultOf(discover(params(fixed=True), None, extra=[addr("127.0.0.3")]))
         self.assertIsNone(result.dns)
-        self.assertEqual(result.sources, (("seed-option", 1), ("fixed", 3)))
+        self.assertEqual(result.sources, (("seed-option", 1),))
+        result = self.successResultOf(discover(params(fixed=True), None))
+        self.assertEqual(result.sources, (("seed-option", 0), ("fixed", 3)))
         result = self.successResultOf(discover(params(), None))
         self.assertEqual(result.addresses, ())
         self.assertEqual(result.sources, (("seed-option", 0), ("fixed", 0)))
@@ -709,3 +724,359 @@ class FetchExternalIpTests(TestCase):
     @defer.inlineCallbacks
     def test_timeout(self):
         yield self.assertFailure(self.fetch("/hang", timeout=0.2), defer.TimeoutError)
+
+
+# -- the operator's switches: --dnsseed, --forcednsseed, --onlynet, host names ----------------
+
+
+class NoLookupResolver:
+    """
+    A resolver that must not be used: every call is recorded and raises.
+    Raising alone could be swallowed as a failed lookup, so the tests also
+    assert that ``calls`` stayed empty.
+    """
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        if not name.startswith("lookup"):
+            raise AttributeError(name)
+
+        def called(*args, **kwargs):
+            self.calls.append((name, args))
+            raise AssertionError(f"{name}{args} called: no lookup was allowed")
+
+        return called
+
+
+#: Host names of the operator's seeds, in a zone of their own (no x9. prefix).
+NAMES = {
+    "node1.test": {dns.A: ["198.51.100.71"], dns.AAAA: ["fd00::71"]},
+    "node2.test": {dns.A: ["198.51.100.72"]},
+}
+
+
+class NamesZone(SeedZone):
+    """SeedZone plus NAMES."""
+
+    def _lookup(self, name, cls, type, timeout):
+        text = name.decode("ascii").lower().rstrip(".")
+        if text in NAMES:
+            self.queries.append((text, type))
+            record = {dns.A: dns.Record_A, dns.AAAA: dns.Record_AAAA}[type]
+            answers = [dns.RRHeader(name, type, dns.IN, 60, record(t, 60))
+                       for t in NAMES[text].get(type, [])]
+            return defer.succeed((answers, [], []))
+        return SeedZone._lookup(self, name, cls, type, timeout)
+
+
+def _all_networks_fixed():
+    """Fixed seeds on every network (FIXED is IPv4 and IPv6 only)."""
+    onion = NetworkAddress(Network.TORV3, bytes(range(32)), PORT)
+    return FIXED + [onion]
+
+
+class _AllFixedParams(NetworkParams):
+    def fixed_seeds(self):
+        return _all_networks_fixed()
+
+
+def all_fixed(*seeds):
+    return _AllFixedParams(name="test", magic=MAGIC, default_port=PORT, dns_seeds=seeds,
+                           fixed_seeds_file="unused.txt")
+
+
+class DnsSeedSwitchTests(SynchronousTestCase):
+    """--dnsseed, --forcednsseed and the book's "enough", through discover()."""
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.zone = SeedZone()
+
+    def discover(self, network, resolver=None, **kwargs):
+        kwargs.setdefault("clock", self.clock)
+        return self.successResultOf(
+            discover(network, self.zone if resolver is None else resolver, **kwargs))
+
+    def test_dnsseed_off_never_looks_anything_up(self):
+        resolver = NoLookupResolver()
+        result = self.discover(params("seed.test", fixed=True), resolver,
+                               options=DiscoveryOptions(dnsseed=False),
+                               extra=[addr("127.0.0.2")])
+        self.assertEqual(resolver.calls, [])
+        self.assertEqual(result.addresses, (addr("127.0.0.2"),))
+        self.assertEqual(result.sources, (("seed-option", 1),))
+        self.assertIsNone(result.dns)
+        self.assertEqual(result.dns_skipped, "off (--dnsseed 0)")
+
+    def test_dnsseed_off_needs_no_resolver(self):
+        result = self.discover(params("seed.test"), NoLookupResolver(),
+                               options=DiscoveryOptions(dnsseed=False))
+        self.assertEqual(result.addresses, ())
+        d = discover(params("seed.test"), None, options=DiscoveryOptions(dnsseed=False),
+                     clock=self.clock)
+        self.assertEqual(self.successResultOf(d).sources, (("seed-option", 0), ("fixed", 0)))
+
+    def test_dnsseed_off_fixed_seeds_when_nothing_else(self):
+        """Core adds fixed seeds at once with -dnsseed=0 and no -seednode."""
+        off = DiscoveryOptions(dnsseed=False)
+        network = params("seed.test", fixed=True)
+        self.assertEqual(self.discover(network, NoLookupResolver(), options=off).addresses,
+                         tuple(FIXED))
+        # Not when the operator gave seeds, nor when the book has addresses.
+        self.assertEqual(self.discover(network, NoLookupResolver(), options=off,
+                                       extra=[addr("127.0.0.2")]).sources,
+                         (("seed-option", 1),))
+        self.assertEqual(self.discover(network, NoLookupResolver(), options=off,
+                                       known=1).sources, (("seed-option", 0),))
+
+    def test_enough_is_core_threshold(self):
+        self.assertEqual(ENOUGH_GOOD_ADDRESSES, 1000)
+        self.assertEqual(DiscoveryOptions().enough, ENOUGH_GOOD_ADDRESSES)
+
+    def test_enough_bound(self):
+        """Asked with 999 good addresses in the book; not with 1000."""
+        network = params("seed.test", fixed=True)
+        below = self.discover(network, known=2000, good=ENOUGH_GOOD_ADDRESSES - 1)
+        self.assertEqual(below.sources, (("seed-option", 0), ("dns", 3)))
+        self.assertIsNone(below.dns_skipped)
+        self.zone.queries.clear()
+        at = self.discover(network, known=2000, good=ENOUGH_GOOD_ADDRESSES)
+        self.assertEqual(self.zone.queries, [])
+        self.assertIsNone(at.dns)
+        self.assertEqual(at.sources, (("seed-option", 0),))
+        self.assertEqual(at.dns_skipped, "not needed: the address book holds 1000 good "
+                                         "addresses (enough is 1000)")
+
+    def test_known_but_not_good_still_asks(self):
+        """Addresses never reached do not count as good."""
+        result = self.discover(params("seed.test"), known=50_000, good=0)
+        self.assertEqual(len(result.dns.addresses), 3)
+
+    def test_forcednsseed(self):
+        result = self.discover(params("seed.test"), known=5000, good=5000,
+                               options=DiscoveryOptions(forcednsseed=True))
+        self.assertEqual(result.sources, (("seed-option", 0), ("dns", 3)))
+
+    def test_forcednsseed_needs_dnsseed(self):
+        """Core refuses -forcednsseed with -dnsseed=0; so does DiscoveryOptions."""
+        self.assertRaises(ValueError, DiscoveryOptions, dnsseed=False, forcednsseed=True)
+
+    def test_book_stops_the_fixed_fallback(self):
+        """Core adds fixed seeds only while addrman is empty."""
+        result = self.discover(params("dead.seed.test", fixed=True), known=1)
+        self.assertEqual(result.sources, (("seed-option", 0), ("dns", 0)))
+
+    def test_fixed_seeds_option_overridden_by_keyword(self):
+        result = self.discover(params("dead.seed.test", fixed=True),
+                               options=DiscoveryOptions(fixed_seeds="always"),
+                               fixed_seeds="never")
+        self.assertEqual(result.addresses, ())
+
+    def test_bad_options(self):
+        self.assertRaises(ValueError, DiscoveryOptions, fixed_seeds="sometimes")
+        self.assertRaises(ValueError, DiscoveryOptions, networks=set())
+        self.assertRaises(ValueError, DiscoveryOptions, networks={"ipv4", "tor"})
+
+    def test_as_dict(self):
+        result = self.discover(params("seed.test"), NoLookupResolver(),
+                               options=DiscoveryOptions(dnsseed=False))
+        self.assertEqual(result.as_dict(), {"addresses": 0,
+                                            "sources": {"seed-option": 0, "fixed": 0},
+                                            "dns": None, "dns_skipped": "off (--dnsseed 0)",
+                                            "names": []})
+
+
+class OnlynetDiscoveryTests(SynchronousTestCase):
+    """--onlynet in discovery: DNS seeds give only IPv4/IPv6; fixed seeds per network."""
+
+    def setUp(self):
+        self.clock = task.Clock()
+
+    def discover(self, network, resolver, networks, **kwargs):
+        d = discover(network, resolver, options=DiscoveryOptions(networks=networks),
+                     clock=self.clock, **kwargs)
+        return self.successResultOf(d)
+
+    def test_onion_only_asks_no_dns_seed(self):
+        resolver = NoLookupResolver()
+        result = self.discover(all_fixed("seed.test"), resolver, {"onion"})
+        self.assertEqual(resolver.calls, [])
+        self.assertEqual(result.dns_skipped, "not asked: they give only IPv4 and IPv6, which "
+                                             "--onlynet leaves out")
+        # Fixed seeds of the onion network only, as Core adds them per reachable network.
+        self.assertEqual([a.network_name for a in result.addresses], ["onion"])
+
+    def test_ipv4_only(self):
+        result = self.discover(all_fixed("dead.seed.test"), SeedZone(), {"ipv4"})
+        self.assertEqual(result.addresses, (FIXED[0], FIXED[2]))
+
+    def test_ipv6_asks_dns_seeds(self):
+        zone = SeedZone()
+        result = self.discover(all_fixed("seed.test"), zone, {"ipv6"})
+        self.assertEqual(zone.queried("x9.seed.test"), {dns.A, dns.AAAA})
+        # What DNS gives is passed on whole: the crawler reports IPv4 as not dialled.
+        self.assertEqual(len(result.addresses), 3)
+
+
+class SeedNameResolutionTests(SynchronousTestCase):
+    """Host names given as seeds, resolved at start through the injected resolver."""
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.zone = NamesZone()
+        self.logged = []
+        globalLogPublisher.addObserver(self.logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.logged.append)
+
+    def warnings(self):
+        return [formatEvent(e) for e in self.logged if e.get("log_level") == LogLevel.warn]
+
+    def test_resolved_in_place(self):
+        """Each name's A and AAAA addresses stand where the name was given, on its port."""
+        extra = [addr("127.0.0.2"), SeedName("node1.test", 18445, "--seed"),
+                 addr("127.0.0.3")]
+        result = self.successResultOf(discover(
+            params("seed.test"), self.zone, extra=extra, clock=self.clock,
+            options=DiscoveryOptions(dnsseed=False)))
+        self.assertEqual(result.addresses[:4], (
+            addr("127.0.0.2"), addr("198.51.100.71", 18445), addr("[fd00::71]:18445"),
+            addr("127.0.0.3")))
+        self.assertEqual(result.sources, (("seed-option", 4),))
+        self.assertEqual(result.names, (NameReport(SeedName("node1.test", 18445), 2),))
+        # The name as given: no x9. prefix, and with --dnsseed 0 no DNS seed asked.
+        self.assertEqual({q for q, _ in self.zone.queries}, {"node1.test"})
+        self.assertEqual(self.warnings(), [])
+
+    def test_unresolved_is_one_warning(self):
+        """A name that gives nothing: one warning line, and the crawl goes on."""
+        extra = [SeedName("nowhere.test", 8333, "seeds.txt line 4"),
+                 SeedName("node2.test", 8333, "--seed")]
+        result = self.successResultOf(discover(
+            params(), self.zone, extra=extra, clock=self.clock))
+        self.assertEqual(result.addresses, (addr("198.51.100.72", 8333),))
+        self.assertEqual(result.names[0].error, "NXDOMAIN")
+        self.assertEqual(self.warnings(), [
+            "seeds.txt line 4 nowhere.test: the name gave no address (NXDOMAIN); "
+            "the crawl goes on without it"])
+        self.assertEqual(result.as_dict()["names"][0],
+                         {"name": "nowhere.test:8333", "origin": "seeds.txt line 4",
+                          "count": 0, "error": "NXDOMAIN"})
+
+    def test_silent_name_times_out(self):
+        SILENT.add("silent-node.test")
+        self.addCleanup(SILENT.discard, "silent-node.test")
+        d = discover(params(), self.zone, extra=[SeedName("silent-node.test", 1)],
+                     clock=self.clock, deadline=5)
+        self.assertNoResult(d)
+        self.clock.advance(5)
+        result = self.successResultOf(d)
+        self.assertEqual(result.names[0].error, "no answer within 5 s")
+        self.assertEqual(len(self.warnings()), 1)
+
+    def test_cancel(self):
+        SILENT.add("silent-node.test")
+        self.addCleanup(SILENT.discard, "silent-node.test")
+        d = discover(params(), self.zone, extra=[SeedName("silent-node.test", 1)],
+                     clock=self.clock)
+        d.cancel()
+        self.failureResultOf(d, defer.CancelledError)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_names_need_a_resolver(self):
+        self.assertRaises(ValueError, discover, params(), None,
+                          extra=[SeedName("node1.test", 1)])
+
+    def test_capped(self):
+        many = {f"198.51.100.{n}" for n in range(100, 140)}
+        NAMES["many.test"] = {dns.A: sorted(many)}
+        self.addCleanup(NAMES.pop, "many.test")
+        result = self.successResultOf(discover(params(), self.zone,
+                                               extra=[SeedName("many.test", 1)],
+                                               clock=self.clock))
+        self.assertEqual(len(result.addresses), MAX_IPS_PER_SEED)
+
+    def test_lookups_at_once_bound(self):
+        """NAME_LOOKUPS_AT_ONCE names are looked up at a time; the next start
+        as the first end, each with its full deadline."""
+
+        class Silent:
+            def __init__(self):
+                self.asked = []
+
+            def lookupAddress(self, name, timeout=None):
+                self.asked.append(name)
+                return defer.Deferred()
+
+            lookupIPV6Address = lookupAddress
+
+        resolver = Silent()
+        names = [SeedName(f"n{i}.test", 1) for i in range(NAME_LOOKUPS_AT_ONCE + 8)]
+        d = resolve_seed_names(names, resolver, clock=self.clock, deadline=5)
+        self.assertEqual(len(resolver.asked), 2 * NAME_LOOKUPS_AT_ONCE)
+        self.clock.advance(5)
+        self.assertEqual(len(resolver.asked), 2 * len(names))
+        self.assertNoResult(d)
+        self.clock.advance(5)
+        outcomes = self.successResultOf(d)
+        self.assertEqual({report.error for report, _ in outcomes}, {"no answer within 5 s"})
+        self.assertEqual(len(self.warnings()), len(names))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_resolve_seed_names_alone(self):
+        d = resolve_seed_names([SeedName("node2.test", 7), SeedName("gone.test", 7)],
+                               self.zone, clock=self.clock)
+        (first, found), (second, nothing) = self.successResultOf(d)
+        self.assertEqual((first.count, found), (1, (addr("198.51.100.72", 7),)))
+        self.assertEqual((second.error, nothing), ("NXDOMAIN", ()))
+
+
+class SeedNameLocalServerTests(LocalDnsMixin, TestCase):
+    """A host name resolved through a twisted.names server on 127.0.0.1."""
+
+    zone_class = NamesZone
+
+    @defer.inlineCallbacks
+    def test_name_over_udp(self):
+        result = yield discover(params(), self.resolver, extra=[SeedName("node1.test", 18444)])
+        self.assertEqual(set(result.addresses),
+                         {addr("198.51.100.71"), addr("[fd00::71]:18444")})
+
+
+class DescribeTests(SynchronousTestCase):
+    """The one line logged at start: which sources, in which order."""
+
+    def test_default_mainnet(self):
+        from bitpeer.networks import MAINNET
+
+        self.assertEqual(DiscoveryOptions().describe(MAINNET), (
+            "discovery sources, in order: --seed/--seeds-file: none; the address book; "
+            "DNS seeds (8): when the address book holds fewer than 1000 good addresses; "
+            "fixed seeds: fallback; getaddr to the nodes reached. "
+            "Networks dialled: ipv4, ipv6, onion, i2p, cjdns"))
+
+    def test_switches(self):
+        from bitpeer.networks import MAINNET, REGTEST
+
+        seeds = [addr("127.0.0.1"), addr("127.0.0.2"), SeedName("node1", 1)]
+        line = DiscoveryOptions(dnsseed=False, fixed_seeds="never",
+                                networks={"onion", "ipv4"}).describe(MAINNET, seeds)
+        self.assertIn("--seed/--seeds-file: 2 addresses and 1 host name (resolved at start)",
+                      line)
+        self.assertIn("DNS seeds: off (--dnsseed 0); fixed seeds: never;", line)
+        self.assertTrue(line.endswith("Networks dialled: ipv4, onion"), line)
+        self.assertIn("DNS seeds (8): always (--forcednsseed)",
+                      DiscoveryOptions(forcednsseed=True).describe(MAINNET))
+        self.assertIn("DNS seeds: regtest has none; fixed seeds: none",
+                      DiscoveryOptions().describe(REGTEST))
+
+    def test_needs_resolver(self):
+        from bitpeer.networks import MAINNET, REGTEST
+
+        self.assertTrue(DiscoveryOptions().needs_resolver(MAINNET))
+        self.assertFalse(DiscoveryOptions(dnsseed=False).needs_resolver(MAINNET))
+        self.assertFalse(DiscoveryOptions(networks={"onion"}).needs_resolver(MAINNET))
+        self.assertFalse(DiscoveryOptions().needs_resolver(REGTEST, [addr("127.0.0.1")]))
+        self.assertTrue(DiscoveryOptions(dnsseed=False).needs_resolver(
+            REGTEST, [SeedName("node1", 1)]))

@@ -95,7 +95,9 @@ def crawl_result(*, reachable=None, unreachable=None, not_dialled=None, finished
         vote.add(US, address)
     return CrawlResult(
         network=network, started=T0, finished=finished, reachable=reachable,
-        unreachable=unreachable, not_dialled=tuple(not_dialled),
+        unreachable=unreachable,
+        not_dialled=(not_dialled if isinstance(not_dialled, dict)
+                     else dict.fromkeys(not_dialled, "no-proxy")),
         filtered={"stale": 4, "absurd-time": 1, "invalid": 0, "unroutable": 2,
                   "pending-full": 0},
         gossiped=40, external=vote.result(), timeline=tuple(timeline),
@@ -187,7 +189,8 @@ class SnapshotTests(SynchronousTestCase):
                          [str(a) for a in sorted(result.reachable)])
         self.assertEqual(
             document["not_dialled"],
-            [{"address": str(a), "network": a.network_name} for a in (ONION, I2P, CJDNS)],
+            [{"address": str(a), "network": a.network_name, "reason": "no-proxy"}
+             for a in (ONION, I2P, CJDNS)],
         )
         # JSON-ready: it survives a round trip (int keys become text).
         json.loads(json.dumps(document))

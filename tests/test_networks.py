@@ -14,10 +14,15 @@ from bitpeer.networks import (
     SIGNET,
     TESTNET3,
     TESTNET4,
+    HostNameRefused,
     NetworkParams,
+    SeedName,
     custom_network,
     get_network,
+    is_host_name,
     network_for_magic,
+    parse_onlynet,
+    parse_seed,
     parse_seed_lines,
 )
 from bitpeer.wire.address import Network, NetworkAddress
@@ -199,6 +204,146 @@ class ParseSeedLinesTests(SynchronousTestCase):
     def test_empty(self):
         self.assertEqual(parse_seed_lines([], 1), [])
         self.assertEqual(parse_seed_lines(["#", "   "], 1), [])
+
+
+class ParseSeedTests(SynchronousTestCase):
+    """
+    parse_seed(): ``--seed`` and seeds-file values.  Addresses are
+    NetworkAddresses, host names SeedName promises; the ambiguous, the
+    undiallable and the empty are refused with a ValueError saying why.
+    """
+
+    def test_addresses(self):
+        for text, expected in [
+            ("10.0.0.1", "10.0.0.1:18444"),
+            ("10.0.0.1:8333", "10.0.0.1:8333"),
+            ("[::1]:8333", "[::1]:8333"),
+            ("::1", "[::1]:18444"),
+            ("[2001:db8::1:8333]", "[2001:db8::1:8333]:18444"),
+        ]:
+            self.assertEqual(str(parse_seed(text, 18444)), expected, text)
+
+    def test_host_names(self):
+        for text, name, port in [
+            ("node1", "node1", 18444),
+            ("node1:18445", "node1", 18445),
+            ("Seed.Example.ORG.", "seed.example.org", 18444),
+            ("bitcoind-2.private:1", "bitcoind-2.private", 1),
+            ("xn--bcher-kva.example:65535", "xn--bcher-kva.example", 65535),
+        ]:
+            seed = parse_seed(text, 18444, origin="--seed")
+            self.assertEqual(seed, SeedName(name, port), text)
+            self.assertEqual(seed.origin, "--seed")
+        self.assertEqual(str(SeedName("node1", 18444)), "node1:18444")
+
+    def test_origin_not_part_of_equality(self):
+        self.assertEqual(SeedName("a", 1, "--seed"), SeedName("a", 1, "seeds.txt line 2"))
+
+    def assertRefused(self, text, message=None, **kwargs):
+        error = self.assertRaises(ValueError, parse_seed, text, 8333, **kwargs)
+        if message is not None:
+            self.assertEqual(str(error), message)
+        return error
+
+    def test_ambiguous_ipv6(self):
+        self.assertRefused("::1:8333", "'::1:8333' is ambiguous: write [::1]:8333 for address "
+                                       "::1 and port 8333, or [::1:8333] for the address ::1:8333")
+
+    def test_port_zero(self):
+        self.assertRefused("10.0.0.1:0", "'10.0.0.1:0': port 0 cannot be dialled")
+        self.assertRefused("[::1]:0")
+        self.assertRefused("node1:0", "'node1:0': port 0 cannot be dialled")
+
+    def test_port_zero_on_i2p(self):
+        """I2P addresses carry port 0 (Core's seed lists write ``:0``)."""
+        text = "ukeu3k5oycgaauneqgtnvselmt4yemvoilkln7jpvamvfx7dnkdq.b32.i2p:0"
+        self.assertEqual(parse_seed(text, 8333).port, 0)
+
+    def test_port_above_65535(self):
+        self.assertRefused("10.0.0.1:65536", "'10.0.0.1:65536': port 65536 is above 65535")
+        self.assertRefused("node1:65536", "'node1:65536': port 65536 is above 65535")
+        self.assertRefused("[::1]:99999")
+
+    def test_empty_host(self):
+        for text in (":8333", "[]:8333", "", "   "):
+            self.assertRefused(text)
+
+    def test_not_a_name(self):
+        for text in ("bad..name", "-bad.example", "bad-.example", "a b", "1.2.3.256",
+                     "under_score.example", "x" * 64 + ".example", "n\u00e4me.example",
+                     "host:port", "short.onion:8333", "bad.i2p"):
+            self.assertRefused(text)
+        self.assertRefused("1.2.3.256", "'1.2.3.256' is neither an IPv4, IPv6, .onion or "
+                                        ".b32.i2p address nor a host name")
+
+    def test_names_off(self):
+        """``--dns 0``: a host name is refused, an address is not."""
+        self.assertRefused("node1", "'node1' is a host name, and name lookups are off",
+                           names=False)
+        self.assertEqual(str(parse_seed("10.0.0.1", 8333, names=False)), "10.0.0.1:8333")
+        self.assertRaises(HostNameRefused, parse_seed, "node1", 8333, names=False)
+        self.assertRaises(HostNameRefused, parse_seed_lines, ["node1"], 8333)
+
+
+class IsHostNameTests(SynchronousTestCase):
+    """is_host_name(): RFC 1123 names, never .onion or .i2p, never all-digit at the end."""
+
+    def test_names(self):
+        for text in ("localhost", "a", "node-1", "seed.example.org", "seed.example.org.",
+                     "x" * 63 + ".example", ".".join(["a" * 63] * 3) + "." + "b" * 61):
+            self.assertTrue(is_host_name(text), text)
+
+    def test_not_names(self):
+        for text in ("", ".", "a..b", ".a", "x" * 64, ".".join(["a" * 63] * 4),
+                     "1.2.3.4", "10", "a.1", "-a", "a-", "a_b", "é.example",
+                     "abc.onion", "abc.b32.i2p", "abc.I2P"):
+            self.assertFalse(is_host_name(text), text)
+
+
+class ParseSeedLinesNamesTests(SynchronousTestCase):
+    """parse_seed_lines() with host names allowed, and its messages."""
+
+    def test_names_with_their_line(self):
+        seeds = parse_seed_lines(["# private network", "node1", "", "10.0.0.2:18445",
+                                  "node3:18446  # the third"], 18444, names=True,
+                                 source="seeds.txt")
+        self.assertEqual(seeds, [SeedName("node1", 18444), NetworkAddress.parse("10.0.0.2:18445"),
+                                 SeedName("node3", 18446)])
+        self.assertEqual([seeds[0].origin, seeds[2].origin],
+                         ["seeds.txt line 2", "seeds.txt line 5"])
+
+    def test_names_refused_by_default(self):
+        """Core's fixed seeds never hold a name: parse_seed_lines refuses them unless asked."""
+        error = self.assertRaises(ValueError, parse_seed_lines, ["node1"], 8333)
+        self.assertEqual(str(error), "line 1: 'node1' is a host name, and name lookups are off")
+
+    def test_error_names_the_file_and_line(self):
+        error = self.assertRaises(ValueError, parse_seed_lines,
+                                  ["10.0.0.1", "# ok", "::1:8333"], 8333, names=True,
+                                  source="seeds.txt")
+        self.assertTrue(str(error).startswith("seeds.txt line 3: '::1:8333' is ambiguous"),
+                        str(error))
+        for bad in ("10.0.0.1:0", "node:70000", "[]:1"):
+            error = self.assertRaises(ValueError, parse_seed_lines, [bad], 8333, names=True,
+                                      source="s.txt")
+            self.assertTrue(str(error).startswith("s.txt line 1: "), str(error))
+
+
+class ParseOnlynetTests(SynchronousTestCase):
+    """parse_onlynet(): Core's -onlynet names."""
+
+    def test_none_means_all(self):
+        self.assertEqual(parse_onlynet([]), {"ipv4", "ipv6", "onion", "i2p", "cjdns"})
+
+    def test_names(self):
+        self.assertEqual(parse_onlynet(["ipv4"]), {"ipv4"})
+        self.assertEqual(parse_onlynet(["IPv6", "onion", "ipv6"]), {"ipv6", "onion"})
+        self.assertEqual(parse_onlynet(["tor", "i2p", "cjdns"]), {"onion", "i2p", "cjdns"})
+
+    def test_unknown(self):
+        error = self.assertRaises(ValueError, parse_onlynet, ["ipv4", "clearnet"])
+        self.assertEqual(str(error), "unknown network 'clearnet'; choose among ipv4, ipv6, "
+                                     "onion, i2p, cjdns")
 
 
 #: PROTOCOL.md 6 "Counts at the stored commits", per network type.

@@ -13,6 +13,7 @@ import glob
 import json
 import os
 import random
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -22,9 +23,10 @@ import tempfile
 import time
 import types
 
+import attr
 from twisted.application.service import IServiceMaker
 from twisted.internet import defer, reactor, task
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.names import common, dns, server
 from twisted.names import error as dns_error
 from twisted.plugin import getPlugins
@@ -34,10 +36,11 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from bitpeer import gctuning, tap
 from bitpeer.addrbook import AddressBookError
+from bitpeer.discovery import ENOUGH_GOOD_ADDRESSES, DiscoveryOptions, discover
 from bitpeer.export import CSV_FIELDS
-from bitpeer.networks import MAINNET, REGTEST, TESTNET4
-from bitpeer.simnet.network import SimNet
+from bitpeer.networks import MAINNET, ONLYNET_CHOICES, REGTEST, TESTNET4, SeedName
 from bitpeer.simnet import tap as simnet_tap
+from bitpeer.simnet.network import SimNet
 from bitpeer.tap import (
     SIMNET,
     CrawlerService,
@@ -184,7 +187,7 @@ class OptionsTests(SynchronousTestCase):
             self.assertRefused(option, "0")
 
     def test_bad_seed(self):
-        self.assertRefused("--seed", "not-an-address")
+        self.assertRefused("--seed", "not an address")
         self.assertRefused("--seed", "10.0.0.1:99999")
 
     def test_missing_seeds_file(self):
@@ -880,3 +883,334 @@ class TwistdTests(SynchronousTestCase):
         with open(snapshot) as stream:
             outcomes = json.load(stream)["summary"]["outcomes"]
         self.assertEqual((outcomes["reachable"], outcomes["unreachable"]), (1000, 2000))
+
+
+# -- discovery under the operator's control ------------------------------------------------
+
+
+class DiscoveryOptionsTests(SynchronousTestCase):
+    """--dnsseed, --forcednsseed, --dns, --onlynet and host-name seeds on the command line."""
+
+    def assertRefusedWith(self, message, *argv):
+        error = self.assertRaises(usage.UsageError, parse, *argv)
+        self.assertEqual(str(error), message)
+        self.assertNotIn("\n", str(error))
+
+    def test_defaults(self):
+        options = parse()
+        self.assertEqual(options["discovery"], DiscoveryOptions())
+        self.assertEqual(options["crawl"].networks, set(ONLYNET_CHOICES))
+
+    def test_dnsseed(self):
+        self.assertFalse(parse("--dnsseed", "0")["discovery"].dnsseed)
+        self.assertTrue(parse("--dnsseed", "1")["discovery"].dnsseed)
+        for bad in ("2", "no", "", "true"):
+            self.assertRefusedWith(f"--dnsseed is 0 or 1, not {bad!r}", "--dnsseed", bad)
+
+    def test_forcednsseed(self):
+        self.assertTrue(parse("--forcednsseed")["discovery"].forcednsseed)
+        self.assertRefusedWith("--forcednsseed cannot force DNS seeds that --dnsseed 0 turns "
+                               "off: give one or the other", "--forcednsseed", "--dnsseed", "0")
+
+    def test_onlynet(self):
+        options = parse("--onlynet", "ipv4", "--onlynet", "tor")
+        self.assertEqual(options["discovery"].networks, {"ipv4", "onion"})
+        self.assertEqual(options["crawl"].networks, {"ipv4", "onion"})
+        self.assertRefusedWith("--onlynet: unknown network 'ipv5'; choose among ipv4, ipv6, "
+                               "onion, i2p, cjdns", "--onlynet", "ipv5")
+
+    def test_host_names_are_promises(self):
+        """Names are kept as SeedNames: nothing is looked up while options are read."""
+        self.patch(tap, "make_resolver", lambda *a, **k: self.fail("resolver built"))
+        options = parse("--network", "regtest", "--seed", "node1", "--seed",
+                        "Seed.Example.ORG:18445", "--seed", "10.0.0.1")
+        self.assertEqual(options["seeds"], [
+            SeedName("node1", 18444), SeedName("seed.example.org", 18445),
+            NetworkAddress.parse("10.0.0.1:18444")])
+        self.assertEqual(options["seeds"][0].origin, "--seed")
+
+    def test_dns_0_refuses_host_names(self):
+        self.assertRefusedWith("--seed node1 is a host name, and name lookups are off "
+                               "(--dns 0)", "--dns", "0", "--seed", "node1")
+        self.assertEqual(len(parse("--dns", "0", "--seed", "10.0.0.1")["seeds"]), 1)
+        self.assertRefusedWith("--dns is 0 or 1, not 'off'", "--dns", "off")
+
+    def test_bad_seeds_are_one_line_naming_the_option(self):
+        self.assertRefusedWith(
+            "--seed ::1:8333 is ambiguous: write [::1]:8333 for address ::1 and port 8333, "
+            "or [::1:8333] for the address ::1:8333", "--seed", "::1:8333")
+        self.assertRefusedWith("--seed 10.0.0.1:0: port 0 cannot be dialled",
+                               "--seed", "10.0.0.1:0")
+        self.assertRefusedWith("--seed node1:0: port 0 cannot be dialled", "--seed", "node1:0")
+        self.assertRefusedWith("--seed 10.0.0.1:65536: port 65536 is above 65535",
+                               "--seed", "10.0.0.1:65536")
+        self.assertRefusedWith("--seed :8333: the host is empty", "--seed", ":8333")
+        self.assertRefusedWith("--seed [::1]:0: port 0 cannot be dialled", "--seed", "[::1]:0")
+        # A bare IPv6 without a port is fine, and so is one in brackets with a port.
+        self.assertEqual(parse("--seed", "::1", "--seed", "[::1]:8334")["seeds"],
+                         [NetworkAddress.parse("[::1]:8333"), NetworkAddress.parse("[::1]:8334")])
+
+    def test_bad_seeds_file_line_names_file_and_line(self):
+        path = os.path.join(tempdir(self), "seeds.txt")
+        with open(path, "w") as stream:
+            stream.write("# mine\nnode1\n10.0.0.1\n::1:8333\n")
+        self.assertRefusedWith(
+            f"--seeds-file {path} line 4: '::1:8333' is ambiguous: write [::1]:8333 for "
+            "address ::1 and port 8333, or [::1:8333] for the address ::1:8333",
+            "--seeds-file", path)
+        with open(path, "w") as stream:
+            stream.write("node1\n")
+        self.assertRefusedWith(
+            f"--seeds-file {path} line 1: 'node1' is a host name, and name lookups are off "
+            "(--dns 0)", "--seeds-file", path, "--dns", "0")
+        (seed,) = parse("--seeds-file", path)["seeds"]
+        self.assertEqual((seed, seed.origin), (SeedName("node1", 8333), f"{path} line 1"))
+
+
+class _Recorder:
+    """Stands in for tap.make_resolver: records each call, returns ``resolver``."""
+
+    def __init__(self, resolver):
+        self.resolver = resolver
+        self.calls = []
+
+    def __call__(self, *args, **kwargs):
+        self.calls.append((args, kwargs))
+        return self.resolver
+
+
+class SimnetCrawlMixin:
+    """Whole crawls of the service against a SimNet of this process."""
+
+    def setUp(self):
+        self.base = tempdir(self)
+        self.db = os.path.join(self.base, "book.sqlite")
+        self.out = os.path.join(self.base, "out")
+        self.logged = []
+        globalLogPublisher.addObserver(self.logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.logged.append)
+
+    def simnet(self, network, nodes=20):
+        simnet = SimNet(reactor, nodes, network=network)
+        simnet.start()
+        self.addCleanup(simnet.stop)
+        return simnet
+
+    def options(self, *argv, seeds=None):
+        """Options for ``argv``, writing to this test's book and snapshot
+        directory; ``seeds`` replaces the seeds, and gossip of loopback
+        addresses is dialled (the simnet lives on 127.1.0.0/16)."""
+        options = parse(*argv, "--db", self.db, "--out", self.out, *FAST)
+        if seeds is not None:
+            options["seeds"] = list(seeds)
+        options["crawl"] = attr.evolve(options["crawl"], allow_private=True)
+        return options
+
+    @defer.inlineCallbacks
+    def crawl(self, options):
+        """Run one crawl of ``options``; its snapshot document."""
+        self.reactor = RecordingReactor()
+        service = CrawlerService(options, self.reactor)
+        service.startService()
+        yield self.reactor.stopped
+        yield service.stopService()
+        yield connections_closed()
+        self.assertFalse(service.failed)
+        (json_path,) = glob.glob(os.path.join(self.out, "*.json"))
+        with open(json_path) as stream:
+            return json.load(stream)
+
+    def messages(self, prefix):
+        return [text for text in map(formatEvent, self.logged) if text.startswith(prefix)]
+
+
+class DiscoveryServiceTests(SimnetCrawlMixin, TestCase):
+    """The switches in a whole crawl, against a SimNet on loopback."""
+
+    @defer.inlineCallbacks
+    def test_dnsseed_0_asks_nothing_of_the_dns_server(self):
+        """
+        --dnsseed 0 with --dns-server given: no resolver is even built, and
+        the local DNS server hears nothing; the crawl runs from --seed.
+        """
+        zone, dns_server = ServiceTests.local_dns(self, {})
+        simnet = self.simnet(TESTNET4)
+        options = self.options("--network", "testnet4", "--dnsseed", "0",
+                               "--dns-server", dns_server,
+                               *[arg for seed in simnet.seeds() for arg in ("--seed", str(seed))])
+        recorder = _Recorder(NoLookupResolver())
+        self.patch(tap, "make_resolver", recorder)
+        document = yield self.crawl(options)
+        self.assertEqual((zone.queries, recorder.calls, recorder.resolver.calls), ([], [], []))
+        self.assertEqual(document["summary"]["outcomes"]["reachable"], 20)
+        self.assertEqual(len(self.messages("discovery sources")), 1)
+        self.assertIn("DNS seeds: off (--dnsseed 0)", self.messages("discovery sources")[0])
+
+    @defer.inlineCallbacks
+    def test_host_names_resolved_at_start(self):
+        """
+        --seed names are resolved when the crawl starts, through the DNS
+        server given (even with --dnsseed 0, as Core resolves -seednode);
+        one that does not resolve is one warning, and the crawl goes on.
+        """
+        simnet = self.simnet(TESTNET4)
+        first = simnet.seeds()[0]
+        zone, dns_server = ServiceTests.local_dns(self, {"node1.test": [first.host_text]})
+        options = self.options("--network", "testnet4", "--dnsseed", "0",
+                               "--dns-server", dns_server,
+                               "--seed", f"node1.test:{first.port}",
+                               "--seed", f"gone.test:{first.port}")
+        self.assertEqual(zone.queries, [])  # nothing asked while reading options
+        document = yield self.crawl(options)
+        self.assertEqual({name for name, _ in zone.queries}, {"node1.test", "gone.test"})
+        self.assertEqual(document["summary"]["outcomes"]["reachable"], 20)
+        warnings = [formatEvent(e) for e in self.logged if e.get("log_level") == LogLevel.warn]
+        self.assertEqual(warnings, ["--seed gone.test: the name gave no address (NXDOMAIN); "
+                                    "the crawl goes on without it"])
+
+    @defer.inlineCallbacks
+    def test_onlynet_reported_per_reason(self):
+        """--onlynet ipv6 against an IPv4 simnet: the seeds are kept, not
+        dialled, each reported with its reason."""
+        self.patch(tap, "make_resolver", _Recorder(NoLookupResolver()))
+        simnet = self.simnet(TESTNET4)
+        options = self.options("--network", "testnet4", "--onlynet", "ipv6",
+                               "--fixed-seeds", "never", "--dnsseed", "0",
+                               seeds=simnet.seeds())
+        document = yield self.crawl(options)
+        self.assertEqual(document["summary"]["outcomes"],
+                         {"reachable": 0, "unreachable": 0, "not_dialled": 3})
+        self.assertEqual(document["summary"]["not_dialled_reasons"], {"onlynet": 3})
+        self.assertEqual({r["reason"] for r in document["not_dialled"]}, {"onlynet"})
+
+
+class NoLookupResolver:
+    """A resolver that must not be used: calls are recorded, and raise."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        if not name.startswith("lookup"):
+            raise AttributeError(name)
+
+        def called(*args, **kwargs):
+            self.calls.append(name)
+            raise AssertionError(f"{name}{args}: no lookup was allowed")
+
+        return called
+
+
+README = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "README.rst")
+
+
+def readme_discovery_examples():
+    """The ``twistd -n bitpeer-crawl`` lines of README's discovery section, as argv lists."""
+    with open(README, encoding="utf-8") as stream:
+        text = stream.read()
+    section = text[text.index("It discovers peers as a node does"):text.index("\nOptions\n")]
+    prefix = "    twistd -n bitpeer-crawl "
+    return [shlex.split(line[len(prefix):]) for line in section.splitlines()
+            if line.startswith(prefix)]
+
+
+class ReadmeDiscoveryExamplesTests(SimnetCrawlMixin, TestCase):
+    """
+    README's discovery examples, parsed as written and run against a
+    SimNet.  A run writes to this test's book and directory, dials the
+    loopback gossip of the simnet, and stands loopback addresses in for
+    the example's (tests touch only 127.0.0.0/8).
+    """
+
+    NO_DNS = ["--dnsseed", "0", "--dns", "0", "--seeds-file", "seeds.txt"]
+    ONION = ["--onlynet", "onion"]
+    PRIVATE = ["--network", "regtest", "--seed", "node1", "--seed", "10.0.0.12:18445",
+               "--allow-private"]
+    FORCE = ["--forcednsseed"]
+
+    def test_the_examples_are_these(self):
+        """Every example in the README is one tested here."""
+        self.assertEqual(readme_discovery_examples(),
+                         [self.NO_DNS, self.ONION, self.PRIVATE, self.FORCE])
+
+    @defer.inlineCallbacks
+    def test_no_dns_at_all(self):
+        recorder = _Recorder(NoLookupResolver())
+        self.patch(tap, "make_resolver", recorder)
+        simnet = self.simnet(MAINNET)
+        # The example's relative seeds.txt, in a directory of its own.
+        here = os.getcwd()
+        os.chdir(tempdir(self))
+        self.addCleanup(os.chdir, here)
+        with open("seeds.txt", "w") as stream:
+            stream.write("# my seeds\n" + "\n".join(map(str, simnet.seeds())) + "\n")
+        options = self.options(*self.NO_DNS)
+        self.assertEqual(options["discovery"], DiscoveryOptions(dnsseed=False))
+        self.assertEqual(options["seeds"], simnet.seeds())
+        document = yield self.crawl(options)
+        self.assertEqual(recorder.calls, [])
+        self.assertEqual(document["summary"]["outcomes"]["reachable"], 20)
+        # Names are refused outright: not a lookup, not even later.
+        with open("seeds.txt", "a") as stream:
+            stream.write("node1\n")
+        self.assertRaises(usage.UsageError, parse, *self.NO_DNS)
+
+    @defer.inlineCallbacks
+    def test_only_onion(self):
+        """No DNS seed asked, no resolver built; the onion fixed seeds are
+        kept and reported no-proxy (nothing is dialled until proxy support)."""
+        recorder = _Recorder(NoLookupResolver())
+        self.patch(tap, "make_resolver", recorder)
+        options = self.options(*self.ONION)
+        self.assertEqual(options["crawl"].networks, {"onion"})
+        document = yield self.crawl(options)
+        self.assertEqual(recorder.calls, [])
+        onion = [a for a in MAINNET.fixed_seeds() if a.network_name == "onion"]
+        self.assertTrue(onion)
+        self.assertEqual(document["summary"]["outcomes"],
+                         {"reachable": 0, "unreachable": 0, "not_dialled": len(onion)})
+        self.assertEqual(document["summary"]["not_dialled_reasons"], {"no-proxy": len(onion)})
+
+    @defer.inlineCallbacks
+    def test_private_network(self):
+        """node1 is resolved at start through the injected resolver; the
+        simnet's loopback addresses stand in for the LAN's."""
+        options = self.options(*self.PRIVATE)
+        self.assertEqual(options["seeds"], [SeedName("node1", 18444),
+                                            NetworkAddress.parse("10.0.0.12:18445")])
+        self.assertTrue(options["crawl"].allow_private)
+        simnet = self.simnet(REGTEST)
+        first, second = simnet.seeds()[:2]
+        zone = _Zone({"node1": [first.host_text]})
+        self.patch(tap, "make_resolver", _Recorder(zone))
+        options["seeds"] = [SeedName("node1", first.port, "--seed"), second]
+        document = yield self.crawl(options)
+        self.assertIn(("node1", dns.A), zone.queries)
+        self.assertEqual(document["summary"]["outcomes"]["reachable"], 20)
+
+    def test_forcednsseed(self):
+        """With a book of enough good addresses, DNS seeds are asked only
+        with --forcednsseed (discover(), with an in-memory DNS zone)."""
+        records = {f"x9.{seed}": ["127.0.0.1"] for seed in MAINNET.dns_seeds}
+        for argv, asked in [(self.FORCE, True), ([], False)]:
+            zone = _Zone(records)
+            options = parse(*argv)
+            d = discover(MAINNET, zone, options=options["discovery"], known=5000,
+                         good=ENOUGH_GOOD_ADDRESSES, clock=task.Clock())
+            found = self.successResultOf(d)
+            self.assertEqual(bool(zone.queries), asked, argv)
+            self.assertEqual(found.dns is not None, asked, argv)
+
+
+class BadSeedTwistdTests(SynchronousTestCase):
+    """Under twistd, a bad --seed is one clear line, no traceback, a non-zero exit."""
+
+    def test_ambiguous_ipv6(self):
+        cwd = tempdir(self)
+        process = twistd(cwd, "bitpeer-crawl", "--seed", "::1:8333")
+        self.assertNotEqual(finish(process), 0)
+        output = read_log(cwd, 0)
+        self.assertNotIn("Traceback", output)
+        self.assertIn("--seed ::1:8333 is ambiguous: write [::1]:8333 for address ::1 and port "
+                      "8333, or [::1:8333] for the address ::1:8333\n", output)
+        self.assertEqual(sorted(os.listdir(cwd)), ["twistd-0.log"])

@@ -18,6 +18,7 @@ from bitpeer.wire.address import (
     AddrEntry,
     Network,
     NetworkAddress,
+    split_host_port,
 )
 from bitpeer.wire.addrlist import (
     V1_ENTRY_SIZE,
@@ -439,8 +440,69 @@ class ParseErrorTests(SynchronousTestCase):
         self.assertParseError("[::1]8333", "host")
 
     def test_port_range_edges(self):
+        """0 and 65535 are port values (what is dialled refuses 0 elsewhere);
+        65536 does not fit."""
         self.assertEqual(NetworkAddress.parse("1.2.3.4:0").port, 0)
         self.assertEqual(NetworkAddress.parse("1.2.3.4:65535").port, 65535)
+        self.assertEqual(NetworkAddress.parse("[::1]:65535").port, 65535)
+        for text in ("1.2.3.4:65536", "[::1]:65536", "1.2.3.4:070000"):
+            self.assertParseError(text, "port")
+
+    def test_port_message(self):
+        error = self.assertRaises(ProtocolError, NetworkAddress.parse, "1.2.3.4:70000")
+        self.assertEqual(str(error), "port: '1.2.3.4:70000': port 70000 is above 65535")
+
+    def test_empty_host(self):
+        for text in ("", "  ", ":8333", "[]", "[]:8333", " :1"):
+            self.assertParseError(text, "host", 8333)
+
+    def test_ambiguous_ipv6(self):
+        """
+        ``::1:8333`` is a valid IPv6 address (``::0.1.131.51``), and
+        Core's SplitHostPort reads it so; it is refused, saying how to
+        write either meaning, whenever the last group is digits and the
+        rest is an address by itself.
+        """
+        for text in ("::1:8333", "2001:db8::1:18333", "fe80::1:2", "::ffff:1", " ::1:80 "):
+            self.assertParseError(text, "host", 8333)
+        error = self.assertRaises(ProtocolError, NetworkAddress.parse, "::1:8333", 8333)
+        self.assertIn("write [::1]:8333 for address ::1 and port 8333, or [::1:8333]",
+                      str(error))
+
+    def test_unambiguous_ipv6(self):
+        """Bare IPv6 without a port whose last group cannot be a port, or whose
+        head is no address alone, is fine; brackets settle the rest."""
+        for text, expected in [
+            ("::1", "[::1]:8333"),
+            ("2001:db8::1", "[2001:db8::1]:8333"),
+            ("2001:db8:0:0:0:0:0:1", "[2001:db8::1]:8333"),
+            ("2001:db8::ab", "[2001:db8::ab]:8333"),
+            ("::ffff:1.2.3.4", "1.2.3.4:8333"),
+            ("[::1:8333]", "[::0.1.131.51]:8333"),
+            ("[::1]:8333", "[::1]:8333"),
+        ]:
+            self.assertEqual(str(NetworkAddress.parse(text, 8333)), expected, text)
+
+
+class SplitHostPortTests(SynchronousTestCase):
+    """split_host_port(): the syntax alone, whatever the host names."""
+
+    def test_forms(self):
+        for text, expected in [
+            ("example.org", ("example.org", None)),
+            ("example.org:8333", ("example.org", 8333)),
+            ("1.2.3.4:1", ("1.2.3.4", 1)),
+            ("[::1]", ("::1", None)),
+            ("[::1]:18444", ("::1", 18444)),
+            ("::1", ("::1", None)),
+            (" seed.example:0 ", ("seed.example", 0)),
+        ]:
+            self.assertEqual(split_host_port(text), expected, text)
+
+    def test_refused(self):
+        for text in ("", ":1", "[]:1", "host:", "host:x", "host:65536", "::1:8333",
+                     "[::1", "[::1]x"):
+            self.assertRaises(ProtocolError, split_host_port, text)
 
 
 class ConstructorTests(SynchronousTestCase):

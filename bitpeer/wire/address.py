@@ -158,27 +158,22 @@ class NetworkAddress(tuple):
         Parse ``HOST``, ``HOST:PORT`` or ``[IPV6]:PORT``.  A bare IPv6 address
         is accepted without brackets when it has no port.  Without a port,
         ``default_port`` is used; with neither, ProtocolError.
+
+        Refused, each with a ProtocolError saying why: an empty host; a port
+        that is not a number or is above 65535; and an IPv6 address without
+        brackets whose last group could be a port (``::1:8333`` is the
+        address ``::0.1.131.51`` to inet_pton, but almost certainly meant
+        ``[::1]:8333``): write ``[::1]:8333`` for a port, ``[::1:8333]`` for
+        that address.  Port 0 is a valid field value (I2P addresses all
+        carry it); what is to be dialled refuses it elsewhere
+        (bitpeer.networks.parse_seed).
         """
-        text = text.strip()
-        host, port = text, None
-        if text.startswith("["):
-            close = text.find("]")
-            if close < 0:
-                raise ProtocolError(f"{text!r}: missing ']'", field="host")
-            host, rest = text[1:close], text[close + 1 :]
-            if rest:
-                if not rest.startswith(":"):
-                    raise ProtocolError(f"{text!r}: junk after ']'", field="host")
-                port = rest[1:]
-        elif text.count(":") == 1:
-            host, port = text.split(":")
+        host, port = split_host_port(text)
         if port is None:
             if default_port is None:
-                raise ProtocolError(f"{text!r} has no port", field="port")
-            return cls.from_host(host, default_port, cjdns=cjdns)
-        if not (port.isascii() and port.isdigit()):
-            raise ProtocolError(f"{text!r}: port {port!r} is not a number", field="port")
-        return cls.from_host(host, int(port), cjdns=cjdns)
+                raise ProtocolError(f"{text.strip()!r} has no port", field="port")
+            port = default_port
+        return cls.from_host(host, port, cjdns=cjdns)
 
     # -- text ------------------------------------------------------------
 
@@ -375,6 +370,65 @@ def _decode_i2p(text):
     if base64.b32encode(raw).decode("ascii").rstrip("=") != label.upper():
         raise ProtocolError(f"{text!r} is not canonical base32", field="host")
     return raw
+
+
+
+def split_host_port(text):
+    """
+    ``(host, port)`` from ``HOST``, ``HOST:PORT``, ``[IPV6]`` or
+    ``[IPV6]:PORT`` text: the host without brackets, the port an int or None
+    when absent.  Only the syntax is checked here (what the host names is
+    the caller's business):
+
+    * the host is not empty;
+    * a port is decimal digits within 0..65535 (0 is left to the caller:
+      I2P addresses carry it, nothing else can be dialled on it);
+    * an IPv6 address with a port is bracketed, and one without brackets
+      whose last group is all digits while the rest is an IPv6 address by
+      itself (``::1:8333``, ``2001:db8::1:80``) is refused as ambiguous
+      rather than read as the address Core's ``SplitHostPort`` makes of it.
+
+    @raise ProtocolError: naming the text and the rule.
+    """
+    text = text.strip()
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0:
+            raise ProtocolError(f"{text!r}: missing ']'", field="host")
+        host, rest = text[1:close], text[close + 1 :]
+        if rest and not rest.startswith(":"):
+            raise ProtocolError(f"{text!r}: junk after ']'", field="host")
+        port = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    else:
+        host, port = text, None
+        if text.count(":") > 1:
+            head, _, tail = text.rpartition(":")
+            if tail.isascii() and tail.isdigit() and _is_ipv6_text(head):
+                raise ProtocolError(
+                    f"{text!r} is ambiguous: write [{head}]:{tail} for address {head} "
+                    f"and port {tail}, or [{text}] for the address {text}",
+                    field="host",
+                )
+    if not host.strip():
+        raise ProtocolError(f"{text!r}: the host is empty", field="host")
+    if port is None:
+        return host, None
+    if not (port.isascii() and port.isdigit()):
+        raise ProtocolError(f"{text!r}: port {port!r} is not a number", field="port")
+    number = int(port)
+    if number > 0xFFFF:
+        raise ProtocolError(f"{text!r}: port {number} is above 65535", field="port")
+    return host, number
+
+
+def _is_ipv6_text(text):
+    try:
+        socket.inet_pton(socket.AF_INET6, text)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 class AddrEntry(tuple):

@@ -124,7 +124,7 @@ def judge(workdir, truth_path):
     """Completeness: which honest reachable nodes the snapshot found."""
     with open(truth_path) as stream:
         truth = json.load(stream)
-    (snapshot_path,) = glob.glob(os.path.join(workdir, "out", "*.json"))
+    (snapshot_path,) = glob.glob(os.path.join(workdir, "out", "*-2*Z.json"))
     with open(snapshot_path) as stream:
         snapshot = json.load(stream)
     expected = {n["address"] for n in truth["nodes"] if n["expect"] == "reachable"}

@@ -148,32 +148,28 @@ class Settled:
         return len(self.reachable) + len(self.unreachable)
 
     @classmethod
-    def from_rows(cls, rows):
+    def from_verdicts(cls, verdicts):
         """
-        The verdicts recorded in an address book's observations of one
-        crawl (dicts with ``address`` and the observation columns, oldest
-        first; an address's last row wins).  The handshake facts the book
-        does not keep (their view of us, nonce, clock offset) are left
-        empty: only the snapshot needs these nodes, not the external vote.
+        The verdicts an address book kept of one crawl (NetworkAddress ->
+        its latest Verdict, as AddressBook.verdicts gives them).  The
+        handshake facts the book does not keep (their view of us, nonce,
+        clock offset) are left empty: only the snapshot needs these nodes,
+        not the external vote.
         """
         reachable, unreachable = {}, {}
-        for row in rows:
-            address = row["address"]
-            if row["outcome"] == "reachable":
+        for address, v in verdicts.items():
+            if v.outcome == "reachable":
                 info = PeerInfo(
-                    address=address, inbound=False, version=row["version"],
-                    services=row["services"], user_agent=row["user_agent"],
-                    start_height=row["start_height"],
-                    relay=None if row["relay"] is None else bool(row["relay"]),
-                    their_view_of_us=None, timestamp=0, nonce=0, clock_offset=0.0,
-                    handshake_latency=row["latency"] or 0.0,
+                    address=address, inbound=False, version=v.version,
+                    services=v.services, user_agent=v.user_agent,
+                    start_height=v.start_height, relay=v.relay, their_view_of_us=None,
+                    timestamp=0, nonce=0, clock_offset=0.0,
+                    handshake_latency=v.latency or 0.0,
                 )
-                reachable[address] = NodeResult(info, row["reason"], row["returned"],
-                                                getaddr_error=row["detail"])
-                unreachable.pop(address, None)
+                reachable[address] = NodeResult(info, v.reason, v.returned,
+                                                getaddr_error=v.detail)
             else:
-                unreachable[address] = Unreachable(row["reason"], row["detail"])
-                reachable.pop(address, None)
+                unreachable[address] = Unreachable(v.reason, v.detail)
         return cls(reachable, unreachable)
 
 

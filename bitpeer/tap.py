@@ -48,6 +48,7 @@ from .peer import OneShot
 from .protocol import PeerOptions
 from .simnet.network import SimNet, open_file_limit
 from .wire.errors import ProtocolError
+from .wire.text import escape
 
 #: Open files kept back for the database, logs, listeners and the simnet.
 RESERVED_FILES = 64
@@ -361,11 +362,9 @@ class CrawlerService(Service):
         try:
             if book is not None:
                 await book.close()
-        except AddressBookError as error:
-            # The last flush failed: what it held is lost, and the exit
-            # status must say so.
-            self.log.error("the address book {path} could not be closed cleanly: {error}",
-                           path=self.options["db"], error=error)
+        except AddressBookError:
+            # The last flush failed: the book said what it lost, in one
+            # line, and the exit status must say so too.
             self.book_failed = True
         finally:
             if simnet is not None:
@@ -459,7 +458,7 @@ class CrawlerService(Service):
         """One crawl: discover, crawl (or resume), snapshot, record."""
         options, reactor, book = self.options, self.reactor, self.book
         network = options["network"]
-        in_book = [k for k in await book.known()
+        in_book = [k for k in await self._known()
                    if _dialable(k.address, crawl_options.allow_private)]
         known = [k.address for k in in_book]
         # What the book can give this crawl: addresses it will dial.
@@ -502,10 +501,13 @@ class CrawlerService(Service):
             self.log.info("crawl interrupted; the address book keeps what it learnt, "
                           "and the next start resumes the crawl")
             return
-        summary = summarize(result)
+        params = _params(options)
+        summary = summarize(result, params)
         # The snapshot comes from the crawl itself, whatever the book does.
         try:
-            paths = write_snapshot(result, options["out"], summary, encoded)
+            written = write_snapshot(result, options["out"], summary, encoded,
+                                     unreachable=True, latest=True)
+            paths = (*written, written.unreachable)
         except SnapshotError as error:
             self.log.error("the crawl's snapshot could not be written: {error}", error=error)
             self.failed = True
@@ -535,17 +537,16 @@ class CrawlerService(Service):
         if unfinished is not None:
             if options["fresh"] or options["simnet"]:
                 why = "--fresh" if options["fresh"] else "its simulated network is gone"
-                await book.abandon_crawl(unfinished["id"], now, why)
+                await book.abandon_crawl(unfinished.id, now, why)
                 self.log.info("crawl {id} was left unfinished; closed as abandoned ({why})",
-                              id=unfinished["id"], why=why)
+                              id=unfinished.id, why=why)
             else:
-                rows = await book.verdicts(unfinished["id"])
-                settled = Settled.from_rows(rows)
+                settled = Settled.from_verdicts(await book.verdicts(unfinished.id))
                 self.log.info(
                     "crawl {id} was left unfinished: resuming it, {n} addresses already "
                     "settled are not dialled again (--fresh starts over)",
-                    id=unfinished["id"], n=len(settled))
-                return unfinished["id"], settled
+                    id=unfinished.id, n=len(settled))
+                return unfinished.id, settled
         crawl_id = await book.start_crawl(network.name, _params(options), now)
         return crawl_id, None
 
@@ -562,6 +563,17 @@ class CrawlerService(Service):
             self.book_failed = True
             return False
         return True
+
+    async def _known(self):
+        """The book's addresses, or none when the book cannot be read now (a
+        storage fault, said in one line): a crawl goes on from its seeds."""
+        try:
+            return await self.book.known()
+        except AddressBookError as error:
+            self.log.error("the address book {path} cannot be read: {error}; "
+                           "crawling from the seeds alone", path=self.options["db"],
+                           error=error)
+            return []
 
     def _book_text(self, recorded):
         """How the final line names the address book."""
@@ -619,7 +631,8 @@ def _params(options):
         "max_age": crawl.max_age,
         "connect_timeout": crawl.connect_timeout,
         "simnet": options["simnet"],
-        "argv": sys.argv[1:],
+        # As typed, escaped: an argument need not be UTF-8.
+        "argv": [escape(argument) for argument in sys.argv[1:]],
     }
 
 

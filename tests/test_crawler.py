@@ -23,7 +23,7 @@ from twisted.internet import defer, reactor, task
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from bitpeer.addrbook import AddressBook, AddressBookClosed
+from bitpeer.addrbook import AddressBook, AddressBookClosed, Verdict
 from bitpeer.crawler import (
     MAX_FUTURE_DRIFT,
     MIN_SANE_TIME,
@@ -473,26 +473,34 @@ class DialTests(SynchronousTestCase):
         self.assertEqual(self.book.attempts, [])
 
 
+def verdict(address, outcome="reachable", **fields):
+    """A Verdict as AddressBook.verdicts gives it."""
+    values = dict(address=address, at=T0, outcome=outcome, reason=None, detail=None,
+                  version=None, user_agent=None, services=None, start_height=None,
+                  relay=None, latency=None, returned=None)
+    if outcome == "reachable":
+        values.update(reason="answered", version=70016, user_agent="/Satoshi:29.0.0/",
+                      services=SERVICES, start_height=1, relay=True, latency=0.01,
+                      returned=12)
+    values.update(fields)
+    return Verdict(**values)
+
+
 def _info(address):
     """A PeerInfo as a resumed crawl rebuilds it from the book."""
-    return Settled.from_rows([dict(
-        address=address, outcome="reachable", reason="answered", detail=None,
-        version=70016, user_agent="/Satoshi:29.0.0/", services=SERVICES, start_height=1,
-        relay=1, latency=0.01, returned=12)]).reachable[address].info
+    return Settled.from_verdicts({address: verdict(address)}).reachable[address].info
 
 
 class SettledTests(SynchronousTestCase):
-    """Settled.from_rows: the verdicts of a crawl, rebuilt from the book."""
+    """Settled.from_verdicts: the verdicts of a crawl, rebuilt from the book."""
 
-    def test_last_row_wins(self):
+    def test_rebuilt(self):
         a, b = ip("10.0.0.1"), ip("10.0.0.2")
-        row = dict(address=a, outcome="unreachable", reason="refused", detail="refused",
-                   version=None, user_agent=None, services=None, start_height=None,
-                   relay=None, latency=None, returned=None)
-        reached = dict(row, outcome="reachable", reason="answered", detail=None,
-                       version=70016, user_agent="/x\udcff/", services=SERVICES,
-                       start_height=5, relay=0, latency=0.25, returned=3)
-        settled = Settled.from_rows([row, reached, dict(row, address=b)])
+        settled = Settled.from_verdicts({
+            a: verdict(a, user_agent="/x\udcff/", start_height=5, relay=False,
+                       latency=0.25, returned=3),
+            b: verdict(b, "unreachable", reason="refused", detail="refused"),
+        })
         self.assertEqual(len(settled), 2)
         node = settled.reachable[a]
         self.assertEqual((node.getaddr_outcome, node.returned), ("answered", 3))

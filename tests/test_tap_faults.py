@@ -54,7 +54,7 @@ class StorageFaultTests(SynchronousTestCase):
         return status, read_log(self.cwd, number)
 
     def snapshot(self):
-        (path,) = glob.glob(os.path.join(self.out, "simnet-*.json"))
+        (path,) = glob.glob(os.path.join(self.out, "simnet-2*Z.json"))
         with open(path) as stream:
             return json.load(stream)
 

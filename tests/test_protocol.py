@@ -25,7 +25,14 @@ from bitpeer.networks import MAINNET, REGTEST, TESTNET4
 from bitpeer.protocol import MAX_PCT_ADDR_TO_SEND, BitcoinProtocol, PeerOptions
 from bitpeer.wire.address import Network
 from bitpeer.wire.encoding import compact_size
-from bitpeer.wire.errors import BadMagic, MalformedMessage, Misbehaviour, PayloadTooLarge
+from bitpeer.wire.errors import (
+    BadMagic,
+    MalformedMessage,
+    Misbehaviour,
+    OversizeMessage,
+    PayloadTooLarge,
+    TooManyEntries,
+)
 from bitpeer.wire.framing import MAX_PROTOCOL_MESSAGE_LENGTH, encode_raw_frame
 from bitpeer.wire.messages import (
     Addr,
@@ -328,6 +335,10 @@ class FramingFaultTests(SynchronousTestCase):
         self.assertIn("4000001", str(error))
 
     def test_largest_payload_is_accepted(self):
+        """
+        A 4 MB block is legal, and of no use to the protocol: its payload is
+        discarded as it arrives, not buffered, and the next frame is read.
+        """
         header = (
             MAGIC
             + b"block".ljust(12, b"\0")
@@ -336,7 +347,40 @@ class FramingFaultTests(SynchronousTestCase):
         )
         self.node.feed(header + bytes(1000))
         self.assertFalse(self.node.transport.disconnecting)
-        self.assertEqual(self.node.protocol.decoder.buffered, 24 + 1000)
+        self.assertEqual(self.node.protocol.decoder.buffered, 0)
+        self.node.feed(bytes(MAX_PROTOCOL_MESSAGE_LENGTH - 1000))
+        self.assertEqual(self.node.protocol.decoder.skipped, 1)
+        self.node.handshake()
+        self.node.send(Ping(6))
+        self.assertEqual(self.node.sent(), [Pong(6)])
+
+    def test_subscribed_type_is_kept_whole(self):
+        """An embedder subscribed to a type the protocol ignores gets it."""
+        self.node.handshake()
+        seen = []
+        self.node.peer.subscribe(UnknownMessage, lambda peer, m: seen.append(m))
+        self.node.feed(encode_raw_frame(MAGIC, "block", b"\x01" * 5000))
+        self.assertEqual(seen, [UnknownMessage("block", b"\x01" * 5000)])
+        self.assertEqual(self.node.protocol.decoder.skipped, 0)
+
+    def test_version_over_its_maximum_is_dropped(self):
+        """
+        A version longer than its fields can be (344 bytes) is lost from its
+        header, as Core loses one with an oversize user agent; the timeout
+        names it.
+        """
+        d = self.node.peer.whenHandshaken()
+        payload = hand_built_version(300)
+        self.assertEqual(len(payload), 388)
+        self.node.feed(encode_raw_frame(MAGIC, "version", payload)[:30])
+        self.assertEqual(self.node.protocol.decoder.buffered, 0)
+        self.node.feed(encode_raw_frame(MAGIC, "version", payload)[30:])
+        self.assertFalse(self.node.transport.disconnecting)
+        self.node.clock.advance(20)
+        error = self.node.close_error(self)
+        self.assertIsInstance(error.error, OversizeMessage)
+        self.assertEqual(error.error.message_type, "version")
+        self.failureResultOf(d, ProtocolViolation)
 
     def test_bad_checksum_drops_one_message(self):
         self.node.handshake()
@@ -378,6 +422,8 @@ class FramingFaultTests(SynchronousTestCase):
         error = self.node.close_error(self)
         self.assertIsInstance(error, ProtocolViolation)
         self.assertIsInstance(error.error, Misbehaviour)
+        # Known from the header: the payload was never buffered.
+        self.assertIsInstance(error.error, TooManyEntries)
 
     def test_addr_with_1000_entries_is_fine(self):
         self.node.handshake()
@@ -390,7 +436,10 @@ class FramingFaultTests(SynchronousTestCase):
         timeout names the dropped version as the cause.
         """
         d = self.node.peer.whenHandshaken()
-        self.node.feed(encode_raw_frame(MAGIC, "version", hand_built_version(300)))
+        # 257 bytes of user agent, then nothing: within version's maximum,
+        # so the codec reads it and refuses the user agent, as Core does.
+        payload = hand_built_version(257)[:-5]
+        self.node.feed(encode_raw_frame(MAGIC, "version", payload))
         self.assertEqual(self.node.sent(), [])
         self.assertFalse(self.node.transport.disconnecting)
         self.node.send(VerAck(), Ping(3))

@@ -382,7 +382,10 @@ class MutationFuzzTests(SynchronousTestCase):
         while total < size:
             length = rng.choice([limit, rng.randrange(limit), rng.randrange(100)])
             part = MAGIC + rng.randbytes(20 + length)
-            part = part[:16] + struct.pack("<I", length) + part[20:]
+            # Random types are almost all invalid, and so discarded from the
+            # header; half the frames get a valid unknown type, kept whole.
+            name = rng.choice([part[4:16], bytes(rng.choices(b"abcdefgh", k=11)) + b"\0"])
+            part = MAGIC + name + struct.pack("<I", length) + part[20:]
             parts.append(part)
             total += len(part)
         stream = b"".join(parts)

@@ -8,6 +8,7 @@ import random
 import struct
 import types
 
+from twisted.internet import task
 from twisted.internet.error import ConnectionDone
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
@@ -22,18 +23,25 @@ from bitpeer.errors import (
 )
 from bitpeer.logs import levels
 from bitpeer.networks import MAINNET, REGTEST, TESTNET4
-from bitpeer.protocol import MAX_PCT_ADDR_TO_SEND, BitcoinProtocol, PeerOptions
+from bitpeer.factory import PeerFactory
+from bitpeer.protocol import (
+    MAX_PCT_ADDR_TO_SEND,
+    BitcoinProtocol,
+    FrameBudgetExceeded,
+    PeerOptions,
+)
 from bitpeer.wire.address import Network
 from bitpeer.wire.encoding import compact_size
 from bitpeer.wire.errors import (
     BadMagic,
+    FrameBudgetExhausted,
     MalformedMessage,
     Misbehaviour,
     OversizeMessage,
     PayloadTooLarge,
     TooManyEntries,
 )
-from bitpeer.wire.framing import MAX_PROTOCOL_MESSAGE_LENGTH, encode_raw_frame
+from bitpeer.wire.framing import FrameBudget, MAX_PROTOCOL_MESSAGE_LENGTH, encode_raw_frame
 from bitpeer.wire.messages import (
     Addr,
     AddrV2,
@@ -42,6 +50,7 @@ from bitpeer.wire.messages import (
     GetAddr,
     Inv,
     InvVector,
+    Message,
     Ping,
     Pong,
     SendAddrV2,
@@ -298,6 +307,128 @@ class OutboundHandshakeTests(SynchronousTestCase):
         nonces = self.node.factory.nonces
         self.node.connection_lost(ConnectionDone())
         self.assertEqual(nonces, set())
+
+
+class WantedTypesTests(SynchronousTestCase):
+    """
+    The protocol has its decoder keep whole only the types it handles and
+    those the embedder subscribed to; the rest are discarded unbuffered.
+    """
+
+    def setUp(self):
+        self.node = FakeNode()
+        self.node.handshake()
+
+    def test_ignored_types_skipped(self):
+        before = self.node.protocol.decoder.skipped
+        self.node.send(Inv([InvVector(1, bytes(32))]))
+        self.node.feed(encode_raw_frame(MAGIC, "tx", bytes(300)))
+        self.node.feed(encode_raw_frame(MAGIC, "newthing", bytes(30)))
+        self.assertEqual(self.node.protocol.decoder.skipped, before + 3)
+        self.assertFalse(self.node.transport.disconnecting)
+
+    def test_handled_types_wanted(self):
+        wanted = self.node.protocol.decoder.wanted
+        for command in ("version", "verack", "sendaddrv2", "wtxidrelay", "ping", "pong",
+                        "addr", "addrv2", "getaddr"):
+            self.assertIn(command, wanted)
+        for command in ("inv", "block", "tx", "headers", "newthing"):
+            self.assertNotIn(command, wanted)
+
+    def test_subscriptions_add_types(self):
+        wanted = self.node.protocol.decoder.wanted
+        seen = []
+        unsubscribe = self.node.peer.subscribe(Inv, lambda p, m: seen.append(m))
+        self.assertIn("inv", wanted)
+        self.assertNotIn("getdata", wanted)
+        self.assertNotIn("newthing", wanted)
+        self.node.send(Inv([InvVector(1, bytes(32))]))
+        self.assertEqual(len(seen), 1)
+        unsubscribe()
+        self.assertNotIn("inv", wanted)
+        self.node.send(Inv([InvVector(1, bytes(32))]))
+        self.assertEqual(len(seen), 1)
+        self.node.peer.subscribe(UnknownMessage, lambda p, m: seen.append(m))
+        self.assertIn("newthing", wanted)
+        self.assertNotIn("inv", wanted)
+        self.node.peer.subscribe(Message, lambda p, m: seen.append(m))
+        self.assertIn("inv", wanted)
+
+    def test_decoder_released_on_close(self):
+        """connectionLost breaks decoder -> protocol (no cycle left)."""
+        decoder = self.node.protocol.decoder
+        self.node.connection_lost()
+        self.assertIsNone(decoder.on_evicted)
+        self.assertIsNone(decoder.wanted)
+
+
+class FrameBudgetProtocolTests(SynchronousTestCase):
+    """
+    The connections of one factory share its FrameBudget: a partial frame
+    holds its reservation until it completes or its connection ends, and
+    the connection whose frame is largest when the budget fills is closed
+    with FrameBudgetExceeded; the others carry on.
+    """
+
+    def setUp(self):
+        self.budget = FrameBudget(100_000)
+        clock = task.Clock()
+        clock.advance(T0)
+        self.factory = PeerFactory(clock, MAINNET, random=random.Random(SEED),
+                                   frame_budget=self.budget)
+
+    def node(self):
+        node = FakeNode(factory=self.factory)
+        node.handshake()
+        return node
+
+    def test_reserved_and_released_with_the_frame(self):
+        node = self.node()
+        frame = encode_raw_frame(MAGIC, "addr", bytes(30_003))
+        node.feed(frame[:5000])
+        self.assertEqual(self.budget.used, 30_003)
+        node.feed(frame[5000:])
+        self.assertEqual(self.budget.used, 0)
+
+    def test_released_when_the_connection_is_lost(self):
+        node = self.node()
+        node.feed(encode_raw_frame(MAGIC, "addrv2", bytes(50_000))[:5000])
+        self.assertEqual(self.budget.used, 50_000)
+        node.connection_lost()
+        self.assertEqual((self.budget.used, self.budget.holders), (0, 0))
+
+    def test_largest_connection_evicted(self):
+        honest, trickler = self.node(), self.node()
+        honest.feed(encode_raw_frame(MAGIC, "addrv2", bytes(20_000))[:5000])
+        trickler.feed(encode_raw_frame(MAGIC, "addrv2", bytes(70_000))[:60_000])
+        asked = trickler.peer.getaddr()
+        third = self.node()
+        third.feed(encode_raw_frame(MAGIC, "addrv2", bytes(20_000))[:5000])
+        # The trickler's connection is closed at once, from inside third's
+        # dataReceived; its buffer is already freed.
+        self.assertTrue(trickler.transport.disconnecting)
+        self.assertEqual(trickler.protocol.decoder.buffered, 0)
+        error = trickler.close_error(self)
+        self.assertIsInstance(error, FrameBudgetExceeded)
+        self.assertIsInstance(error, ProtocolViolation)
+        self.assertEqual(error.reason, "frame-budget")
+        self.assertIsInstance(error.error, FrameBudgetExhausted)
+        self.assertIn("100000", str(error))
+        self.assertIs(self.failureResultOf(asked, FrameBudgetExceeded).value, error)
+        for node in (honest, third):
+            self.assertFalse(node.transport.disconnecting)
+        self.assertEqual(self.budget.used, 40_000)
+
+    def test_asker_wanting_the_most_is_closed(self):
+        a, b = self.node(), self.node()
+        a.feed(encode_raw_frame(MAGIC, "addrv2", bytes(50_000))[:5000])
+        b.feed(encode_raw_frame(MAGIC, "addrv2", bytes(50_000))[:5000])
+        greedy = self.node()
+        greedy.feed(encode_raw_frame(MAGIC, "addrv2", bytes(60_000))[:5000])
+        error = greedy.close_error(self)
+        self.assertIsInstance(error, FrameBudgetExceeded)
+        self.assertFalse(a.transport.disconnecting or b.transport.disconnecting)
+        self.assertEqual(self.budget.used, 100_000)
 
 
 class FramingFaultTests(SynchronousTestCase):

@@ -25,6 +25,7 @@ from .networks import MAINNET
 from .protocol import BitcoinProtocol, PeerOptions, address_of
 from .wire.address import Network, NetworkAddress
 from .wire.errors import ProtocolError
+from .wire.framing import FrameBudget
 
 #: How long connectPeer waits for the TCP connection by default.
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -43,14 +44,22 @@ class _BitcoinFactory(Factory):
     addrv2 entries under those keys are left out when decoding (counted in
     the message's ``skipped``), so a crawler pays nothing for repeats.
     Subscribers then see only the new entries.
+
+    ``frame_budget``, a wire.framing.FrameBudget, bounds the bytes the
+    partial frames of all the factory's connections hold together, so that
+    peers announcing large messages and trickling them cannot pin
+    connections x 4 MB; by default each factory has its own
+    (DEFAULT_FRAME_BUDGET).  The connection whose frame is the largest when
+    it fills is closed with FrameBudgetExceeded.
     """
 
     inbound = False
     address_source = None
 
     def __init__(self, clock, network=MAINNET, options=None, random=None, nonces=None,
-                 on_peer=None, known_addresses=None):
+                 on_peer=None, known_addresses=None, frame_budget=None):
         self.clock = clock
+        self.frame_budget = frame_budget if frame_budget is not None else FrameBudget()
         self.network = network
         self.options = options if options is not None else PeerOptions()
         self.random = random if random is not None else _random.SystemRandom()
@@ -70,6 +79,7 @@ class _BitcoinFactory(Factory):
             address_source=self.address_source,
             on_peer=self.on_peer,
             known_addresses=self.known_addresses,
+            frame_budget=self.frame_budget,
         )
         protocol.factory = self
         return protocol
@@ -93,8 +103,9 @@ class NodeFactory(_BitcoinFactory):
     inbound = True
 
     def __init__(self, clock, network=MAINNET, options=None, random=None, nonces=None,
-                 on_peer=None, address_source=None):
-        super().__init__(clock, network, options, random, nonces, on_peer)
+                 on_peer=None, address_source=None, frame_budget=None):
+        super().__init__(clock, network, options, random, nonces, on_peer,
+                         frame_budget=frame_budget)
         self.address_source = address_source
 
 

@@ -16,6 +16,12 @@ side of a connection:
   verack is ignored, wtxidrelay/sendaddrv2 after verack close the connection,
   as do the codec's fatal faults; dropped messages are logged and skipped.
 
+Only the message types the protocol handles, and those the embedder
+subscribed to, are decoded: the payloads of the rest (blocks, transactions,
+types nobody knows) are discarded as they arrive, never buffered.  Partial
+frames are charged to the factory's FrameBudget; a connection it evicts is
+closed with FrameBudgetExceeded.
+
 Everything time-related runs on the injected clock.
 """
 
@@ -34,20 +40,23 @@ from .errors import (
 from .logs import levels, logger
 from .peer import Peer, PeerInfo
 from .wire.address import NetworkAddress
-from .wire.errors import ProtocolError
+from .wire.errors import FrameBudgetExhausted, ProtocolError
 from .wire.framing import FrameDecoder, encode_frame
 from .wire.messages import (
     MAX_ADDR_TO_SEND,
+    MESSAGE_TYPES,
     MIN_PEER_PROTO_VERSION,
     PROTOCOL_VERSION,
     WTXID_RELAY_VERSION,
     Addr,
     AddrV2,
     GetAddr,
+    Message,
     Ping,
     Pong,
     UNSPECIFIED_ADDRESS,
     SendAddrV2,
+    UnknownMessage,
     VerAck,
     Version,
     WtxidRelay,
@@ -89,10 +98,65 @@ class PeerOptions:
     max_addresses: int = attr.ib(default=2 * MAX_ADDR_TO_SEND, validator=positive)
 
 
+class FrameBudgetExceeded(ProtocolViolation):
+    """
+    The connection was closed because its partial frame was the largest
+    when the frames of all the factory's connections filled its FrameBudget
+    (wire.framing.FrameBudget explains the choice).  A peer that trickles a
+    large message ends this way; ``error`` is the FrameBudgetExhausted.
+    """
+
+    reason = "frame-budget"
+
+
+class _WantedTypes:
+    """
+    The message types a connection needs whole, for its FrameDecoder: those
+    the protocol handles (``_HANDLERS``), and those the Peer's subscribers
+    asked for (by class; ``Message`` means all, ``UnknownMessage`` every
+    type bitpeer does not know).  Asked once per frame header, so a
+    subscription counts from the next frame.  It holds the subscribers'
+    dict, not the protocol: no reference cycle.
+    """
+
+    __slots__ = ("handled", "subscribers")
+
+    def __init__(self, handled):
+        self.handled = handled
+        self.subscribers = None
+
+    def __contains__(self, command):
+        if command in self.handled:
+            return True
+        if not self.subscribers:
+            return False
+        for cls, callbacks in self.subscribers.items():
+            if callbacks and (
+                cls is Message
+                or (command not in MESSAGE_TYPES if cls is UnknownMessage
+                    else getattr(cls, "command", None) == command)
+            ):
+                return True
+        return False
+
+
 def address_of(endpoint_address):
     """The NetworkAddress of a Twisted IPv4Address/IPv6Address."""
     host = endpoint_address.host.split("%", 1)[0]
     return NetworkAddress.from_host(host, endpoint_address.port)
+
+
+_HANDLED = {}
+
+
+def _handled_commands(protocol_class):
+    """The message types a protocol class handles, computed once per class."""
+    handled = _HANDLED.get(protocol_class)
+    if handled is None:
+        handled = _HANDLED[protocol_class] = frozenset(
+            cls.command for cls in protocol_class._HANDLERS
+        )
+    return handled
 
 
 class BitcoinProtocol(Protocol):
@@ -101,6 +165,10 @@ class BitcoinProtocol(Protocol):
 
     @ivar inbound: True when the peer dialled us.
     @ivar peer_version: the peer's Version message, once received.
+
+    ``frame_budget`` (a wire.framing.FrameBudget, usually the factory's) is
+    shared by the connections whose partial frames it bounds; None leaves
+    only the per-type bounds.
     """
 
     log = logger()
@@ -117,6 +185,7 @@ class BitcoinProtocol(Protocol):
         address_source=None,
         on_peer=None,
         known_addresses=None,
+        frame_budget=None,
     ):
         self.network = network
         self.options = options
@@ -128,7 +197,11 @@ class BitcoinProtocol(Protocol):
         self.address_source = address_source
         self.on_peer = on_peer
         self.known_addresses = known_addresses
-        self.decoder = FrameDecoder(network.magic)
+        self._wanted = _WantedTypes(_handled_commands(type(self)))
+        self.decoder = FrameDecoder(
+            network.magic, wanted=self._wanted, budget=frame_budget,
+            on_evicted=self._fault,
+        )
         self.peer = None
         self.peer_version = None
         self.verack_sent = False
@@ -148,6 +221,7 @@ class BitcoinProtocol(Protocol):
         if self.address is None:
             self.address = address_of(self.transport.getPeer())
         self.peer = Peer(self, self.address)
+        self._wanted.subscribers = self.peer._subscribers
         self.connected_at = self.clock.seconds()
         self.nonce = self.random.getrandbits(64)
         if not self.inbound:
@@ -174,6 +248,8 @@ class BitcoinProtocol(Protocol):
         # (and the Peer dropping us) leaves no cycle, so a closed
         # connection is freed at once rather than by the cyclic collector.
         self._handshake_call = self._idle_call = None
+        # Gives back the frame budget and breaks decoder -> self._fault.
+        self.decoder.close()
         self.nonces.discard(self.nonce)
         error = self._close_reason or ConnectionClosed(
             f"connection closed by peer: {reason.getErrorMessage()}"
@@ -234,7 +310,13 @@ class BitcoinProtocol(Protocol):
             self._dispatch(message)
 
     def _fault(self, error):
-        if error.fatal:
+        if isinstance(error, FrameBudgetExhausted):
+            # Also called by the decoder when another connection's frame
+            # evicts ours: then we are inside that one's dataReceived.
+            if self._close_reason is None:
+                self.log.debug("{peer}: {error}", peer=self.address, error=error)
+                self.close(FrameBudgetExceeded(str(error), error), abort=True)
+        elif error.fatal:
             self._violation(str(error), error)
         else:
             self.dropped += 1

@@ -38,6 +38,7 @@ from bitpeer.factory import (
 from bitpeer.networks import MAINNET, REGTEST
 from bitpeer.protocol import BitcoinProtocol, PeerOptions
 from bitpeer.wire.address import Network, NetworkAddress
+from bitpeer.wire.framing import DEFAULT_FRAME_BUDGET, FrameBudget
 from bitpeer.wire.messages import GetAddr, VerAck, Version
 
 from .helpers import SEED, T0, FakeNode, Wire, ipv4_entries, node_version, pump
@@ -182,6 +183,26 @@ class FactoryTests(SynchronousTestCase):
         self.assertIsInstance(factory.random, random.SystemRandom)
         self.assertEqual(factory.nonces, set())
         self.assertIsNot(PeerFactory(MemoryReactorClock()).nonces, factory.nonces)
+
+    def test_frame_budget_per_factory(self):
+        """
+        Each factory has its own FrameBudget by default, shared by all its
+        connections; one given is used as it is (a process can share one
+        between its factories).
+        """
+        factory = PeerFactory(MemoryReactorClock())
+        self.assertIsInstance(factory.frame_budget, FrameBudget)
+        self.assertEqual(factory.frame_budget.limit, DEFAULT_FRAME_BUDGET)
+        self.assertIsNot(PeerFactory(MemoryReactorClock()).frame_budget, factory.frame_budget)
+        address = IPv4Address("TCP", "127.0.0.1", 18444)
+        one, two = factory.buildProtocol(address), factory.buildProtocol(address)
+        self.assertIs(one.decoder.budget, factory.frame_budget)
+        self.assertIs(two.decoder.budget, factory.frame_budget)
+        shared = FrameBudget(1000)
+        node = NodeFactory(MemoryReactorClock(), frame_budget=shared)
+        self.assertIs(node.buildProtocol(address).decoder.budget, shared)
+        self.assertIs(PeerFactory(MemoryReactorClock(), frame_budget=shared).frame_budget,
+                      shared)
 
     def test_options_validated(self):
         self.assertRaises(ValueError, PeerOptions, handshake_timeout=0)

@@ -8,6 +8,7 @@ import random
 import struct
 import types
 
+from twisted.internet import task
 from twisted.internet.error import ConnectionDone
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
@@ -22,11 +23,25 @@ from bitpeer.errors import (
 )
 from bitpeer.logs import levels
 from bitpeer.networks import MAINNET, REGTEST, TESTNET4
-from bitpeer.protocol import MAX_PCT_ADDR_TO_SEND, BitcoinProtocol, PeerOptions
+from bitpeer.factory import PeerFactory
+from bitpeer.protocol import (
+    MAX_PCT_ADDR_TO_SEND,
+    BitcoinProtocol,
+    FrameBudgetExceeded,
+    PeerOptions,
+)
 from bitpeer.wire.address import Network
 from bitpeer.wire.encoding import compact_size
-from bitpeer.wire.errors import BadMagic, MalformedMessage, Misbehaviour, PayloadTooLarge
-from bitpeer.wire.framing import MAX_PROTOCOL_MESSAGE_LENGTH, encode_raw_frame
+from bitpeer.wire.errors import (
+    BadMagic,
+    FrameBudgetExhausted,
+    MalformedMessage,
+    Misbehaviour,
+    OversizeMessage,
+    PayloadTooLarge,
+    TooManyEntries,
+)
+from bitpeer.wire.framing import FrameBudget, MAX_PROTOCOL_MESSAGE_LENGTH, encode_raw_frame
 from bitpeer.wire.messages import (
     Addr,
     AddrV2,
@@ -35,6 +50,7 @@ from bitpeer.wire.messages import (
     GetAddr,
     Inv,
     InvVector,
+    Message,
     Ping,
     Pong,
     SendAddrV2,
@@ -293,6 +309,128 @@ class OutboundHandshakeTests(SynchronousTestCase):
         self.assertEqual(nonces, set())
 
 
+class WantedTypesTests(SynchronousTestCase):
+    """
+    The protocol has its decoder keep whole only the types it handles and
+    those the embedder subscribed to; the rest are discarded unbuffered.
+    """
+
+    def setUp(self):
+        self.node = FakeNode()
+        self.node.handshake()
+
+    def test_ignored_types_skipped(self):
+        before = self.node.protocol.decoder.skipped
+        self.node.send(Inv([InvVector(1, bytes(32))]))
+        self.node.feed(encode_raw_frame(MAGIC, "tx", bytes(300)))
+        self.node.feed(encode_raw_frame(MAGIC, "newthing", bytes(30)))
+        self.assertEqual(self.node.protocol.decoder.skipped, before + 3)
+        self.assertFalse(self.node.transport.disconnecting)
+
+    def test_handled_types_wanted(self):
+        wanted = self.node.protocol.decoder.wanted
+        for command in ("version", "verack", "sendaddrv2", "wtxidrelay", "ping", "pong",
+                        "addr", "addrv2", "getaddr"):
+            self.assertIn(command, wanted)
+        for command in ("inv", "block", "tx", "headers", "newthing"):
+            self.assertNotIn(command, wanted)
+
+    def test_subscriptions_add_types(self):
+        wanted = self.node.protocol.decoder.wanted
+        seen = []
+        unsubscribe = self.node.peer.subscribe(Inv, lambda p, m: seen.append(m))
+        self.assertIn("inv", wanted)
+        self.assertNotIn("getdata", wanted)
+        self.assertNotIn("newthing", wanted)
+        self.node.send(Inv([InvVector(1, bytes(32))]))
+        self.assertEqual(len(seen), 1)
+        unsubscribe()
+        self.assertNotIn("inv", wanted)
+        self.node.send(Inv([InvVector(1, bytes(32))]))
+        self.assertEqual(len(seen), 1)
+        self.node.peer.subscribe(UnknownMessage, lambda p, m: seen.append(m))
+        self.assertIn("newthing", wanted)
+        self.assertNotIn("inv", wanted)
+        self.node.peer.subscribe(Message, lambda p, m: seen.append(m))
+        self.assertIn("inv", wanted)
+
+    def test_decoder_released_on_close(self):
+        """connectionLost breaks decoder -> protocol (no cycle left)."""
+        decoder = self.node.protocol.decoder
+        self.node.connection_lost()
+        self.assertIsNone(decoder.on_evicted)
+        self.assertIsNone(decoder.wanted)
+
+
+class FrameBudgetProtocolTests(SynchronousTestCase):
+    """
+    The connections of one factory share its FrameBudget: a partial frame
+    holds its reservation until it completes or its connection ends, and
+    the connection whose frame is largest when the budget fills is closed
+    with FrameBudgetExceeded; the others carry on.
+    """
+
+    def setUp(self):
+        self.budget = FrameBudget(100_000)
+        clock = task.Clock()
+        clock.advance(T0)
+        self.factory = PeerFactory(clock, MAINNET, random=random.Random(SEED),
+                                   frame_budget=self.budget)
+
+    def node(self):
+        node = FakeNode(factory=self.factory)
+        node.handshake()
+        return node
+
+    def test_reserved_and_released_with_the_frame(self):
+        node = self.node()
+        frame = encode_raw_frame(MAGIC, "addr", bytes(30_003))
+        node.feed(frame[:5000])
+        self.assertEqual(self.budget.used, 30_003)
+        node.feed(frame[5000:])
+        self.assertEqual(self.budget.used, 0)
+
+    def test_released_when_the_connection_is_lost(self):
+        node = self.node()
+        node.feed(encode_raw_frame(MAGIC, "addrv2", bytes(50_000))[:5000])
+        self.assertEqual(self.budget.used, 50_000)
+        node.connection_lost()
+        self.assertEqual((self.budget.used, self.budget.holders), (0, 0))
+
+    def test_largest_connection_evicted(self):
+        honest, trickler = self.node(), self.node()
+        honest.feed(encode_raw_frame(MAGIC, "addrv2", bytes(20_000))[:5000])
+        trickler.feed(encode_raw_frame(MAGIC, "addrv2", bytes(70_000))[:60_000])
+        asked = trickler.peer.getaddr()
+        third = self.node()
+        third.feed(encode_raw_frame(MAGIC, "addrv2", bytes(20_000))[:5000])
+        # The trickler's connection is closed at once, from inside third's
+        # dataReceived; its buffer is already freed.
+        self.assertTrue(trickler.transport.disconnecting)
+        self.assertEqual(trickler.protocol.decoder.buffered, 0)
+        error = trickler.close_error(self)
+        self.assertIsInstance(error, FrameBudgetExceeded)
+        self.assertIsInstance(error, ProtocolViolation)
+        self.assertEqual(error.reason, "frame-budget")
+        self.assertIsInstance(error.error, FrameBudgetExhausted)
+        self.assertIn("100000", str(error))
+        self.assertIs(self.failureResultOf(asked, FrameBudgetExceeded).value, error)
+        for node in (honest, third):
+            self.assertFalse(node.transport.disconnecting)
+        self.assertEqual(self.budget.used, 40_000)
+
+    def test_asker_wanting_the_most_is_closed(self):
+        a, b = self.node(), self.node()
+        a.feed(encode_raw_frame(MAGIC, "addrv2", bytes(50_000))[:5000])
+        b.feed(encode_raw_frame(MAGIC, "addrv2", bytes(50_000))[:5000])
+        greedy = self.node()
+        greedy.feed(encode_raw_frame(MAGIC, "addrv2", bytes(60_000))[:5000])
+        error = greedy.close_error(self)
+        self.assertIsInstance(error, FrameBudgetExceeded)
+        self.assertFalse(a.transport.disconnecting or b.transport.disconnecting)
+        self.assertEqual(self.budget.used, 100_000)
+
+
 class FramingFaultTests(SynchronousTestCase):
     """How bad bytes are handled (PROTOCOL.md 1, 9.14)."""
 
@@ -328,6 +466,10 @@ class FramingFaultTests(SynchronousTestCase):
         self.assertIn("4000001", str(error))
 
     def test_largest_payload_is_accepted(self):
+        """
+        A 4 MB block is legal, and of no use to the protocol: its payload is
+        discarded as it arrives, not buffered, and the next frame is read.
+        """
         header = (
             MAGIC
             + b"block".ljust(12, b"\0")
@@ -336,7 +478,40 @@ class FramingFaultTests(SynchronousTestCase):
         )
         self.node.feed(header + bytes(1000))
         self.assertFalse(self.node.transport.disconnecting)
-        self.assertEqual(self.node.protocol.decoder.buffered, 24 + 1000)
+        self.assertEqual(self.node.protocol.decoder.buffered, 0)
+        self.node.feed(bytes(MAX_PROTOCOL_MESSAGE_LENGTH - 1000))
+        self.assertEqual(self.node.protocol.decoder.skipped, 1)
+        self.node.handshake()
+        self.node.send(Ping(6))
+        self.assertEqual(self.node.sent(), [Pong(6)])
+
+    def test_subscribed_type_is_kept_whole(self):
+        """An embedder subscribed to a type the protocol ignores gets it."""
+        self.node.handshake()
+        seen = []
+        self.node.peer.subscribe(UnknownMessage, lambda peer, m: seen.append(m))
+        self.node.feed(encode_raw_frame(MAGIC, "block", b"\x01" * 5000))
+        self.assertEqual(seen, [UnknownMessage("block", b"\x01" * 5000)])
+        self.assertEqual(self.node.protocol.decoder.skipped, 0)
+
+    def test_version_over_its_maximum_is_dropped(self):
+        """
+        A version longer than its fields can be (344 bytes) is lost from its
+        header, as Core loses one with an oversize user agent; the timeout
+        names it.
+        """
+        d = self.node.peer.whenHandshaken()
+        payload = hand_built_version(300)
+        self.assertEqual(len(payload), 388)
+        self.node.feed(encode_raw_frame(MAGIC, "version", payload)[:30])
+        self.assertEqual(self.node.protocol.decoder.buffered, 0)
+        self.node.feed(encode_raw_frame(MAGIC, "version", payload)[30:])
+        self.assertFalse(self.node.transport.disconnecting)
+        self.node.clock.advance(20)
+        error = self.node.close_error(self)
+        self.assertIsInstance(error.error, OversizeMessage)
+        self.assertEqual(error.error.message_type, "version")
+        self.failureResultOf(d, ProtocolViolation)
 
     def test_bad_checksum_drops_one_message(self):
         self.node.handshake()
@@ -378,6 +553,8 @@ class FramingFaultTests(SynchronousTestCase):
         error = self.node.close_error(self)
         self.assertIsInstance(error, ProtocolViolation)
         self.assertIsInstance(error.error, Misbehaviour)
+        # Known from the header: the payload was never buffered.
+        self.assertIsInstance(error.error, TooManyEntries)
 
     def test_addr_with_1000_entries_is_fine(self):
         self.node.handshake()
@@ -390,7 +567,10 @@ class FramingFaultTests(SynchronousTestCase):
         timeout names the dropped version as the cause.
         """
         d = self.node.peer.whenHandshaken()
-        self.node.feed(encode_raw_frame(MAGIC, "version", hand_built_version(300)))
+        # 257 bytes of user agent, then nothing: within version's maximum,
+        # so the codec reads it and refuses the user agent, as Core does.
+        payload = hand_built_version(257)[:-5]
+        self.node.feed(encode_raw_frame(MAGIC, "version", payload))
         self.assertEqual(self.node.sent(), [])
         self.assertFalse(self.node.transport.disconnecting)
         self.node.send(VerAck(), Ping(3))

@@ -49,6 +49,7 @@ from bitpeer.simnet.population import (
     loopback_ip,
 )
 from bitpeer.simnet import tap as simnet_tap
+from bitpeer.simnet.behaviours import HugeTrickle, huge_trickle_plan
 from bitpeer.simnet.tap import Options, SimNetService
 from bitpeer.wire.address import Network
 
@@ -650,6 +651,67 @@ class SlowTests(FakeNetTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
+class HugeTrickleTests(FakeNetTestCase):
+    """
+    'huge-trickle' handshakes like Core, then announces a huge message and
+    trickles its payload, never completing it; it waits while the transport
+    is full and stops when closed.
+    """
+
+    kinds = {"huge-trickle": 0.2}
+
+    def test_trickle(self):
+        node = self.node("huge-trickle")
+        command, length = huge_trickle_plan(node["index"])
+        dispatch, transport = self.dial(host_port(node["address"])[0])
+        dispatch.dataReceived(frame("version", version_payload(1)))
+        handshake = transport.value()
+        self.assertTrue(handshake.endswith(frame("verack")))
+        dispatch.dataReceived(frame("verack"))
+        # The first chunk goes at once: the header and the payload's start.
+        self.assertEqual(len(transport.value()) - len(handshake), HugeTrickle.TRICKLE_CHUNK)
+        announced = transport.value()[len(handshake):len(handshake) + 24]
+        self.assertEqual(announced[4:16].rstrip(b"\0").decode(), command)
+        self.assertEqual(struct.unpack_from("<I", announced, 16)[0], length)
+        sent = len(transport.value())
+        self.clock.advance(HugeTrickle.TRICKLE_INTERVAL)
+        self.assertEqual(len(transport.value()) - sent, HugeTrickle.TRICKLE_CHUNK)
+        # A full transport pauses it.
+        transport.producer.pauseProducing()
+        sent = len(transport.value())
+        self.clock.advance(1)
+        self.assertEqual(len(transport.value()), sent)
+        transport.producer.resumeProducing()
+        self.clock.advance(HugeTrickle.TRICKLE_INTERVAL)
+        self.assertGreater(len(transport.value()), sent)
+        self.hang_up(dispatch)
+        sent = len(transport.value())
+        self.clock.advance(5)
+        self.assertEqual(len(transport.value()), sent)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_never_completes_the_frame(self):
+        node = self.node("huge-trickle")
+        command, length = huge_trickle_plan(node["index"])
+        if length > 1_000_000:
+            node = next(n for n in self.truth["nodes"] if n["kind"] == "huge-trickle"
+                        and huge_trickle_plan(n["index"])[1] < 1_000_000)
+            command, length = huge_trickle_plan(node["index"])
+        dispatch, transport = self.dial(host_port(node["address"])[0])
+        dispatch.dataReceived(frame("version", version_payload(1)))
+        start = len(transport.value())
+        dispatch.dataReceived(frame("verack"))
+        self.clock.pump([HugeTrickle.TRICKLE_INTERVAL] * (length // HugeTrickle.TRICKLE_CHUNK + 5))
+        self.assertEqual(len(transport.value()) - start, 24 + length - 1)
+        self.hang_up(dispatch)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_plans(self):
+        self.assertEqual([huge_trickle_plan(i) for i in range(4)], [
+            ("block", 4_000_000), ("addrv2", 4_000_000), ("addrv2", 531_003),
+            ("block", 4_000_000)])
+
+
 class LatencyTests(SynchronousTestCase):
     """Per-node latency delays every write; response_delay delays the getaddr answer."""
 
@@ -883,6 +945,12 @@ class MisbehavingTests(SimNetTestCase):
                 "second-version": "answered",
                 "too-many-addr": "protocol-error",  # Core: > 1000 entries is misbehaving
                 "bad-addrv2": "idle",  # the one message is undecodable and dropped
+                # The trickle is skipped or buffered until getaddr gives up;
+                # a 4 MB addrv2 is more than 1000 entries: misbehaving.
+                "huge-trickle": (
+                    "protocol-error"
+                    if huge_trickle_plan(node["index"]) == ("addrv2", 4_000_000) else "idle"
+                ),
             }.get(node["kind"])
             self.assertEqual(outcome, expected, node)
             if outcome == "answered":
@@ -1108,6 +1176,34 @@ class OptionsTests(SynchronousTestCase):
     def test_kinds(self):
         options = self.parse("--kinds", "silent=0.1,garbage=0.05")
         self.assertEqual(options["kinds"], {"silent": 0.1, "garbage": 0.05})
+
+    def test_kinds_faults_said_in_one_line(self):
+        """A bad --kinds names the fault and, for an unknown kind, every kind."""
+        for args, words in (
+            (["--kinds", "bogus=0.1"], ["unknown kind 'bogus'", "huge-trickle", "honest"]),
+            (["--kinds", "garbage"], ["'garbage' needs a share", "garbage=0.05"]),
+            (["--kinds", "garbage=lots"], ["garbage=lots is not a share within 0..1"]),
+            (["--kinds", "garbage=2"], ["garbage=2 is not a share"]),
+        ):
+            error = self.assertRaises(usage.UsageError, self.parse, *args)
+            text = str(error)
+            self.assertEqual(text.count("\n"), 0, text)
+            self.assertTrue(text.startswith("--kinds: "), text)
+            self.assertNotIn("Parameter type enforcement", text)
+            for word in words:
+                self.assertIn(word, text)
+
+    def test_twistd_says_it_and_fails(self):
+        """Through twistd: exit status 1, the line last, no traceback."""
+        import subprocess
+        import sys
+        twistd = os.path.join(os.path.dirname(sys.executable), "twistd")
+        done = subprocess.run([twistd, "-n", "bitpeer-simnet", "--kinds", "garbage"],
+                              capture_output=True, text=True, timeout=60)
+        self.assertEqual(done.returncode, 1)
+        output = done.stdout + done.stderr
+        self.assertNotIn("Traceback", output)
+        self.assertIn("--kinds: 'garbage' needs a share", output.strip().splitlines()[-1])
 
     def test_refused(self):
         for args in (

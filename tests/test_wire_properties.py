@@ -146,7 +146,7 @@ STRATEGIES = {
     "getblocks": st.builds(GetBlocks, i32, st.lists(hashes, max_size=101), hashes),
     "headers": st.builds(Headers, st.lists(block_headers, max_size=20)),
     "reject": st.builds(
-        Reject, limited_text(12), u8, limited_text(111), st.binary(max_size=40)
+        Reject, limited_text(12), u8, limited_text(111), st.binary(max_size=32)
     ),
     "alert": st.builds(Alert, st.binary(max_size=200)),
 }

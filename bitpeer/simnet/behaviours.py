@@ -9,13 +9,22 @@ smallest change that produces one fault seen on the real network.
 import struct
 
 import attr
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
+from zope.interface import implementer
 
 from ..protocol import BitcoinProtocol, PeerOptions
 from ..wire.encoding import checksum, compact_size
 from ..wire.framing import encode_frame, encode_raw_frame
-from ..wire.messages import MAX_ADDR_TO_SEND, WTXID_RELAY_VERSION, VerAck, Version
+from ..wire.messages import (
+    MAX_ADDR_TO_SEND,
+    MAX_PROTOCOL_MESSAGE_LENGTH,
+    WTXID_RELAY_VERSION,
+    AddrV2,
+    VerAck,
+    Version,
+)
 
 
 @attr.frozen
@@ -181,6 +190,113 @@ class BadAddrV2(HonestNode):
         return Prebuilt("addrv2", b"\x01" + bad_entry + b"\x20\x8d")
 
 
+#: What a huge-trickle node announces, by its index modulo 3: a 4 MB block
+#: (a type the crawler does not read), a 4 MB addrv2 (more than 1000 entries
+#: can fill), and an addrv2 at its legal maximum (531,003 bytes, which the
+#: crawler must buffer: its frame budget is what bounds those).
+HUGE_TRICKLE_PLANS = (
+    ("block", MAX_PROTOCOL_MESSAGE_LENGTH),
+    ("addrv2", MAX_PROTOCOL_MESSAGE_LENGTH),
+    ("addrv2", AddrV2.max_payload),
+)
+
+
+def huge_trickle_plan(index):
+    """(message type, declared payload length) of huge-trickle node ``index``."""
+    return HUGE_TRICKLE_PLANS[index % len(HUGE_TRICKLE_PLANS)]
+
+
+@implementer(IPushProducer)
+class _Trickle:
+    """
+    Writes ``data`` ``chunk`` bytes every ``interval`` seconds, and waits
+    while the transport says its buffer is full (a push producer), so that
+    the simnet's own memory stays flat when the reader is slow.
+    """
+
+    def __init__(self, transport, clock, data, chunk, interval):
+        self.transport = transport
+        self.data = data
+        self.chunk = chunk
+        self.sent = 0
+        self.paused = False
+        self._loop = LoopingCall(self._one)
+        self._loop.clock = clock
+        transport.registerProducer(self, True)
+        self._loop.start(interval)
+
+    def _one(self):
+        if self.paused:
+            return
+        piece = self.data[self.sent:self.sent + self.chunk]
+        if not piece:
+            self.stopProducing()
+            return
+        self.sent += len(piece)
+        self.transport.write(bytes(piece))
+
+    def pauseProducing(self):
+        self.paused = True
+
+    def resumeProducing(self):
+        self.paused = False
+
+    def stopProducing(self):
+        if self._loop.running:
+            self._loop.stop()
+
+
+class HugeTrickle(HonestNode):
+    """
+    Completes the handshake, then announces a huge message (see
+    HUGE_TRICKLE_PLANS) and trickles its payload, TRICKLE_CHUNK bytes every
+    TRICKLE_INTERVAL seconds, stopping one byte short so that the frame
+    never completes: the attack on a crawler that buffers whatever a header
+    announces.  It never answers getaddr.
+    """
+
+    TRICKLE_CHUNK = 16 * 1024
+    TRICKLE_INTERVAL = 0.1
+    #: Zero payloads by length, shared by every node (4 MB each).
+    _payloads = {}
+
+    def __init__(self, simnet, profile, address, random):
+        super().__init__(simnet, profile, address, random)
+        self._trickle = None
+
+    def _on_verack(self, message):
+        super()._on_verack(message)
+        # After our own delayed writes (the verack), never in front of them.
+        if self.profile.latency:
+            self._later(self.profile.latency, self._start_trickle)
+        else:
+            self._start_trickle()
+
+    def _start_trickle(self):
+        if self._trickle is None and self.transport.connected:
+            command, length = huge_trickle_plan(self.profile.index)
+            payload = self._payloads.get(length)
+            if payload is None:
+                payload = self._payloads[length] = bytes(length)
+            header = struct.pack(
+                "<4s12sI4s", self.network.magic, command.encode("ascii"), length,
+                checksum(b""),
+            )
+            data = memoryview(header + payload[:-1])
+            self._trickle = _Trickle(self.transport, self.clock, data, self.TRICKLE_CHUNK,
+                                     self.TRICKLE_INTERVAL)
+            self.simnet.count(self.profile.kind, "trickles")
+
+    def _on_getaddr(self, message):
+        """Never answered: the trickle is all this node says."""
+
+    def connectionLost(self, reason):
+        if self._trickle is not None:
+            self._trickle.stopProducing()
+            self._trickle = None
+        super().connectionLost(reason)
+
+
 class _Raw(Protocol):
     """Base of the kinds that do not speak the protocol at all."""
 
@@ -290,4 +406,5 @@ BEHAVIOURS = {
     "slow": Slow,
     "second-version": SecondVersion,
     "nonce-echo": NonceEcho,
+    "huge-trickle": HugeTrickle,
 }

@@ -50,6 +50,8 @@ KINDS = {
     "slow": "handshake-timeout",
     "second-version": "reachable",
     "nonce-echo": "self-connection",
+    # Handshakes, then announces a huge message and trickles it (behaviours).
+    "huge-trickle": "reachable",
 }
 
 MISBEHAVING_KINDS = tuple(k for k in KINDS if k != "honest")

@@ -27,13 +27,28 @@ def _share(text):
 
 
 def _kinds(text):
-    """``silent=0.1,garbage=0.05`` -> {"silent": 0.1, "garbage": 0.05}."""
+    """
+    ``silent=0.1,garbage=0.05`` -> {"silent": 0.1, "garbage": 0.05}.
+    UsageError, one line naming the fault and the kinds there are, for
+    anything else (twistd prints it after the usage, exit status 1).
+    """
     kinds = {}
     for part in filter(None, text.split(",")):
-        name, _, share = part.partition("=")
+        name, equals, share = part.partition("=")
         if name not in KINDS:
-            raise ValueError(f"unknown kind {name!r}; kinds: {', '.join(KINDS)}")
-        kinds[name] = _share(share)
+            raise usage.UsageError(
+                f"--kinds: unknown kind {name!r}; kinds: {', '.join(KINDS)}"
+            )
+        if not equals:
+            raise usage.UsageError(
+                f"--kinds: {name!r} needs a share, as in {name}=0.05 (within 0..1)"
+            )
+        try:
+            kinds[name] = _share(share)
+        except ValueError:
+            raise usage.UsageError(
+                f"--kinds: {name}={share} is not a share within 0..1"
+            ) from None
     return kinds
 
 
@@ -54,7 +69,7 @@ class Options(usage.Options):
         ["seed", None, 1, "random seed: the same arguments give the same network", int],
         ["misbehaving", None, 0.0, "share of nodes spread over every misbehaving kind",
          _share],
-        ["kinds", None, None, "shares per kind instead, e.g. silent=0.1,garbage=0.05", _kinds],
+        ["kinds", None, None, "shares per kind instead, e.g. silent=0.1,garbage=0.05"],
         ["latency-ms", None, 0.0, "mean per-node latency of every write", float],
         ["response-delay-ms", None, 0.0, "delay before answering getaddr", float],
         ["network", None, "regtest", f"whose magic to speak: {', '.join(NETWORKS)}"],
@@ -69,6 +84,10 @@ class Options(usage.Options):
     ]
 
     def postOptions(self):
+        if self["kinds"] is not None:
+            # Here rather than as the option's coercer: twistd would prefix
+            # the message with "Parameter type enforcement failed".
+            self["kinds"] = _kinds(self["kinds"])
         try:
             self["network"] = get_network(self["network"])
             loopback_index(self["first-address"])

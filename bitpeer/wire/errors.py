@@ -65,6 +65,15 @@ class PayloadTooLarge(FatalProtocolError):
     """The header declares a payload longer than the limit."""
 
 
+class FrameBudgetExhausted(FatalProtocolError):
+    """
+    Not a rule of Core's but the crawler's own defence: the partial frames
+    of every connection sharing a FrameBudget would hold more than it
+    allows, and this connection's frame is the largest (FrameBudget says
+    why that one goes).  The connection must close.
+    """
+
+
 class Misbehaviour(FatalProtocolError):
     """
     A message that deserializes but breaks a semantic limit (more than 1000
@@ -83,3 +92,30 @@ class BadMessageType(DroppedMessage):
 
 class MalformedMessage(DroppedMessage):
     """The payload does not deserialize: truncated, non-canonical, too long."""
+
+
+class OversizeMessage(DroppedMessage):
+    """
+    The header declares a payload longer than its message type can carry
+    (Message.max_payload), for a type of fixed fields or bounded strings
+    (version, ping, feefilter...), within MAX_PROTOCOL_MESSAGE_LENGTH.
+
+    Dropped, not fatal, because Core never closes for it: Core has no
+    per-type limit at the frame, so it reads the message, and such a payload
+    either has a string over its limit (a user agent over 256 bytes), whose
+    deserialization throws (the message is lost, the connection kept), or
+    bytes after the last field, which Core ignores.  Closing would make us
+    give up on peers Core keeps talking to.  Dropping costs nothing: the
+    decoder discards the payload as it arrives, without buffering it.
+    """
+
+
+class TooManyEntries(Misbehaviour):
+    """
+    The header declares a vector message (addr, addrv2, inv, getdata,
+    headers, getheaders, getblocks) longer than its limit's worth of
+    entries at their largest.  Its count is over the limit, which Core
+    calls Misbehaving (disconnect), unless the peer padded the entries with
+    bytes no implementation writes; telling the two apart would need the
+    payload, and not buffering it is the point.  Fatal, as in Core and btcd.
+    """

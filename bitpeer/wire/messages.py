@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import attr
 
-from .address import AddrEntry, Network, NetworkAddress
+from .address import MAX_ADDRV2_SIZE, AddrEntry, Network, NetworkAddress
 from .addrlist import (
     V1_ENTRY_SIZE,
     decode_v1_entries,
@@ -32,7 +32,13 @@ from .encoding import (
     port_bytes,
     var_str,
 )
-from .errors import MalformedMessage, Misbehaviour, ProtocolError
+from .errors import (
+    MalformedMessage,
+    Misbehaviour,
+    OversizeMessage,
+    ProtocolError,
+    TooManyEntries,
+)
 
 #: node/protocol_version.h
 PROTOCOL_VERSION = 70016
@@ -50,6 +56,20 @@ MAX_INV_SZ = 50000
 MAX_HEADERS_RESULTS = 2000
 MAX_LOCATOR_SZ = 101
 MAX_REJECT_MESSAGE_LENGTH = 111
+#: net.h MAX_PROTOCOL_MESSAGE_LENGTH: the largest payload Core takes at all.
+MAX_PROTOCOL_MESSAGE_LENGTH = 4 * 1000 * 1000
+
+
+def _compact_size_length(n):
+    """Bytes of the canonical CompactSize of ``n``."""
+    return len(compact_size(n))
+
+
+#: The largest v2 entry (BIP155, Core's CAddress V2_NETWORK): time, services
+#: as a CompactSize of up to 9 bytes (Core reads it without a range check),
+#: network id, address length (CompactSize of MAX_ADDRV2_SIZE) and the
+#: address, port.
+MAX_V2_ENTRY_SIZE = 4 + 9 + 1 + _compact_size_length(MAX_ADDRV2_SIZE) + MAX_ADDRV2_SIZE + 2
 
 #: Every known message type, mapped to its class.
 MESSAGE_TYPES = {}
@@ -142,9 +162,38 @@ class Message:
     Base of every message class.
 
     @cvar command: the message type on the wire.
+    @cvar oversize_error: the ProtocolError class for a longer payload.
+    @cvar max_payload: the longest payload of this type that carries
+        nothing but the fields Core reads, each at the largest size Core
+        accepts (PROTOCOL.md; the figure of each class says how it is
+        reached).  Core ignores bytes after the fields it reads, but no
+        honest sender writes any, so FrameDecoder refuses a longer payload
+        from its header alone, before buffering any of it.
     """
 
     command: ClassVar[str]
+    max_payload: ClassVar[int] = MAX_PROTOCOL_MESSAGE_LENGTH
+    #: What a payload over max_payload is: OversizeMessage (dropped) for
+    #: fixed fields and strings, TooManyEntries (fatal) for vectors whose
+    #: count Core bounds (the classes say why).
+    oversize_error: ClassVar[type] = OversizeMessage
+    #: The entry limit of a vector message, for the error's text.
+    max_entries: ClassVar[int | None] = None
+
+    @classmethod
+    def oversize(cls, length):
+        """The ProtocolError for a header declaring ``length`` > max_payload."""
+        if cls.max_entries is None:
+            rule = (
+                f"payload of {length} bytes exceeds {cls.max_payload}, the most "
+                f"{cls.command} can carry"
+            )
+        else:
+            rule = (
+                f"payload of {length} bytes is more than {cls.max_entries} entries can fill "
+                f"({cls.max_payload} bytes at most)"
+            )
+        return cls.oversize_error(rule, message_type=cls.command)
 
     def encode_payload(self):
         """The payload bytes of this message."""
@@ -179,6 +228,10 @@ def decode_message(command, payload, known=None):
 
 
 class _Empty(Message):
+    #: Core reads no field of these (verack, getaddr, sendaddrv2,
+    #: wtxidrelay, sendheaders, mempool).
+    max_payload: ClassVar[int] = 0
+
     def encode_payload(self):
         return b""
 
@@ -263,6 +316,12 @@ class Version(Message):
     """
 
     command: ClassVar[str] = "version"
+    #: PROTOCOL.md 2.1: 80 bytes up to the nonce, the user agent at
+    #: MAX_SUBVERSION_LENGTH (256) with its 3-byte CompactSize (LIMITED_STRING
+    #: throws beyond), start_height and the relay byte: 344.
+    max_payload: ClassVar[int] = (
+        80 + _compact_size_length(MAX_SUBVERSION_LENGTH) + MAX_SUBVERSION_LENGTH + 4 + 1
+    )
 
     version: int = attr.ib(default=PROTOCOL_VERSION, validator=_int32)
     services: int = attr.ib(default=0, validator=_uint64)
@@ -340,6 +399,8 @@ class Ping(Message):
     """
 
     command: ClassVar[str] = "ping"
+    #: A uint64 nonce (none before BIP31).
+    max_payload: ClassVar[int] = 8
 
     nonce: int | None = attr.ib(default=None, validator=attr.validators.optional(_uint64))
 
@@ -359,6 +420,7 @@ class Pong(Message):
     """The answer to a ping, with the same nonce."""
 
     command: ClassVar[str] = "pong"
+    max_payload: ClassVar[int] = 8
 
     nonce: int = attr.ib(validator=_uint64)
 
@@ -410,6 +472,13 @@ class Addr(Message):
     """
 
     command: ClassVar[str] = "addr"
+    oversize_error: ClassVar[type] = TooManyEntries
+    max_entries: ClassVar[int] = MAX_ADDR_TO_SEND
+    #: MAX_ADDR_TO_SEND (1000) entries of 30 bytes (PROTOCOL.md 4.4) and
+    #: their count: 30,003.  More entries is Misbehaving in Core.
+    max_payload: ClassVar[int] = (
+        _compact_size_length(MAX_ADDR_TO_SEND) + MAX_ADDR_TO_SEND * V1_ENTRY_SIZE
+    )
 
     addresses: tuple = attr.ib(
         converter=tuple,
@@ -439,6 +508,13 @@ class AddrV2(Message):
     """
 
     command: ClassVar[str] = "addrv2"
+    oversize_error: ClassVar[type] = TooManyEntries
+    max_entries: ClassVar[int] = MAX_ADDR_TO_SEND
+    #: 1000 entries of the largest BIP155 form, MAX_V2_ENTRY_SIZE (531: a
+    #: 512-byte address, 9-byte services), and their count: 531,003.
+    max_payload: ClassVar[int] = (
+        _compact_size_length(MAX_ADDR_TO_SEND) + MAX_ADDR_TO_SEND * MAX_V2_ENTRY_SIZE
+    )
 
     addresses: tuple = attr.ib(
         converter=tuple, validator=_items(AddrEntry, MAX_ADDR_TO_SEND)
@@ -470,6 +546,8 @@ class SendCmpct(Message):
     """BIP152: compact block relay (announce flag, version)."""
 
     command: ClassVar[str] = "sendcmpct"
+    #: A bool and a uint64.
+    max_payload: ClassVar[int] = 9
 
     announce: bool = attr.ib(validator=_bool)
     version: int = attr.ib(validator=_uint64)
@@ -489,6 +567,8 @@ class FeeFilter(Message):
     """BIP133: do not announce transactions below this fee rate (sat/kvB)."""
 
     command: ClassVar[str] = "feefilter"
+    #: An int64.
+    max_payload: ClassVar[int] = 8
 
     feerate: int = attr.ib(validator=_int64)
 
@@ -527,6 +607,10 @@ class _Inventory(Message):
 
     #: More entries is Misbehaviour.
     max_items = MAX_INV_SZ
+    #: MAX_INV_SZ (50,000) entries of 36 bytes and their count: 1,800,003.
+    max_payload: ClassVar[int] = _compact_size_length(MAX_INV_SZ) + MAX_INV_SZ * 36
+    oversize_error: ClassVar[type] = TooManyEntries
+    max_entries: ClassVar[int] = MAX_INV_SZ
 
     def encode_payload(self):
         pack = _INV_ENTRY.pack
@@ -576,6 +660,10 @@ class NotFound(_Inventory):
 
     command: ClassVar[str] = "notfound"
     max_items: ClassVar[int] = MAX_SIZE
+    #: No Core limit but the frame's.
+    max_payload: ClassVar[int] = MAX_PROTOCOL_MESSAGE_LENGTH
+    oversize_error: ClassVar[type] = OversizeMessage
+    max_entries: ClassVar[int | None] = None
     inventory: tuple = _inventory(MAX_SIZE)
 
 
@@ -584,6 +672,14 @@ class NotFound(_Inventory):
 
 class _Locator(Message):
     """getheaders and getblocks: a version, up to 101 locator hashes, a stop hash."""
+
+    #: Version, MAX_LOCATOR_SZ (101) hashes and their count, the stop hash:
+    #: 3,269.  A longer locator is Misbehaving in Core.
+    max_payload: ClassVar[int] = (
+        4 + _compact_size_length(MAX_LOCATOR_SZ) + MAX_LOCATOR_SZ * 32 + 32
+    )
+    oversize_error: ClassVar[type] = TooManyEntries
+    max_entries: ClassVar[int] = MAX_LOCATOR_SZ
 
     def encode_payload(self):
         return (
@@ -657,6 +753,17 @@ class Headers(Message):
     """
 
     command: ClassVar[str] = "headers"
+    oversize_error: ClassVar[type] = TooManyEntries
+    max_entries: ClassVar[int] = MAX_HEADERS_RESULTS
+    #: MAX_HEADERS_RESULTS (2000) headers and their count.  Each header is
+    #: 80 bytes and a transaction count that honest senders write as 0 (81
+    #: bytes), but Core reads the count with ReadCompactSize and ignores it,
+    #: so any count up to MAX_SIZE (5 bytes) deserializes: 85 per header,
+    #: 170,003 in all.
+    max_payload: ClassVar[int] = (
+        _compact_size_length(MAX_HEADERS_RESULTS)
+        + MAX_HEADERS_RESULTS * (80 + _compact_size_length(MAX_SIZE))
+    )
 
     headers: tuple = attr.ib(
         converter=tuple, validator=_items(BlockHeader, MAX_HEADERS_RESULTS)
@@ -689,6 +796,15 @@ class Headers(Message):
 # -- legacy and unknown ------------------------------------------------------
 
 
+#: The data of a reject: the hash of the transaction or block rejected.
+REJECT_DATA_SIZE = 32
+
+
+def _reject_data(instance, attribute, value):
+    if type(value) is not bytes or len(value) > REJECT_DATA_SIZE:
+        _fail(instance, attribute, f"must be at most {REJECT_DATA_SIZE} bytes")
+
+
 @_register
 @attr.frozen
 class Reject(Message):
@@ -698,11 +814,15 @@ class Reject(Message):
     """
 
     command: ClassVar[str] = "reject"
+    #: What Core (before 0.20) read: the message type (LIMITED_STRING 12),
+    #: the code, the reason (LIMITED_STRING 111) and, for tx and block, a
+    #: 32-byte hash: 158.
+    max_payload: ClassVar[int] = (1 + 12) + 1 + (1 + MAX_REJECT_MESSAGE_LENGTH) + REJECT_DATA_SIZE
 
     message: str = attr.ib(validator=_text(12))
     code: int = attr.ib(validator=_uint8)
     reason: str = attr.ib(validator=_text(MAX_REJECT_MESSAGE_LENGTH))
-    data: bytes = attr.ib(default=b"", validator=attr.validators.instance_of(bytes))
+    data: bytes = attr.ib(default=b"", validator=_reject_data)
 
     def encode_payload(self):
         return var_str(self.message) + bytes((self.code,)) + var_str(self.reason) + self.data
@@ -714,7 +834,8 @@ class Reject(Message):
             r.var_str("message", 12),
             r.u8("code"),
             r.var_str("reason", MAX_REJECT_MESSAGE_LENGTH),
-            r.rest(),
+            # Core read at most the 32-byte hash and ignored what followed.
+            r.rest()[:REJECT_DATA_SIZE],
         )
 
 
@@ -762,3 +883,9 @@ class UnknownMessage(Message):
 
     def encode_payload(self):
         return self.payload
+
+
+#: The largest legal payload of each known message type (Message.max_payload);
+#: a type not listed (unknown, or known only by name such as block and tx)
+#: is bounded by the frame's MAX_PROTOCOL_MESSAGE_LENGTH alone.
+MAX_PAYLOADS = {command: cls.max_payload for command, cls in MESSAGE_TYPES.items()}

@@ -21,10 +21,9 @@ from .errors import (
     ConnectionRefused,
     ConnectTimeout,
 )
-from .networks import MAINNET
+from .networks import MAINNET, SeedName, parse_seed
 from .protocol import BitcoinProtocol, PeerOptions, address_of
-from .wire.address import Network, NetworkAddress
-from .wire.errors import ProtocolError
+from .wire.address import Network
 from .wire.framing import FrameBudget
 
 #: How long connectPeer waits for the TCP connection by default.
@@ -125,18 +124,14 @@ def client_endpoint(reactor, address, timeout=DEFAULT_CONNECT_TIMEOUT, default_p
     )
 
     if isinstance(address, str):
-        try:
-            address = NetworkAddress.parse(address, default_port)
-        except ProtocolError:
-            host, _, port = address.rpartition(":")
-            if not host:
-                host, port = address, default_port
-            if port is None or not str(port).isdigit():
-                raise ValueError(f"{address!r}: give a port") from None
-            if host.lower().rstrip(".").endswith((".onion", ".i2p")):
-                # A bad Tor/I2P name must not leak to the DNS (RFC 7686).
-                raise ValueError(f"{address!r} is not a valid Tor or I2P address")
-            return HostnameEndpoint(reactor, host.encode("idna"), int(port), timeout=timeout)
+        # The seeds' own parser: it refuses what is ambiguous (``::1:8333``),
+        # port 0, and a malformed Tor or I2P name, which must not leak to
+        # the DNS (RFC 7686).
+        seed = parse_seed(address, default_port)
+        if isinstance(seed, SeedName):
+            return HostnameEndpoint(reactor, seed.name.encode("idna"), seed.port,
+                                    timeout=timeout)
+        address = seed
     if address.network == Network.IPV4:
         return TCP4ClientEndpoint(reactor, address.host_text, address.port, timeout=timeout)
     if address.network == Network.IPV6:

@@ -137,7 +137,17 @@ class ClientEndpointTests(SynchronousTestCase):
         for text in ("abcdef.onion:8333", "ABCDEF.ONION.:8333", "abc.b32.i2p:0", "x.i2p"):
             with self.assertRaises(ValueError) as caught:
                 client_endpoint(self.reactor, text, default_port=8333)
-            self.assertIn("not a valid Tor or I2P address", str(caught.exception))
+            self.assertNotIn("Endpoint", repr(caught.exception))
+        self.assertEqual(self.reactor.tcpClients, [])
+
+    def test_ambiguous_and_bad_ports_refused(self):
+        """``::1:8333`` is refused as ambiguous (not dialled as [::0.1.131.51]
+        or as a host name), as are port 0 and ports above 65535."""
+        for text, words in [("::1:8333", "ambiguous"), ("127.0.0.1:0", "port 0"),
+                            ("127.0.0.1:70000", "above 65535"), ("node.example:0", "port 0")]:
+            with self.assertRaises(ValueError) as caught:
+                client_endpoint(self.reactor, text, default_port=8333)
+            self.assertIn(words, str(caught.exception))
 
     def test_i2p_refused(self):
         i2p = NetworkAddress(Network.I2P, b"\x02" * 32, 0)

@@ -38,6 +38,8 @@ from bitpeer import gctuning, tap
 from bitpeer.addrbook import AddressBookError
 from bitpeer.discovery import ENOUGH_GOOD_ADDRESSES, DiscoveryOptions, discover
 from bitpeer.export import CSV_FIELDS
+from bitpeer.factory import NodeFactory
+from bitpeer.protocol import PeerOptions
 from bitpeer.networks import MAINNET, ONLYNET_CHOICES, REGTEST, TESTNET4, SeedName
 from bitpeer.simnet import tap as simnet_tap
 from bitpeer.simnet.network import SimNet
@@ -50,6 +52,7 @@ from bitpeer.tap import (
     exit_now,
 )
 from bitpeer.wire.address import NetworkAddress
+from bitpeer.wire.text import unescape
 
 from .helpers import NODE_KEYS, SUMMARY_KEYS, connections_closed
 
@@ -527,6 +530,46 @@ class ServiceTests(TestCase):
         self.assertFalse(service.failed)
         (warning,) = [w for w in self.warnings() if "no address to start from" in w]
         self.assertIn("--seed HOST[:PORT]", warning)
+
+    @defer.inlineCallbacks
+    def test_hostile_user_agents_end_to_end(self):
+        """
+        Nodes whose user agents are not UTF-8, hold line breaks, NUL, a
+        backslash or U+2028 (the issue's ``ff fe c3 28`` among them): the
+        crawl succeeds, the book keeps the raw bytes, the JSON and CSV hold
+        the escaped form on one line each, and unescaping it gives the
+        bytes back.
+        """
+        agents = [b"\xff\xfe\xc3\x28", b"/evil\n\x00agent\\x41/", "/\u2028ok/".encode(),
+                  b"/Satoshi:29.0.0/"]
+        seeds = []
+        for agent in agents:
+            factory = NodeFactory(reactor, REGTEST, PeerOptions(
+                user_agent=agent.decode("utf-8", "surrogateescape")))
+            port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+            self.addCleanup(port.stopListening)
+            seeds += ["--seed", f"127.0.0.1:{port.getHost().port}"]
+        service = self.service("--network", "regtest", "--dnsseed", "0", *seeds, *FAST)
+        service.startService()
+        yield self.reactor.stopped
+        yield self.settle(service)
+        self.assertEqual((service.failed, service.book_failed), (False, False))
+        stored = db_rows(self.db, "SELECT coalesce(user_agent_raw, CAST(user_agent AS BLOB)), "
+                                  "user_agent FROM observations")
+        self.assertEqual(sorted(raw for raw, _ in stored), sorted(agents))
+        for raw, text in stored:
+            self.assertEqual(unescape(text), raw)
+        (json_path,) = glob.glob(os.path.join(self.out, "regtest-2*Z.json"))
+        with open(json_path, "rb") as stream:
+            data = stream.read()
+        data.decode("utf-8")  # strict: valid UTF-8 (ASCII in fact)
+        node_lines = [line for line in data.splitlines() if b'"user_agent"' in line]
+        self.assertEqual(len(node_lines), len(agents))
+        shown = [json.loads(line.rstrip(b",").decode())["user_agent"] for line in node_lines]
+        self.assertEqual(sorted(unescape(text) for text in shown), sorted(agents))
+        with open(json_path[:-5] + ".csv", encoding="utf-8", newline="") as stream:
+            rows = list(csv.DictReader(stream))
+        self.assertEqual(sorted(unescape(row["user_agent"]) for row in rows), sorted(agents))
 
     def test_default_book_per_network(self):
         """Without --db, each network gets its own book file."""

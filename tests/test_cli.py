@@ -242,7 +242,7 @@ class ClosedPipeTests(SynchronousTestCase):
             raise SkipTest("needs sh and head")
         err = os.path.join(self.dir, "err")
         done = subprocess.run(
-            ["sh", "-c", f'"$0" -m bitpeer.cli decode - < "$1" 2> "$2" | head -1',
+            ["sh", "-c", '"$0" -m bitpeer.cli decode - < "$1" 2> "$2" | head -1',
              sys.executable, self.input, err],
             capture_output=True, env=os.environ)
         self.assertEqual((done.returncode, done.stdout), (0, b"Ping(nonce=0)\n"))

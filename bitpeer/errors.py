@@ -75,3 +75,14 @@ class ConnectionClosed(PeerError):
     """The connection closed (by the peer, or by us) before the work was done."""
 
     reason = "closed"
+
+
+class FrameBudgetExceeded(ProtocolViolation):
+    """
+    The connection was closed because its partial frame was the largest
+    when the frames of all the factory's connections filled its FrameBudget
+    (wire.framing.FrameBudget explains the choice).  A peer that trickles a
+    large message ends this way; ``error`` is the FrameBudgetExhausted.
+    """
+
+    reason = "frame-budget"

@@ -31,6 +31,7 @@ from twisted.internet.protocol import Protocol
 from . import __version__
 from .errors import (
     ConnectionClosed,
+    FrameBudgetExceeded,
     HandshakeTimeout,
     IdleTimeout,
     ObsoleteVersion,
@@ -96,17 +97,6 @@ class PeerOptions:
     #: Addresses kept from one getaddr answer (Core sends at most 1000 in
     #: one message, plus its self-announcement).
     max_addresses: int = attr.ib(default=2 * MAX_ADDR_TO_SEND, validator=positive)
-
-
-class FrameBudgetExceeded(ProtocolViolation):
-    """
-    The connection was closed because its partial frame was the largest
-    when the frames of all the factory's connections filled its FrameBudget
-    (wire.framing.FrameBudget explains the choice).  A peer that trickles a
-    large message ends this way; ``error`` is the FrameBudgetExhausted.
-    """
-
-    reason = "frame-budget"
 
 
 class _WantedTypes:

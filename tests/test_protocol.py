@@ -15,6 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from bitpeer.errors import (
     ConnectionClosed,
+    FrameBudgetExceeded,
     HandshakeTimeout,
     IdleTimeout,
     ObsoleteVersion,
@@ -27,7 +28,6 @@ from bitpeer.factory import PeerFactory
 from bitpeer.protocol import (
     MAX_PCT_ADDR_TO_SEND,
     BitcoinProtocol,
-    FrameBudgetExceeded,
     PeerOptions,
 )
 from bitpeer.wire.address import Network

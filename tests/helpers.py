@@ -271,3 +271,24 @@ def connections_closed(timeout=5.0):
         if time.monotonic() > deadline:
             raise AssertionError(f"connections left open: {client_connections()}")
         yield task.deferLater(reactor, 0.01)
+
+
+class NoLookupResolver:
+    """
+    A resolver that must not be used: every call is recorded and raises.
+    Raising alone could be swallowed as a failed lookup, so the tests also
+    assert that ``calls`` stayed empty.
+    """
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        if not name.startswith("lookup"):
+            raise AttributeError(name)
+
+        def called(*args, **kwargs):
+            self.calls.append((name, args))
+            raise AssertionError(f"{name}{args} called: no lookup was allowed")
+
+        return called

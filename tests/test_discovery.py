@@ -46,6 +46,8 @@ from bitpeer.external import (
 from bitpeer.networks import NetworkParams, SeedName
 from bitpeer.wire.address import Network, NetworkAddress
 
+from .helpers import NoLookupResolver
+
 PORT = 18444
 MAGIC = bytes.fromhex("0a0b0c0d")
 
@@ -727,27 +729,6 @@ class FetchExternalIpTests(TestCase):
 
 
 # -- the operator's switches: --dnsseed, --forcednsseed, --onlynet, host names ----------------
-
-
-class NoLookupResolver:
-    """
-    A resolver that must not be used: every call is recorded and raises.
-    Raising alone could be swallowed as a failed lookup, so the tests also
-    assert that ``calls`` stayed empty.
-    """
-
-    def __init__(self):
-        self.calls = []
-
-    def __getattr__(self, name):
-        if not name.startswith("lookup"):
-            raise AttributeError(name)
-
-        def called(*args, **kwargs):
-            self.calls.append((name, args))
-            raise AssertionError(f"{name}{args} called: no lookup was allowed")
-
-        return called
 
 
 #: Host names of the operator's seeds, in a zone of their own (no x9. prefix).

@@ -54,7 +54,7 @@ from bitpeer.tap import (
 from bitpeer.wire.address import NetworkAddress
 from bitpeer.wire.text import unescape
 
-from .helpers import NODE_KEYS, SUMMARY_KEYS, connections_closed
+from .helpers import NODE_KEYS, SUMMARY_KEYS, NoLookupResolver, connections_closed
 
 
 #: Short timeouts for crawls of a loopback network.
@@ -1124,23 +1124,6 @@ class DiscoveryServiceTests(SimnetCrawlMixin, TestCase):
                          {"reachable": 0, "unreachable": 0, "not_dialled": 3})
         self.assertEqual(document["summary"]["not_dialled_reasons"], {"onlynet": 3})
         self.assertEqual({r["reason"] for r in document["not_dialled"]}, {"onlynet"})
-
-
-class NoLookupResolver:
-    """A resolver that must not be used: calls are recorded, and raise."""
-
-    def __init__(self):
-        self.calls = []
-
-    def __getattr__(self, name):
-        if not name.startswith("lookup"):
-            raise AttributeError(name)
-
-        def called(*args, **kwargs):
-            self.calls.append(name)
-            raise AssertionError(f"{name}{args}: no lookup was allowed")
-
-        return called
 
 
 README = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "README.rst")

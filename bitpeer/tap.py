@@ -458,8 +458,10 @@ class CrawlerService(Service):
         """One crawl: discover, crawl (or resume), snapshot, record."""
         options, reactor, book = self.options, self.reactor, self.book
         network = options["network"]
-        in_book = [k for k in await self._known()
-                   if _dialable(k.address, crawl_options.allow_private)]
+        # A --simnet crawl's network is new, on new ports: the addresses a
+        # --db book holds from another run's simnet lead nowhere.
+        in_book = [] if options["simnet"] else [
+            k for k in await self._known() if _dialable(k.address, crawl_options.allow_private)]
         known = [k.address for k in in_book]
         # What the book can give this crawl: addresses it will dial.
         usable = [k for k in in_book if crawl_options.not_dialled_reason(k.address) is None]
@@ -472,7 +474,12 @@ class CrawlerService(Service):
                 "no address to start from: the address book is empty, and no seed, DNS "
                 "seed or fixed seed gave one; give --seed HOST[:PORT] or --seeds-file FILE"
             )
+        if not self.running:
+            return  # stopped while discovering
         crawl_id, settled = await self._begin(network)
+        if not self.running:
+            return  # stopped while the book was asked: the crawl is resumed next time
+        book = self.book if crawl_id is not None else None
         self.log.info(
             "{verb} a crawl of {network} from {seeds} addresses "
             "({book} from the address book)",
@@ -512,7 +519,8 @@ class CrawlerService(Service):
             self.log.error("the crawl's snapshot could not be written: {error}", error=error)
             self.failed = True
             paths = ()
-        recorded = await self._record(crawl_id, summary, reactor.seconds())
+        recorded = crawl_id is not None and await self._record(crawl_id, summary,
+                                                               reactor.seconds())
         self._warn(result, crawl_options)
         self.log.info(
             "crawl done in {elapsed:.1f} s: {reachable} reachable, {unreachable} "
@@ -532,6 +540,18 @@ class CrawlerService(Service):
         nor does one started with --fresh: the unfinished crawl is closed
         as abandoned.
         """
+        try:
+            return await self._begin_in_book(network)
+        except AddressBookError as error:
+            # A storage fault (a full disk): this crawl still runs and
+            # gets its snapshot; only the book does without it.
+            self.log.error("the address book {path} cannot record a new crawl: {error}; "
+                           "crawling without it", path=self.options["db"], error=error)
+            self.book_failed = True
+            return None, None
+
+    async def _begin_in_book(self, network):
+        """_begin's work, in the book."""
         book, options, now = self.book, self.options, self.reactor.seconds()
         unfinished = await book.unfinished_crawl(network.name)
         if unfinished is not None:

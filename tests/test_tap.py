@@ -571,6 +571,19 @@ class ServiceTests(TestCase):
             rows = list(csv.DictReader(stream))
         self.assertEqual(sorted(unescape(row["user_agent"]) for row in rows), sorted(agents))
 
+    @defer.inlineCallbacks
+    def test_simnet_does_not_inherit_another_simnets_addresses(self):
+        """A --simnet crawl given a --db that holds an earlier simnet's
+        addresses dials none of them: that network is gone."""
+        for seed in ("1", "2"):
+            service = self.service("--simnet", "30", "--simnet-seed", seed, *FAST)
+            service.startService()
+            yield self.reactor.stopped
+            yield self.settle(service)
+        self.assertEqual(db_rows(self.db, "SELECT crawl_id, outcome, count(*) FROM observations "
+                                          "GROUP BY crawl_id, outcome"),
+                         [(1, "reachable", 30), (2, "reachable", 30)])
+
     def test_default_book_per_network(self):
         """Without --db, each network gets its own book file."""
         self.assertEqual(parse()["db"], "bitpeer.sqlite")

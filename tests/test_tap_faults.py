@@ -76,6 +76,30 @@ class StorageFaultTests(SynchronousTestCase):
         self.assertEqual((outcomes["reachable"], outcomes["unreachable"]), (300, 100))
         self.assertEqual(glob.glob(os.path.join(self.out, "*.tmp")), [])
 
+    def test_book_disk_full_with_interval(self):
+        """
+        With --interval, a book whose disk is full does not stop the
+        service: every crawl still runs and writes its snapshot.
+        """
+        disk = os.path.join(self.cwd, "small")
+        mount_tmpfs(self, disk, "96k")
+        process = twistd(self.cwd, "bitpeer-crawl", "--simnet", "300", "--simnet-dead", "100",
+                         "--connect-timeout", "0.5", "--interval", "1",
+                         "--db", os.path.join(disk, "book.sqlite"), "--out", self.out)
+        started = time.monotonic()
+        try:
+            while len(glob.glob(os.path.join(self.out, "simnet-2*Z.json"))) < 3:
+                self.assertIsNone(process.poll(), read_log(self.cwd, 0))
+                self.assertLess(time.monotonic() - started, 60, "fewer than 3 crawls")
+                time.sleep(0.1)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            status = finish(process)
+        log = read_log(self.cwd, 0)
+        self.assertIn(status, (3, -signal.SIGTERM), log)
+        self.assertNotIn("Traceback", log)
+        self.assertNotIn("cannot run", log)
+
     def test_snapshot_disk_full(self):
         """
         The snapshot directory's disk is full: one line says so, no

@@ -302,9 +302,12 @@ class AddressBook:
     def _close_open(self):
         if self._state != "open":  # open failed
             return succeed(None)
-        if self._loop.running and self._loop.call is not None and self._loop.call.active():
-            # (Inactive when something, such as trial's cleanup, already
-            # cancelled every pending call.)
+        call = self._loop.call
+        if self._loop.running and (call is None or call.active()):
+            # No call while a periodic flush is running: stopped now, the
+            # loop does not schedule another when it ends.  (An inactive
+            # call: something, such as trial's cleanup, already cancelled
+            # every pending call.)
             self._loop.stop()
         d = self._lock.run(self._flush_now, True)
         # From here gossip/attempt raise: nothing could write what they buffer.

@@ -46,7 +46,7 @@ from .bookschema import (
     to_db,
 )
 from .wire.address import NetworkAddress
-from .wire.text import escape, unescape
+from .wire.text import escape, unescape_text
 
 #: Milliseconds SQLite waits for another process (an export, a person with
 #: the sqlite3 shell) holding the write lock before a flush fails and retries.
@@ -432,17 +432,6 @@ def read_observations(db, crawl_id):
     return out
 
 
-def text_from_db(shown):
-    """
-    The text that ``escape`` stored as ``shown``: exact for text the codec
-    decoded (surrogate escapes for the bytes that were not UTF-8), which is
-    all text a peer controls.  Text without a backslash was stored as it was.
-    """
-    if shown is None or "\\" not in shown:
-        return shown
-    return unescape(shown).decode("utf-8", "surrogateescape")
-
-
 _VERDICTS = """
 SELECT network, host, port, at, outcome, reason, detail, version, user_agent,
        user_agent_raw, services, start_height, relay, latency, returned
@@ -454,7 +443,7 @@ def read_verdicts(db, crawl_id):
     """Address -> Verdict: the latest observation of each address in the
     crawl (rows come in id order, so a later one replaces an earlier)."""
     out = {}
-    text = text_from_db
+    text = unescape_text
     for (n, h, p, at, outcome, reason, detail, version, shown, raw, services, height,
          relay, latency, returned) in db.execute(_VERDICTS, (crawl_id,)):
         address = NetworkAddress(n, h, p)

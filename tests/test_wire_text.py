@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from bitpeer.wire.text import escape, raw_bytes, unescape
+from bitpeer.wire.text import escape, raw_bytes, unescape, unescape_text
 
 
 class EscapeTests(SynchronousTestCase):
@@ -66,3 +66,11 @@ class EscapeTests(SynchronousTestCase):
     def test_round_trip_text(self, text):
         """Any valid text survives too."""
         self.assertEqual(unescape(escape(text)), text.encode("utf-8", "surrogatepass"))
+
+    @given(st.binary(max_size=300))
+    def test_unescape_text_gives_the_codec_text(self, raw):
+        """unescape_text undoes escape on the codec's text (surrogate
+        escapes for the bytes that are not UTF-8)."""
+        text = raw.decode("utf-8", "surrogateescape")
+        self.assertEqual(unescape_text(escape(text)), text)
+        self.assertIsNone(unescape_text(None))

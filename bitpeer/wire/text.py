@@ -92,4 +92,15 @@ def unescape(text):
     return bytes(out)
 
 
-__all__ = ["escape", "raw_bytes", "unescape"]
+def unescape_text(shown):
+    """
+    The text that ``escape`` showed as ``shown``, as the codec holds it:
+    bytes that are not UTF-8 as surrogate escapes.  Exact for any text a
+    peer controls; None stays None.
+    """
+    if shown is None or "\\" not in shown:
+        return shown  # escape left it as it was
+    return unescape(shown).decode("utf-8", "surrogateescape")
+
+
+__all__ = ["escape", "raw_bytes", "unescape", "unescape_text"]

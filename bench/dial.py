@@ -20,7 +20,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.protocol import Factory, Protocol
 
-from bitpeer.dialler import Dialler, EpollSet, ReactorWriters
+from bitpeer.net.dialler import Dialler, EpollSet, ReactorWriters
 from bitpeer.wire.address import NetworkAddress
 
 

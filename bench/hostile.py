@@ -47,7 +47,7 @@ def child(seeds_path, out_path, idle_timeout):
     from twisted.internet import reactor
     from twisted.internet.task import LoopingCall
 
-    from bitpeer.crawler import CrawlOptions, Crawler
+    from bitpeer.crawl.crawler import CrawlOptions, Crawler
     from bitpeer.networks import REGTEST
     from bitpeer.protocol import PeerOptions
     from bitpeer.wire.address import NetworkAddress

@@ -116,7 +116,7 @@ def client_endpoint(reactor, address, timeout=DEFAULT_CONNECT_TIMEOUT, default_p
     have yet: ValueError.
     """
     # Imported here: endpoints bring in TLS (OpenSSL), 80 ms of start-up
-    # that a crawl, which dials with bitpeer.dialler, never uses.
+    # that a crawl, which dials with bitpeer.net.dialler, never uses.
     from twisted.internet.endpoints import (
         HostnameEndpoint,
         TCP4ClientEndpoint,

@@ -77,7 +77,7 @@ class SeedName:
     A host name given as a seed (``--seed HOST[:PORT]``, a seeds-file
     line): a promise of addresses, kept as text until the crawl starts and
     then resolved (A and AAAA) through the same injected twisted.names
-    resolver the DNS seeds use (bitpeer.discovery.resolve_seed_names).
+    resolver the DNS seeds use (bitpeer.crawl.discovery.resolve_seed_names).
 
     @ivar name: the host name, lower case, without a trailing dot.
     @ivar port: the port its addresses get.

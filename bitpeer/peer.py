@@ -9,10 +9,11 @@ bitpeer.errors.PeerError when the connection is lost.
 """
 
 import attr
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from .errors import ConnectionClosed
+from .oneshot import OneShot
 from .wire.address import NetworkAddress
 from .wire.messages import GetAddr, Message, Ping, SendAddrV2, WtxidRelay
 from .wire.services import describe
@@ -80,41 +81,6 @@ class GetAddrResult:
     messages: int
     elapsed: float
     announced: int = 0
-
-
-class OneShot:
-    """
-    A result that many callers can wait for: each gets a fresh Deferred, a
-    cancelled caller is simply removed, and callers that come after the
-    result get it at once.
-    """
-
-    def __init__(self):
-        self._waiters = []
-        self._result = None
-        self.done = False
-
-    def when(self):
-        """A Deferred for the result."""
-        if self.done:
-            if isinstance(self._result, Failure):
-                return fail(self._result)
-            return succeed(self._result)
-        waiter = Deferred(canceller=self._waiters.remove)
-        self._waiters.append(waiter)
-        return waiter
-
-    def fire(self, result):
-        """Deliver ``result`` (a value or a Failure) to every waiter, once."""
-        if self.done:
-            return
-        self.done, self._result = True, result
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if isinstance(result, Failure):
-                waiter.errback(result)
-            else:
-                waiter.callback(result)
 
 
 class _AddrCollector:

@@ -40,6 +40,7 @@ from .errors import (
 )
 from .logs import levels, logger
 from .peer import Peer, PeerInfo
+from .validators import positive
 from .wire.address import NetworkAddress
 from .wire.errors import FrameBudgetExhausted, ProtocolError
 from .wire.framing import FrameDecoder, encode_frame
@@ -61,17 +62,8 @@ from .wire.messages import (
     VerAck,
     Version,
     WtxidRelay,
+    getaddr_answer_size,
 )
-
-#: Core answers getaddr with at most this share of its address book.
-MAX_PCT_ADDR_TO_SEND = 23
-
-
-def positive(instance, attribute, value):
-    """An attrs validator: the value must be more than 0."""
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
-
 
 @attr.frozen
 class PeerOptions:
@@ -443,7 +435,7 @@ class BitcoinProtocol(Protocol):
         leaves nothing to send.
         """
         known = list(self.address_source())
-        count = min(MAX_ADDR_TO_SEND, len(known) * MAX_PCT_ADDR_TO_SEND // 100)
+        count = getaddr_answer_size(len(known))
         chosen = self.random.sample(known, count)
         if not self.wants_addrv2:
             chosen = [e for e in chosen if e.address.is_v1_compatible]

@@ -19,7 +19,7 @@ from twisted.internet.error import ConnectionAborted, ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from bitpeer.dialler import Attempt
+from bitpeer.net.dialler import Attempt
 from bitpeer.factory import NodeFactory, PeerFactory
 from bitpeer.networks import MAINNET
 from bitpeer.protocol import PeerOptions

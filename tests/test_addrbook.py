@@ -1,5 +1,5 @@
 """
-Tests for bitpeer.addrbook: the SQLite address book.
+Tests for bitpeer.store.addrbook: the SQLite address book.
 
 These are trial ``TestCase``s on the real reactor: the book writes in its own
 worker thread, so the Deferreds only fire when the reactor runs.  Every test
@@ -28,8 +28,8 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SkipTest, TestCase
 
 import bitpeer
-from bitpeer import addrbook, bookdb
-from bitpeer.addrbook import (
+from bitpeer.store import addrbook, bookdb
+from bitpeer.store.addrbook import (
     AddressBook,
     AddressBookClosed,
     AddressBookError,
@@ -673,7 +673,7 @@ CHILD = textwrap.dedent(
     """
     import sys
     from twisted.internet import defer, task
-    from bitpeer.addrbook import AddressBook
+    from bitpeer.store.addrbook import AddressBook
     from bitpeer.wire.address import AddrEntry, Network, NetworkAddress
 
     path, run, per_flush = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -792,7 +792,7 @@ class Logged:
         """The book's formatted lines (at ``level`` only, if given)."""
         return [
             formatEvent(e) for e in self.events
-            if e.get("log_namespace", "").startswith("bitpeer.addrbook")
+            if e.get("log_namespace", "").startswith("bitpeer.store.addrbook")
             and (level is None or e.get("log_level") == level)
         ]
 
@@ -995,7 +995,7 @@ class RealDiskTests(BookTestCase):
 
 UNPRIVILEGED = """
 import sys
-from bitpeer.bookdb import open_book, close_book
+from bitpeer.store.bookdb import open_book, close_book
 try:
     close_book(open_book(sys.argv[1]))
 except Exception as error:

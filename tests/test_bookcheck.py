@@ -1,5 +1,5 @@
 """
-Tests for bitpeer.bookcheck: telling storage faults from row faults, the
+Tests for bitpeer.store.bookcheck: telling storage faults from row faults, the
 checks made before SQLite opens a book, and the one-process lock.
 
 The checks that depend on who runs them (a read-only file stops anyone but
@@ -21,7 +21,7 @@ import time
 from twisted.trial.unittest import SynchronousTestCase
 
 import bitpeer
-from bitpeer.bookcheck import (
+from bitpeer.store.bookcheck import (
     AddressBookError,
     AddressBookInUse,
     BookLock,
@@ -207,7 +207,7 @@ class LocationTests(SynchronousTestCase):
 
 HOLDER = """
 import sys, time
-from bitpeer.bookcheck import BookLock
+from bitpeer.store.bookcheck import BookLock
 lock = BookLock(sys.argv[1])
 lock.acquire()
 print("locked", flush=True)

@@ -1,5 +1,5 @@
 """
-Tests for bitpeer.bookdb: the address book's worker-thread side, driven
+Tests for bitpeer.store.bookdb: the address book's worker-thread side, driven
 synchronously on in-memory and temporary books (no reactor, no thread).
 
 These hold the properties the issue asks for over arbitrary input: any
@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from bitpeer import bookdb
-from bitpeer.bookdb import MEMORY, open_book, read_observations, read_verdicts, write_batch
-from bitpeer.bookschema import agent_columns, agent_from_db
+from bitpeer.store import bookdb
+from bitpeer.store.bookdb import MEMORY, open_book, read_observations, read_verdicts, write_batch
+from bitpeer.store.bookschema import agent_columns, agent_from_db
 from bitpeer.peer import PeerInfo
 from bitpeer.wire.address import AddrEntry, Network, NetworkAddress
 from bitpeer.wire.text import escape

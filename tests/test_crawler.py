@@ -1,5 +1,5 @@
 """
-The crawl policy (bitpeer.crawler).
+The crawl policy (bitpeer.crawl.crawler).
 
 Gossip filters and the dialling discipline are SynchronousTestCases on a
 task.Clock / MemoryReactorClock (nothing is dialled for real).  The crawl
@@ -23,8 +23,8 @@ from twisted.internet import defer, reactor, task
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from bitpeer.addrbook import AddressBook, AddressBookClosed, Verdict
-from bitpeer.crawler import (
+from bitpeer.store.addrbook import AddressBook, AddressBookClosed, Verdict
+from bitpeer.crawl.crawler import (
     MAX_FUTURE_DRIFT,
     MIN_SANE_TIME,
     CrawlOptions,
@@ -36,12 +36,12 @@ from bitpeer.crawler import (
 )
 from bitpeer.errors import ConnectFailed, ConnectionRefused, ConnectTimeout
 from bitpeer.logs import levels
-from bitpeer.export import CSV_FIELDS, summarize, write_snapshot
+from bitpeer.crawl.export import CSV_FIELDS, summarize, write_snapshot
 from bitpeer.networks import REGTEST
 from bitpeer.protocol import PeerOptions
 from bitpeer.simnet.network import SimNet
 from bitpeer.simnet.population import KINDS, MISBEHAVING_KINDS
-from bitpeer.tap import SIMNET
+from bitpeer.crawl.tap import SIMNET
 from bitpeer.wire.address import AddrEntry, Network, NetworkAddress
 
 from .helpers import connections_closed
@@ -212,7 +212,7 @@ class LearnTests(SynchronousTestCase):
 
 class FakeDialler:
     """
-    A stand-in for bitpeer.dialler.Dialler: it records the attempts and
+    A stand-in for bitpeer.net.dialler.Dialler: it records the attempts and
     makes no connection; the test settles them as the network would.
     """
 

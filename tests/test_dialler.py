@@ -1,5 +1,5 @@
 """
-Tests for bitpeer.dialler: Dialler and Attempt.
+Tests for bitpeer.net.dialler: Dialler and Attempt.
 
 The deterministic tests run the dialler on a MemoryReactorClock (it records
 the readers and writers, among them the StreamTransport a connected attempt
@@ -34,10 +34,10 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
-from bitpeer import dialler as dialler_module
-from bitpeer.dialler import Dialler, EpollSet, ReactorWriters, connect_error
+from bitpeer.net import dialler as dialler_module
+from bitpeer.net.dialler import Dialler, EpollSet, ReactorWriters, connect_error
 from bitpeer.errors import ConnectFailed, ConnectionRefused, ConnectTimeout
-from bitpeer.stream import StreamTransport
+from bitpeer.net.stream import StreamTransport
 from bitpeer.wire.address import Network, NetworkAddress
 
 #: How long to wait for a loopback connect to finish (it takes microseconds;
@@ -68,7 +68,7 @@ class _UnreachableSocket(socket.socket):
         return errno.ENETUNREACH
 
 
-#: bitpeer.dialler's view of the socket module, with _UnreachableSocket.
+#: bitpeer.net.dialler's view of the socket module, with _UnreachableSocket.
 _UNREACHABLE_SOCKET_MODULE = types.SimpleNamespace(**vars(socket))
 _UNREACHABLE_SOCKET_MODULE.socket = _UnreachableSocket
 

@@ -1,5 +1,5 @@
 """
-Tests for bitpeer.discovery: DNS seeds, fixed seeds, the external-address
+Tests for bitpeer.crawl.discovery: DNS seeds, fixed seeds, the external-address
 vote and the external-IP lookup over HTTP.
 
 DNS tests run a real twisted.names server on 127.0.0.1 answering from an
@@ -21,7 +21,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
 
-from bitpeer.discovery import (
+from bitpeer.crawl.discovery import (
     ENOUGH_GOOD_ADDRESSES,
     MAX_IPS_PER_SEED,
     NAME_LOOKUPS_AT_ONCE,
@@ -37,7 +37,7 @@ from bitpeer.discovery import (
     query_dns_seeds,
     resolve_seed_names,
 )
-from bitpeer.external import (
+from bitpeer.crawl.external import (
     MAX_EXTERNAL_IP_BODY,
     ExternalAddressVote,
     VoteResult,

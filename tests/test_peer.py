@@ -13,7 +13,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from bitpeer.errors import ConnectionClosed, IdleTimeout, PeerError
-from bitpeer.peer import GetAddrResult, OneShot, PeerInfo
+from bitpeer.oneshot import OneShot
+from bitpeer.peer import GetAddrResult, PeerInfo
 from bitpeer.protocol import PeerOptions
 from bitpeer.wire.messages import (
     Addr,

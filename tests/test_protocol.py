@@ -25,11 +25,7 @@ from bitpeer.errors import (
 from bitpeer.logs import levels
 from bitpeer.networks import MAINNET, REGTEST, TESTNET4
 from bitpeer.factory import PeerFactory
-from bitpeer.protocol import (
-    MAX_PCT_ADDR_TO_SEND,
-    BitcoinProtocol,
-    PeerOptions,
-)
+from bitpeer.protocol import BitcoinProtocol, PeerOptions
 from bitpeer.wire.address import Network
 from bitpeer.wire.encoding import compact_size
 from bitpeer.wire.errors import (
@@ -43,6 +39,7 @@ from bitpeer.wire.errors import (
 )
 from bitpeer.wire.framing import FrameBudget, MAX_PROTOCOL_MESSAGE_LENGTH, encode_raw_frame
 from bitpeer.wire.messages import (
+    MAX_PCT_ADDR_TO_SEND,
     Addr,
     AddrV2,
     Alert,

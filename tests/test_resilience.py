@@ -38,7 +38,7 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.protocol import Factory
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from bitpeer.crawler import CrawlOptions, Crawler
+from bitpeer.crawl.crawler import CrawlOptions, Crawler
 from bitpeer.networks import REGTEST
 from bitpeer.protocol import PeerOptions
 from bitpeer.simnet.network import SimNet
@@ -589,7 +589,7 @@ class ResourceLimitTests(SynchronousTestCase):
 HOSTILE_CHILD = r"""
 import gc, json, random, sys
 from twisted.internet import reactor
-from bitpeer.crawler import CrawlOptions, Crawler
+from bitpeer.crawl.crawler import CrawlOptions, Crawler
 from bitpeer.networks import REGTEST
 from bitpeer.protocol import PeerOptions
 from bitpeer.wire.address import NetworkAddress

@@ -1,5 +1,5 @@
 """
-Tests for bitpeer.stream.StreamTransport.
+Tests for bitpeer.net.stream.StreamTransport.
 
 Each test connects a real TCP socket pair on 127.0.0.1 and runs the
 transport on a MemoryReactorClock, playing the reactor itself: it calls
@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from bitpeer.stream import StreamTransport
+from bitpeer.net.stream import StreamTransport
 
 #: Bounds a broken test's wait for loopback data (it takes microseconds).
 WAIT = 5
@@ -161,7 +161,7 @@ class StartTests(StreamTestCase):
         self.assertEqual(transport.getPeer(), IPv4Address("TCP", *far.getsockname()))
         self.assertEqual(transport.getHost(), IPv4Address("TCP", *far.getpeername()))
         self.assertIn(str(far.getsockname()[1]), repr(transport))
-        self.assertEqual(transport.logPrefix(), "bitpeer.stream")
+        self.assertEqual(transport.logPrefix(), "bitpeer.net.stream")
 
     def test_ipv6_addresses(self):
         try:

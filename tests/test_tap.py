@@ -1,5 +1,5 @@
 """
-``twistd bitpeer-crawl`` (bitpeer.tap): the plugins, the command line, the
+``twistd bitpeer-crawl`` (bitpeer.crawl.tap): the plugins, the command line, the
 service in this process (with a reactor whose stop() is only recorded), and
 twistd itself in a subprocess: a whole --simnet crawl, bad options refused,
 and a restart after SIGTERM / SIGKILL with the address book intact.
@@ -34,16 +34,17 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from bitpeer import gctuning, tap
-from bitpeer.addrbook import AddressBookError
-from bitpeer.discovery import ENOUGH_GOOD_ADDRESSES, DiscoveryOptions, discover
-from bitpeer.export import CSV_FIELDS
+from bitpeer import runtime
+from bitpeer.crawl import tap
+from bitpeer.store.addrbook import AddressBookError
+from bitpeer.crawl.discovery import ENOUGH_GOOD_ADDRESSES, DiscoveryOptions, discover
+from bitpeer.crawl.export import CSV_FIELDS
 from bitpeer.factory import NodeFactory
 from bitpeer.protocol import PeerOptions
 from bitpeer.networks import MAINNET, ONLYNET_CHOICES, REGTEST, TESTNET4, SeedName
 from bitpeer.simnet import tap as simnet_tap
 from bitpeer.simnet.network import SimNet
-from bitpeer.tap import (
+from bitpeer.crawl.tap import (
     SIMNET,
     CrawlerService,
     Options,
@@ -732,7 +733,7 @@ class EncodeAheadTests(SynchronousTestCase):
 
 
 class GarbageCollectorTests(SynchronousTestCase):
-    """gctuning.tune_garbage_collector, on a stand-in for the gc module (the
+    """runtime.tune_garbage_collector, on a stand-in for the gc module (the
     test process's own collector is left alone)."""
 
     def test_freezes_then_raises_the_thresholds(self):
@@ -741,8 +742,8 @@ class GarbageCollectorTests(SynchronousTestCase):
             freeze=lambda: calls.append("freeze"),
             set_threshold=lambda *limits: calls.append(limits),
         )
-        self.patch(gctuning, "gc", fake)
-        gctuning.tune_garbage_collector()
+        self.patch(runtime, "gc", fake)
+        runtime.tune_garbage_collector()
         self.assertEqual(calls, ["freeze", (200_000, 20, 50)])
 
 

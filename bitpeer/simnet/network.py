@@ -12,14 +12,14 @@ per accepted connection.
 
 import json
 import random
-import resource
 import socket
 
 from twisted.internet import defer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
 
-from ..export import atomic_write
+from ..files import atomic_write
+from ..runtime import open_file_limit
 from ..logs import logger
 from ..networks import REGTEST
 from ..protocol import address_of
@@ -33,11 +33,6 @@ FIXED_SOCKETS = 8
 #: connections at once; a short queue drops their SYNs and turns reachable
 #: nodes into connect timeouts.  The kernel caps it at net.core.somaxconn.
 LISTEN_BACKLOG = 65535
-
-
-def open_file_limit():
-    """The soft limit on open files."""
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 class _Dispatch(Protocol):
@@ -261,23 +256,6 @@ class SimNet:
     def stats(self):
         """The counters by kind, plus open connections."""
         return {"open_connections": len(self.open), "by_kind": self.counters}
-
-
-def check_limits(nodes, dead, concurrency=0):
-    """
-    Refuse a network this process cannot serve: the open-file limit must
-    cover the fixed sockets and the connections a crawler may hold open.
-    Returns None, or raises ValueError saying what to change.
-    """
-    limit = open_file_limit()
-    needed = FIXED_SOCKETS + concurrency
-    if needed > limit:
-        raise ValueError(
-            f"{concurrency} concurrent connections need {needed} open files, "
-            f"the limit is {limit}: lower the concurrency or raise 'ulimit -n'"
-        )
-    if nodes + dead > 253 * 256 * 254:
-        raise ValueError(f"{nodes + dead} addresses do not fit in 127.1.0.0/8")
 
 
 def write_json(path, data):

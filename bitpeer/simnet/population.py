@@ -23,7 +23,7 @@ import attr
 from ..wire.address import AddrEntry, Network, NetworkAddress
 from ..wire.addrlist import encode_v1_entries, encode_v2_entries
 from ..wire.encoding import compact_size
-from ..wire.messages import MAX_ADDR_TO_SEND
+from ..wire.messages import getaddr_answer_size
 from ..wire.services import (
     NODE_BLOOM,
     NODE_COMPACT_FILTERS,
@@ -55,9 +55,6 @@ KINDS = {
 }
 
 MISBEHAVING_KINDS = tuple(k for k in KINDS if k != "honest")
-
-#: Core's answer is at most this share of its book.
-MAX_PCT_ADDR_TO_SEND = 23
 
 #: (user agent, protocol version, weight): a plausible 2026 mix.
 _AGENTS = (
@@ -179,7 +176,7 @@ class Population:
         rng = random.Random(seed)
         self.now = int(now)
         self.book_size = book_size
-        self.answer_size = min(MAX_ADDR_TO_SEND, book_size * MAX_PCT_ADDR_TO_SEND // 100)
+        self.answer_size = getaddr_answer_size(book_size)
         n_black = round(dead * blackholed_share)
         counts = [("node", nodes), ("refused", dead - n_black), ("blackholed", n_black),
                   ("stale", stale)]

@@ -12,10 +12,10 @@ Arguments are checked before any socket is opened.
 from twisted.application.service import Service
 from twisted.python import usage
 
-from ..gctuning import tune_garbage_collector
+from ..runtime import open_file_limit, tune_garbage_collector
 from ..logs import logger
 from ..networks import NETWORKS, get_network
-from .network import FIXED_SOCKETS, SimNet, StatsLogger, open_file_limit, write_json
+from .network import FIXED_SOCKETS, SimNet, StatsLogger, write_json
 from .population import KINDS, loopback_index, loopback_ip
 
 

@@ -52,12 +52,21 @@ WTXID_RELAY_VERSION = 70016
 #: net.h, net_processing.cpp: the limits Core enforces on what it receives.
 MAX_SUBVERSION_LENGTH = 256
 MAX_ADDR_TO_SEND = 1000
+#: Core answers getaddr with at most this share of its address book
+#: (net.h), and never more than MAX_ADDR_TO_SEND: see getaddr_answer_size.
+MAX_PCT_ADDR_TO_SEND = 23
 MAX_INV_SZ = 50000
 MAX_HEADERS_RESULTS = 2000
 MAX_LOCATOR_SZ = 101
 MAX_REJECT_MESSAGE_LENGTH = 111
 #: net.h MAX_PROTOCOL_MESSAGE_LENGTH: the largest payload Core takes at all.
 MAX_PROTOCOL_MESSAGE_LENGTH = 4 * 1000 * 1000
+
+
+def getaddr_answer_size(known):
+    """How many addresses Core sends in answer to getaddr when it knows
+    ``known``: 23% of them, at most 1000 (CConnman::GetAddresses)."""
+    return min(MAX_ADDR_TO_SEND, known * MAX_PCT_ADDR_TO_SEND // 100)
 
 
 def _compact_size_length(n):

@@ -1,4 +1,4 @@
 from twisted.application.service import ServiceMaker
 
-bitpeerCrawl = ServiceMaker("bitpeer crawler", "bitpeer.tap", "Crawl the Bitcoin P2P network", "bitpeer-crawl")
+bitpeerCrawl = ServiceMaker("bitpeer crawler", "bitpeer.crawl.tap", "Crawl the Bitcoin P2P network", "bitpeer-crawl")
 bitpeerSimnet = ServiceMaker("bitpeer simnet", "bitpeer.simnet.tap", "A simulated Bitcoin network on loopback", "bitpeer-simnet")

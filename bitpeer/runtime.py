@@ -1,9 +1,26 @@
 """
-Garbage-collector settings for the long-running services (the crawler and
-the simulated network).
+The process a long-running service lives in: the global reactor as a
+default, the open-file limit, the garbage collector.
+
+Only the taps and the CLI touch the global reactor; library code takes a
+reactor argument and falls back to it through default_reactor, imported only
+when nobody passed one (importing it installs the default reactor).
 """
 
 import gc
+import resource
+
+
+def default_reactor(reactor):
+    """The given reactor, or the global one (imported only when needed)."""
+    if reactor is None:
+        from twisted.internet import reactor
+    return reactor
+
+
+def open_file_limit():
+    """The soft limit on open files."""
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def tune_garbage_collector():

@@ -14,9 +14,9 @@ from twisted.internet import defer
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
-from .discovery import default_reactor
-from .wire.address import NetworkAddress
-from .wire.errors import ProtocolError
+from ..runtime import default_reactor
+from ..wire.address import NetworkAddress
+from ..wire.errors import ProtocolError
 
 #: The longest body accepted from an external-IP service: an IPv6 address is
 #: at most 45 characters, so anything longer is not an address.

@@ -2,7 +2,7 @@
 The address book's side of its worker thread: everything done on the
 sqlite3 connection, as plain functions of it.
 
-bitpeer.addrbook's AddressBook buffers on the reactor thread and calls these
+bitpeer.store.addrbook's AddressBook buffers on the reactor thread and calls these
 on its single worker thread, in order: ``open_book`` (checks, lock,
 migration), ``write_batch`` (one transaction per flush, bad rows isolated),
 and the reads.  Nothing here touches the reactor or logs: results and
@@ -45,8 +45,8 @@ from .bookschema import (
     row_text,
     to_db,
 )
-from .wire.address import NetworkAddress
-from .wire.text import escape, unescape_text
+from ..wire.address import NetworkAddress
+from ..wire.text import escape, unescape_text
 
 #: Milliseconds SQLite waits for another process (an export, a person with
 #: the sqlite3 shell) holding the write lock before a flush fails and retries.

@@ -20,8 +20,8 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import LogLevel
 from twisted.python import usage
 
-from . import __version__
-from .addrbook import AddressBook, AddressBookError
+from .. import __version__
+from ..store.addrbook import AddressBook, AddressBookError
 from .crawler import CrawlOptions, Crawler, Settled
 from .discovery import DiscoveryOptions, discover, make_resolver
 from .export import (
@@ -32,9 +32,8 @@ from .export import (
     write_snapshot,
 )
 from .external import fetch_external_ip
-from .gctuning import tune_garbage_collector
-from .logs import levels, logger
-from .networks import (
+from ..logs import levels, logger
+from ..networks import (
     NETWORKS,
     REGTEST,
     HostNameRefused,
@@ -44,11 +43,12 @@ from .networks import (
     parse_seed,
     parse_seed_lines,
 )
-from .peer import OneShot
-from .protocol import PeerOptions
-from .simnet.network import SimNet, open_file_limit
-from .wire.errors import ProtocolError
-from .wire.text import escape
+from ..oneshot import OneShot
+from ..protocol import PeerOptions
+from ..runtime import open_file_limit, tune_garbage_collector
+from ..simnet.network import SimNet
+from ..wire.errors import ProtocolError
+from ..wire.text import escape
 
 #: Open files kept back for the database, logs, listeners and the simnet.
 RESERVED_FILES = 64

@@ -17,7 +17,7 @@ make_resolver() when asked for the default.  With the DNS seeds off and no
 host name given, the resolver is never called.
 
 Our own address (the first step of a node's discovery) is in
-bitpeer.external.
+bitpeer.crawl.external.
 """
 
 import itertools
@@ -26,10 +26,11 @@ import attr
 from twisted.internet import defer
 from twisted.names import client, dns, error as dns_error
 
-from .logs import logger
-from .networks import CLEARNET, ONLYNET_CHOICES, SeedName
-from .wire.address import Network, NetworkAddress
-from .wire.errors import ProtocolError
+from ..logs import logger
+from ..runtime import default_reactor
+from ..networks import CLEARNET, ONLYNET_CHOICES, SeedName
+from ..wire.address import Network, NetworkAddress
+from ..wire.errors import ProtocolError
 
 log = logger()
 
@@ -47,13 +48,6 @@ DEFAULT_DNS_TIMEOUT = (1, 3)
 SEED_DEADLINE = 30.0
 #: The values of discover()'s ``fixed_seeds``.
 FIXED_SEEDS_CHOICES = ("fallback", "always", "never")
-
-
-def default_reactor(reactor):
-    """The given reactor, or the global one (imported only when needed)."""
-    if reactor is None:
-        from twisted.internet import reactor
-    return reactor
 
 
 # -- DNS seeds --------------------------------------------------------------

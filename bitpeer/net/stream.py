@@ -150,7 +150,7 @@ class StreamTransport:
         return self.socket.fileno()
 
     def logPrefix(self):
-        return "bitpeer.stream"
+        return "bitpeer.net.stream"
 
     def doRead(self):
         """Readable: hand what arrived to the protocol (end of input, or an

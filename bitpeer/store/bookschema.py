@@ -3,7 +3,7 @@ The address book on disk: its SQLite schema, the statements that write and
 read it, and the conversion of values SQLite cannot hold as they are.
 
 Schema changes are MIGRATIONS entries: ``(version, [sql, ...])``, applied in
-order in one transaction (bitpeer.addrbook does it), the version kept in
+order in one transaction (bitpeer.store.addrbook does it), the version kept in
 ``PRAGMA user_version``.  A step is an SQL string, or a function called with
 the connection for what SQL alone cannot do.  To change the schema, append
 ``(4, [...])``; never edit a released entry.  docs/addressbook.rst describes
@@ -22,7 +22,7 @@ import json
 from itertools import chain
 
 from .bookcheck import is_row_fault
-from .wire.text import escape, raw_bytes
+from ..wire.text import escape, raw_bytes
 
 #: Outcomes an attempt can have.
 REACHABLE = "reachable"

@@ -28,9 +28,10 @@ import shutil
 import tempfile
 import typing
 
-from . import __version__
-from .wire.services import describe
-from .wire.text import escape
+from .. import __version__
+from ..files import atomic_write, remove_quietly
+from ..wire.services import describe
+from ..wire.text import escape
 
 CSV_FIELDS = (
     "address", "host", "port", "network", "version", "user_agent", "services",
@@ -270,14 +271,14 @@ def write_snapshot(result, directory, summary=None, encoded=None, *, params=None
     summary = _summary(result, summary, params)
     not_dialled = [json.dumps(_not_dialled_record(a, r)) for a, r in result.not_dialled.items()]
     paths = SnapshotPaths(base + ".json", base + ".csv")
-    atomic_write(paths.json, lambda f: f.write(_json_text(
+    _write(paths.json, lambda f: f.write(_json_text(
         summary, [line for line, _ in nodes], not_dialled)))
 
     def write_csv(stream):
         csv.writer(stream).writerow(CSV_FIELDS)
         stream.write("".join(line for _, line in nodes))
 
-    atomic_write(paths.csv, write_csv, newline="")
+    _write(paths.csv, write_csv, newline="")
     written = [paths.json, paths.csv]
     if unreachable:
         rows = [unreachable_record(a, u) for a, u in sorted(result.unreachable.items())]
@@ -287,7 +288,7 @@ def write_snapshot(result, directory, summary=None, encoded=None, *, params=None
             writer.writerow(UNREACHABLE_FIELDS)
             writer.writerows(rows)
 
-        atomic_write(paths.unreachable, write_unreachable, newline="")
+        _write(paths.unreachable, write_unreachable, newline="")
         written.append(paths.unreachable)
     if latest:
         for path in written:
@@ -333,35 +334,25 @@ def link_latest(path, network):
     link = os.path.join(os.path.dirname(path), latest_name(path, network))
     temporary = link + ".tmp"
     try:
-        _remove(temporary)
+        remove_quietly(temporary)
         try:
             os.symlink(os.path.basename(path), temporary)
         except OSError:
             shutil.copyfile(path, temporary)
         os.replace(temporary, link)
     except OSError as error:
-        _remove(temporary)
+        remove_quietly(temporary)
         raise _error("write", link, error) from error
     return link
 
 
-def atomic_write(path, write, **open_args):
-    """
-    Write a file through ``write(stream)`` under a temporary name, then
-    rename it: a reader never sees half a file.  If anything fails, the
-    temporary file is removed; an OSError (a full disk, a read-only file
-    system) is raised as a SnapshotError, anything else as it is.
-    """
-    temporary = path + ".tmp"
+def _write(path, write, **open_args):
+    """atomic_write, with an OSError (a full disk, a read-only file system)
+    raised as a SnapshotError that names the path."""
     try:
-        with open(temporary, "w", encoding="utf-8", **open_args) as stream:
-            write(stream)
-        os.replace(temporary, path)
-    except BaseException as error:
-        _remove(temporary)
-        if isinstance(error, OSError):
-            raise _error("write", path, error) from error
-        raise
+        atomic_write(path, write, **open_args)
+    except OSError as error:
+        raise _error("write", path, error) from error
 
 
 def check_output_directory(path):
@@ -412,12 +403,3 @@ def _error(verb, path, error):
 def _cause(error):
     """An OSError's cause as words: its strerror, else its message."""
     return " ".join((error.strerror or str(error) or type(error).__name__).split())
-
-
-def _remove(path):
-    """Remove a file if it can be: cleaning up must not hide the error
-    that made it necessary."""
-    try:
-        os.remove(path)
-    except OSError:
-        pass

@@ -22,12 +22,12 @@ is not a row's: the batch stays buffered for the next try, the fault is
 logged once in one line, and its recovery in another.  ``health`` sums up
 what the book could not keep.
 
-The book holds ``PATH.lock`` while open (bitpeer.bookcheck.BookLock), so a
+The book holds ``PATH.lock`` while open (bitpeer.store.bookcheck.BookLock), so a
 second crawler on the same book is refused.  ``":memory:"`` gives a book
 that lives and dies with the AddressBook: no file, no lock, no WAL.
 
-The schema and the SQL are in bitpeer.bookschema, the open-time checks and
-the fault tree in bitpeer.bookcheck; docs/addressbook.rst describes the
+The schema and the SQL are in bitpeer.store.bookschema, the open-time checks and
+the fault tree in bitpeer.store.bookcheck; docs/addressbook.rst describes the
 file for people who query it.
 """
 
@@ -76,9 +76,9 @@ from .bookdb import (
     write_batch,
 )
 from .bookschema import MIGRATIONS, OUTCOMES
-from .logs import logger
-from .wire.address import NetworkAddress
-from .wire.text import escape
+from ..logs import logger
+from ..wire.address import NetworkAddress
+from ..wire.text import escape
 
 #: Seconds between the periodic flushes.
 DEFAULT_FLUSH_INTERVAL = 1.0

@@ -2,7 +2,7 @@
 What can go wrong with the address book's file, found before a crawl dials
 anything, and said in one line that names the path and what to do.
 
-Four things live here, all used by bitpeer.addrbook:
+Four things live here, all used by bitpeer.store.addrbook:
 
 - the AddressBookError tree: one class per fault a person can fix
   (``except AddressBookError`` catches them all; ``str()`` is the line to

@@ -27,17 +27,18 @@ import attr
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 
-from .addrbook import AddressBookClosed
-from .dialler import Dialler
-from .errors import PeerError
+from ..store.addrbook import AddressBookClosed
+from ..net.dialler import Dialler
+from ..errors import PeerError
 from .external import ExternalAddressVote
-from .factory import PeerFactory
-from .logs import levels, logger
-from .networks import ONLYNET_CHOICES
-from .peer import PeerInfo
-from .protocol import PeerOptions, positive
-from .wire.address import Network
-from .wire.addrlist import entry_keys
+from ..factory import PeerFactory
+from ..logs import levels, logger
+from ..networks import ONLYNET_CHOICES
+from ..peer import PeerInfo
+from ..protocol import PeerOptions
+from ..validators import positive
+from ..wire.address import Network
+from ..wire.addrlist import entry_keys
 
 #: Nodes asked for addresses whatever the getaddr fraction (unless it is 0).
 GETADDR_BOOTSTRAP = 10
@@ -216,7 +217,7 @@ class Crawler:
     ``book`` (an AddressBook, or None) receives every gossiped address and
     every attempt, under ``crawl_id``.  ``run()`` returns a Deferred of the
     CrawlResult; cancelling it stops dialling and closes what is in flight.
-    ``dialler`` makes the connections: bitpeer.dialler.Dialler, or a
+    ``dialler`` makes the connections: bitpeer.net.dialler.Dialler, or a
     stand-in with the same signature (tests).  ``settled`` (a Settled)
     resumes an interrupted crawl: its addresses are not dialled again.
     """

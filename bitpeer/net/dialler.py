@@ -14,7 +14,7 @@ other), and reads ``SO_ERROR``.  A refused or failed attempt
 closes its socket and calls ``failed(address, error)`` with a
 bitpeer.errors.ConnectFailed.  For a connected socket the factory builds its
 protocol, given the address that was dialled, and the protocol runs on a
-bitpeer.stream.StreamTransport of that socket (the reactor watches it as
+bitpeer.net.stream.StreamTransport of that socket (the reactor watches it as
 for any connection); from then on the dialler forgets it.
 
 Every attempt has the same timeout, so deadlines come in the order the
@@ -35,10 +35,10 @@ from collections import deque
 
 from twisted.internet.address import IPv4Address, IPv6Address
 
-from .errors import ConnectFailed, ConnectionRefused, ConnectTimeout
-from .logs import logger
+from ..errors import ConnectFailed, ConnectionRefused, ConnectTimeout
+from ..logs import logger
 from .stream import StreamTransport
-from .wire.address import Network
+from ..wire.address import Network
 
 _FAMILIES = {Network.IPV4: socket.AF_INET, Network.IPV6: socket.AF_INET6}
 #: Non-blocking from creation where the OS allows it (one syscall fewer).
@@ -95,7 +95,7 @@ class Attempt:
         return self.socket.fileno()
 
     def logPrefix(self):
-        return "bitpeer.dialler"
+        return "bitpeer.net.dialler"
 
     def doWrite(self):
         """Writable: the connect is over."""
@@ -249,7 +249,7 @@ class EpollSet:
         return self._epoll.fileno()
 
     def logPrefix(self):
-        return "bitpeer.dialler"
+        return "bitpeer.net.dialler"
 
     def doRead(self):
         """Settle every attempt whose connect is over."""

@@ -1,0 +1,4 @@
+"""
+Transports for dialled connections (placeholder docstring; the contract is
+written with the package).
+"""

@@ -45,6 +45,7 @@ from bitpeer.store.addrbook import (
     UnfinishedCrawl,
     Verdict,
 )
+from bitpeer.store.health import MAX_REJECT_LINES
 from bitpeer.peer import PeerInfo
 from bitpeer.wire.address import AddrEntry, Network, NetworkAddress
 
@@ -909,7 +910,7 @@ class StorageFaultTests(BookTestCase):
         for n in range(30):
             book.attempt(None, address(n), "unreachable", reason="refused", now=1.0)
         await book.flush()
-        self.assertEqual(len(log.lines()), addrbook.MAX_REJECT_LINES + 1)
+        self.assertEqual(len(log.lines()), MAX_REJECT_LINES + 1)
         self.assertIn("20 more rows", log.lines()[-1])
         self.assertEqual(book.health.rejected, 30)
 

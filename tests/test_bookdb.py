@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from bitpeer.store import bookdb
 from bitpeer.store.bookdb import MEMORY, open_book, read_observations, read_verdicts, write_batch
 from bitpeer.store.bookschema import agent_columns, agent_from_db
+from bitpeer.store.gossip import GOSSIP_TIME, add_gossip
 from bitpeer.peer import PeerInfo
 from bitpeer.wire.address import AddrEntry, Network, NetworkAddress
 from bitpeer.wire.text import escape
@@ -50,8 +51,10 @@ def attempt(n, outcome="unreachable", crawl_id=1, reason="refused", detail=None,
 
 def gossip_buffer(count, first=1):
     """A gossip buffer of ``count`` addresses, as AddressBook.gossip builds it."""
-    src = str(SOURCE)
-    return {address(n): [T0, 0x409, 1.0, src, 1.0, src] for n in range(first, first + count)}
+    buffer = {}
+    entries = [AddrEntry(T0, 0x409, address(n)) for n in range(first, first + count)]
+    add_gossip(buffer, entries, str(SOURCE), 1.0)
+    return buffer
 
 
 #: Text as the codec makes it from arbitrary bytes: surrogate escapes for
@@ -211,7 +214,7 @@ class RowFaultTests(SynchronousTestCase):
         """A gossip entry with a time SQLite cannot hold is rejected alone."""
         book = Book(self)
         buffer = gossip_buffer(5)
-        buffer[address(3)][0] = 1 << 80
+        buffer[address(3)][GOSSIP_TIME] = 1 << 80
         rejects = write_batch(book.db, buffer, [], 1.0)
         self.assertEqual([r[0] for r in rejects], ["gossip"])
         self.assertEqual(self.count(book, "addresses"), 4)

@@ -22,6 +22,9 @@ is not a row's: the batch stays buffered for the next try, the fault is
 logged once in one line, and its recovery in another.  ``health`` sums up
 what the book could not keep.
 
+The gossip buffer and its merge rules are in bitpeer.store.gossip; the
+fault and reject reporting behind ``health`` in bitpeer.store.health.
+
 The book holds ``PATH.lock`` while open (bitpeer.store.bookcheck.BookLock), so a
 second crawler on the same book is refused.  ``":memory:"`` gives a book
 that lives and dies with the AddressBook: no file, no lock, no WAL.
@@ -33,7 +36,6 @@ file for people who query it.
 
 import json
 
-import attr
 from twisted.internet import task
 from twisted.internet.defer import Deferred, DeferredLock, fail, succeed
 from twisted.internet.threads import deferToThreadPool
@@ -55,8 +57,6 @@ from .bookcheck import (
     ReadOnlyFile,
     ReadOnlyFileSystem,
     StorageFault,
-    describe_fault,
-    fault_code,
 )
 from .bookdb import (
     MEMORY,
@@ -76,6 +76,8 @@ from .bookdb import (
     write_batch,
 )
 from .bookschema import MIGRATIONS, OUTCOMES
+from .gossip import add_gossip, merge_gossip
+from .health import BookFaults, BookHealth
 from ..logs import logger
 from ..wire.address import NetworkAddress
 from ..wire.text import escape
@@ -85,9 +87,6 @@ DEFAULT_FLUSH_INTERVAL = 1.0
 #: Buffered entries (distinct gossiped addresses + attempts) that trigger a
 #: flush before the interval is up; bounds the memory a fast crawl holds.
 DEFAULT_FLUSH_SIZE = 20000
-#: Rejected rows logged one line each per flush; the rest are counted in
-#: one more line (all are in the rejected table).
-MAX_REJECT_LINES = 10
 
 __all__ = [
     "MEMORY", "AddressBook", "AddressBookClosed", "AddressBookError", "AddressBookInUse",
@@ -96,66 +95,6 @@ __all__ = [
     "ReadOnlyDirectory", "ReadOnlyFile", "ReadOnlyFileSystem", "StorageFault",
     "UnfinishedCrawl", "Verdict",
 ]
-
-
-@attr.frozen
-class BookHealth:
-    """
-    What the book could not keep, for the service's last words.
-
-    @ivar failing: whether the latest flush failed (its entries are still
-        buffered, ``buffered`` of them).
-    @ivar failed_flushes: flushes that failed since open.
-    @ivar last_error: the latest failure in a few words (``disk full``),
-        or None if no flush ever failed.
-    @ivar rejected: rows written to the ``rejected`` table instead of their
-        own since open.
-    @ivar lost: entries that close() could not write.
-    """
-
-    path: str
-    failing: bool
-    failed_flushes: int
-    last_error: str | None
-    rejected: int
-    lost: int
-    buffered: int
-
-    @property
-    def ok(self):
-        """Nothing rejected, nothing lost, the latest flush succeeded."""
-        return not (self.failing or self.rejected or self.lost)
-
-    def describe(self):
-        """One line for a person."""
-        if self.ok:
-            more = (f" ({self.failed_flushes} flushes failed on the way: {self.last_error})"
-                    if self.failed_flushes else "")
-            return f"address book {self.path}: everything written{more}"
-        parts = []
-        if self.lost:
-            parts.append(f"{self.lost} entries lost at close ({self.last_error})")
-        elif self.failing:
-            parts.append(f"{self.buffered} entries not yet written ({self.last_error})")
-        if self.rejected:
-            parts.append(f"{self.rejected} rows rejected (see its table rejected)")
-        return f"address book {self.path}: " + "; ".join(parts)
-
-
-def _merge_gossip(older, newer):
-    """
-    Fold the gossip buffer ``older`` under ``newer`` (both address -> list),
-    into ``newer``: first_* come from the older, last_* from the newer,
-    gossip_time is the max and services go with the newest time.
-    """
-    for address, old in older.items():
-        new = newer.get(address)
-        if new is None:
-            newer[address] = old
-            continue
-        if old[0] > new[0]:
-            new[0], new[1] = old[0], old[1]
-        new[2], new[3] = old[2], old[3]
 
 
 class AddressBook:
@@ -195,13 +134,7 @@ class AddressBook:
         self._opened = None
         self._close_waiters = []
         self._size_call = None
-        # What went wrong, for health and for logging each fault once.
-        self._fault = None  # (type, what) of the failing streak, if any
-        self._fault_repeats = 0
-        self._failed_flushes = 0
-        self._last_error = None
-        self._rejected = 0
-        self._lost = 0
+        self._faults = BookFaults(path, self.log)
 
     @property
     def _db(self):
@@ -338,22 +271,10 @@ class AddressBook:
         return d
 
     def _lose_buffer(self, failure):
-        """The last flush failed: count and forget what it held, say so
-        once, and errback with EntriesLost."""
+        """The last flush failed: forget what it held, and say so."""
         lost = self.buffered
         self._gossip, self._attempts = {}, []
-        self._lost += lost
-        error = failure.value
-        what = error.what if isinstance(error, StorageFault) else describe_fault(error)
-        message = (f"address book {self.path}: closed with {lost} entries not written "
-                   f"({what}); they are lost")
-        if fault_code(failure.value) is not None or isinstance(failure.value, StorageFault):
-            self.log.error("{line}", line=message)
-        else:
-            self.log.failure("{line}", failure, line=message)
-        error = EntriesLost(message, lost, what)
-        error.__cause__ = failure.value
-        return Failure(error)
+        return self._faults.lost(failure, lost)
 
     def _release(self):
         """Stop the worker thread and forget the shutdown trigger."""
@@ -379,11 +300,7 @@ class AddressBook:
     @property
     def health(self):
         """A BookHealth: what this book could not keep since open."""
-        return BookHealth(
-            path=self.path, failing=self._fault is not None,
-            failed_flushes=self._failed_flushes, last_error=self._last_error,
-            rejected=self._rejected, lost=self._lost, buffered=self.buffered,
-        )
+        return self._faults.health(self.buffered)
 
     # -- buffered writes (reactor thread) -----------------------------------
 
@@ -397,19 +314,7 @@ class AddressBook:
         """
         if self._state in ("closing", "closed"):
             raise AddressBookClosed(f"address book {self.path} is closed")
-        src = escape(str(source))
-        buf = self._gossip
-        get = buf.get
-        for time, services, address in entries:
-            old = get(address)
-            if old is None:
-                buf[address] = [time, services, now, src, now, src]
-            else:
-                if time >= old[0]:
-                    old[0] = time
-                    old[1] = services
-                old[4] = now
-                old[5] = src
+        add_gossip(self._gossip, entries, escape(str(source)), now)
         self._check_size()
 
     def attempt(self, crawl_id, address, outcome, *, reason=None, detail=None,
@@ -453,7 +358,7 @@ class AddressBook:
         return self.flush().addErrback(self._flush_failed)
 
     def _flush_failed(self, failure):
-        """Swallow a failed flush for the loop: _written_not has logged it."""
+        """Swallow a failed flush for the loop: BookFaults.failed logged it."""
         return None
 
     @property
@@ -485,69 +390,11 @@ class AddressBook:
 
         def failed(failure):
             # Put the batch back under whatever was buffered meanwhile.
-            _merge_gossip(gossip, self._gossip)
+            merge_gossip(gossip, self._gossip)
             self._attempts[:0] = attempts
-            return self._written_not(failure, closing)
+            return self._faults.failed(failure, closing, self.buffered)
 
-        return d.addCallbacks(self._written, failed)
-
-    def _written(self, rejects):
-        if self._fault is not None:
-            self.log.info(
-                "address book {path}: writing again after {count} failed flushes "
-                "({what}); nothing was lost", path=self.path,
-                count=self._fault_repeats + 1, what=self._fault[1],
-            )
-            self._fault, self._fault_repeats = None, 0
-        if not rejects:
-            return None
-        self._rejected += len(rejects)
-        for kind, _, row, error in rejects[:MAX_REJECT_LINES]:
-            self.log.warn(
-                "address book {path}: a {kind} row could not be written ({error}); "
-                "kept in table rejected instead: {row}",
-                path=self.path, kind=kind, error=error, row=row,
-            )
-        if len(rejects) > MAX_REJECT_LINES:
-            self.log.warn(
-                "address book {path}: {count} more rows of this flush could not be "
-                "written; they are in table rejected",
-                path=self.path, count=len(rejects) - MAX_REJECT_LINES,
-            )
-        return None
-
-    def _written_not(self, failure, closing):
-        """A flush failed: log the fault once per streak (not when closing:
-        close says it), and make a storage fault a StorageFault."""
-        error = failure.value
-        self._failed_flushes += 1
-        code = fault_code(error)
-        what = describe_fault(error)
-        self._last_error = what
-        kept = self.buffered
-        key = (type(error), what)
-        if self._fault == key:
-            self._fault_repeats += 1
-        else:
-            self._fault, self._fault_repeats = key, 0
-            if not closing and code is not None:
-                self.log.error(
-                    "address book {path}: cannot write ({what}); {kept} entries kept in "
-                    "memory for the next try", path=self.path, what=what, kept=kept,
-                )
-            elif not closing:
-                self.log.failure(
-                    "address book {path}: flush failed; {kept} entries kept in memory "
-                    "for the next try", failure, path=self.path, kept=kept,
-                )
-        if code is None:
-            return failure
-        fault = StorageFault(
-            f"address book {self.path}: cannot write ({what}); {kept} entries kept in "
-            "memory for the next try", what, kept,
-        )
-        fault.__cause__ = error
-        return Failure(fault)
+        return d.addCallbacks(self._faults.written, failed)
 
     # -- worker thread -------------------------------------------------------
 

@@ -45,6 +45,14 @@ from .bookschema import (
     row_text,
     to_db,
 )
+from .gossip import (
+    FIRST_SEEN,
+    FIRST_SOURCE,
+    GOSSIP_SERVICES,
+    GOSSIP_TIME,
+    LAST_SEEN,
+    LAST_SOURCE,
+)
 from ..wire.address import NetworkAddress
 from ..wire.text import escape, unescape_text
 
@@ -326,10 +334,10 @@ def _error_text(error):
 
 def write_batch(db, gossip, attempts, now):
     """
-    Write one flush in one transaction: the gossip buffer (address -> [time,
-    services, first_seen, first_source, last_seen, last_source]) and the
-    attempts (tuples of ATTEMPT_FIELDS).  A row SQLite cannot take is
-    isolated and recorded in ``rejected`` at ``now``; the rest commits.
+    Write one flush in one transaction: the gossip buffer (address -> a
+    list indexed by gossip.GOSSIP_TIME...LAST_SOURCE) and the attempts
+    (tuples of ATTEMPT_FIELDS).  A row SQLite cannot take is isolated and
+    recorded in ``rejected`` at ``now``; the rest commits.
     Returns the rejected rows as (kind, crawl_id, row text, error text).
     """
     rejects = []
@@ -340,12 +348,14 @@ def write_batch(db, gossip, attempts, now):
 def _write_rows(db, gossip, attempts, now, rejects):
     signed = to_db
     if gossip:
-        rows = _build(
-            lambda item: (item[0][0], item[0][1], item[0][2], item[1][0], signed(item[1][1]),
-                          item[1][2], item[1][3], item[1][4], item[1][5]),
-            list(gossip.items()), "gossip", ("address", "buffered"), lambda item: None,
-            rejects,
-        )
+        def gossip_row(item):
+            (network, host, port), heard = item
+            return (network, host, port, heard[GOSSIP_TIME], signed(heard[GOSSIP_SERVICES]),
+                    heard[FIRST_SEEN], heard[FIRST_SOURCE], heard[LAST_SEEN],
+                    heard[LAST_SOURCE])
+
+        rows = _build(gossip_row, list(gossip.items()), "gossip", ("address", "buffered"),
+                      lambda item: None, rejects)
         insert_rows(db, GOSSIP_UPSERT, rows, _rejecter("gossip", GOSSIP_ROW, None, rejects))
     if attempts:
         agents = {}

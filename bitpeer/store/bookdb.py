@@ -46,12 +46,7 @@ from .bookschema import (
     to_db,
 )
 from .gossip import (
-    FIRST_SEEN,
-    FIRST_SOURCE,
-    GOSSIP_SERVICES,
-    GOSSIP_TIME,
-    LAST_SEEN,
-    LAST_SOURCE,
+    FIRST_SEEN, FIRST_SOURCE, GOSSIP_SERVICES, GOSSIP_TIME, LAST_SEEN, LAST_SOURCE,
 )
 from ..wire.address import NetworkAddress
 from ..wire.text import escape, unescape_text

@@ -41,6 +41,7 @@ from datetime import datetime
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from _common import start_simnet, twistd  # noqa: E402
 from codec import best_rate, sample_entries  # noqa: E402
 
 from bitpeer.networks import MAINNET  # noqa: E402
@@ -62,36 +63,12 @@ def yardstick(seconds=0.5):
     return best_rate(decode, 1, seconds)
 
 
-def twistd():
-    """The twistd beside this Python."""
-    return os.path.join(os.path.dirname(sys.executable), "twistd")
-
-
 def network_args(kind, nodes):
     """simnet arguments for a network shape."""
     if kind == "sparse":
         return ["--dead", str(nodes * 2 // 25), "--blackholed", "0", "--book-size", "118",
                 "--stale", "0", "--exotic", "0"]
     return ["--dead", str(nodes * 4), "--blackholed", "0.25", "--book-size", "4348"]
-
-
-def start_simnet(workdir, kind, nodes, seed):
-    """Start the simnet process; return it once its seeds file exists."""
-    truth = os.path.join(workdir, "truth.json")
-    seeds = os.path.join(workdir, "seeds.txt")
-    process = subprocess.Popen(
-        [twistd(), "-n", "--pidfile=", "--logfile", os.path.join(workdir, "simnet.log"),
-         "bitpeer-simnet", "--nodes", str(nodes), "--seed", str(seed), "--truth", truth,
-         "--seeds-file", seeds, *network_args(kind, nodes)],
-        cwd=workdir,
-    )
-    deadline = time.monotonic() + 120
-    while not (os.path.exists(seeds) and os.path.exists(truth)):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise SystemExit(f"simnet did not start; see {workdir}/simnet.log")
-        time.sleep(0.1)
-    return process, truth, seeds
 
 
 def run_crawler(workdir, seeds, args):
@@ -189,7 +166,10 @@ def run_once(args, nodes):
     """One crawl of a fresh simnet of ``nodes`` nodes: its row of figures."""
     speed = yardstick()
     workdir = tempfile.mkdtemp(prefix=f"bitpeer-bench-{args.network}-{nodes}-")
-    simnet, truth, seeds = start_simnet(workdir, args.network, nodes, args.seed)
+    simnet, truth, seeds = start_simnet(
+        workdir, ["--nodes", str(nodes), "--seed", str(args.seed),
+                  *network_args(args.network, nodes)],
+    )
     try:
         wall, usage, process_start, process_end = run_crawler(workdir, seeds, args)
         simnet_cpu = process_cpu(simnet.pid)

@@ -24,10 +24,7 @@ import sys
 import tempfile
 import time
 
-
-def twistd():
-    """The twistd beside this Python."""
-    return os.path.join(os.path.dirname(sys.executable), "twistd")
+from _common import start_simnet
 
 
 def status_kb(field):
@@ -96,31 +93,14 @@ def child(seeds_path, out_path, idle_timeout):
         json.dump(figures, stream)
 
 
-def start_simnet(workdir, honest, hostile, seed):
-    """Start the simnet process; return it, the truth and the seeds path."""
-    truth, seeds = os.path.join(workdir, "truth.json"), os.path.join(workdir, "seeds.txt")
-    nodes = honest + hostile
-    process = subprocess.Popen(
-        [twistd(), "-n", "--pidfile=", "--logfile", os.path.join(workdir, "simnet.log"),
-         "bitpeer-simnet", "--nodes", str(nodes), "--kinds", f"huge-trickle={hostile / nodes}",
-         "--stale", "0", "--exotic", "0", "--seed", str(seed), "--truth", truth,
-         "--seeds-file", seeds],
-        cwd=workdir,
-    )
-    deadline = time.monotonic() + 120
-    while not (os.path.exists(seeds) and os.path.exists(truth)):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise SystemExit(f"simnet did not start; see {workdir}/simnet.log")
-        time.sleep(0.1)
-    time.sleep(0.2)  # the truth file is written whole before the seeds file
-    return process, truth, seeds
-
-
 def run(honest, hostile, seed=1, crawler_code=None, idle_timeout=10.0, workdir=None):
     """One hostile crawl in two child processes: the figures, as a dict."""
     workdir = workdir or tempfile.mkdtemp(prefix="bitpeer-hostile-")
-    simnet, truth_path, seeds = start_simnet(workdir, honest, hostile, seed)
+    nodes = honest + hostile
+    simnet, truth_path, seeds = start_simnet(
+        workdir, ["--nodes", str(nodes), "--kinds", f"huge-trickle={hostile / nodes}",
+                  "--stale", "0", "--exotic", "0", "--seed", str(seed)],
+    )
     out = os.path.join(workdir, "crawl.json")
     env = dict(os.environ)
     if crawler_code:

@@ -349,7 +349,7 @@ class PerTypeBoundTests(SynchronousTestCase):
     """
 
     #: command -> (the maximum, how it is reached).  Written out, not
-    #: computed, so that a change to messages.py shows here.
+    #: computed, so that a change to a message class in wire/messages shows here.
     EXPECTED = {
         "verack": 0, "getaddr": 0, "sendaddrv2": 0, "wtxidrelay": 0, "sendheaders": 0,
         "mempool": 0,

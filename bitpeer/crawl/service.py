@@ -180,7 +180,12 @@ class CrawlLoopService(Service):
             self.crawler.stop()
         if self._waiting is not None:
             self._waiting.cancel()
-        return self._finished.when() if self._running is not None else None
+        return self.whenDone() if self._running is not None else None
+
+    def whenDone(self):
+        """A Deferred that fires when the crawl loop has ended (its last
+        crawl done, or stopped, or failed), for as many callers as ask."""
+        return self._finished.when()
 
     @property
     def book(self):

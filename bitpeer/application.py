@@ -35,10 +35,12 @@ Twisted 26.10 and Python 3.11:
 - ``os._exit(code)`` in an ``atexit`` hook: the status is ``code``.
 
 Only the last works, and it runs after twistd has done everything it does
-(services stopped, pid file removed, last line logged), so nothing is cut
-short but Python's freeing of the objects a crawl leaves (its finalisation
-frees them one by one: measured, 0.25 s after a 10,000-node crawl and 2 s
-after a 40,000-node one), which the process is better without.
+(services stopped, pid file removed, "Server Shut Down." logged), so
+nothing is cut short but Python's finalisation, which frees the objects a
+crawl leaves one by one.  Measured from twistd's ``run()`` returning to the
+process's end, after ``bitpeer-crawl --simnet`` crawls: 0.22 s (10,000
+nodes) and 1.06 s (40,000) when the process exits normally (status 0
+whatever the crawl did), 0.01 s and 0.05 s with this hook.
 """
 
 import atexit

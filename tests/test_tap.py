@@ -44,14 +44,16 @@ from bitpeer.protocol import PeerOptions
 from bitpeer.networks import MAINNET, ONLYNET_CHOICES, REGTEST, TESTNET4, SeedName
 from bitpeer.simnet import tap as simnet_tap
 from bitpeer.simnet.network import SimNet
-from bitpeer.crawl.tap import (
-    SIMNET,
-    CrawlerService,
-    Options,
-    _duration,
+from bitpeer.crawl import service as crawl_service
+from bitpeer.crawl.service import (
+    EXIT_BOOK_INCOMPLETE,
+    EXIT_FAILED,
+    CrawlApplication,
     affordable_concurrency,
-    exit_now,
 )
+from bitpeer.crawl.tap import SIMNET, Options, _duration
+from bitpeer.application import ExitStatusService
+from bitpeer.store.service import book_path
 from bitpeer.wire.address import NetworkAddress
 from bitpeer.wire.text import unescape
 
@@ -239,7 +241,7 @@ class OptionsTests(SynchronousTestCase):
 
 class RecordingReactor:
     """
-    The global reactor, except stop(): CrawlerService stops its reactor when
+    The global reactor, except stop(): the crawl loop stops its reactor when
     a crawl is done, which here would end the test run.  ``stopped`` fires
     when it is called.  "Before shutdown" triggers are kept here, in the
     order added, for shut_down() to fire.
@@ -310,7 +312,7 @@ def db_rows(path, query, *args):
 
 
 class ServiceTests(TestCase):
-    """CrawlerService in this process, against a SimNet (or a local DNS server)."""
+    """CrawlApplication in this process, against a SimNet (or a local DNS server)."""
 
     def setUp(self):
         self.base = tempdir(self)
@@ -320,7 +322,7 @@ class ServiceTests(TestCase):
     def service(self, *argv):
         options = parse("--db", self.db, "--out", self.out, *argv)
         self.reactor = RecordingReactor()
-        return CrawlerService(options, self.reactor)
+        return CrawlApplication(options, self.reactor)
 
     @defer.inlineCallbacks
     def settle(self, service):
@@ -337,7 +339,7 @@ class ServiceTests(TestCase):
         service.startService()
         yield self.reactor.stopped
 
-        real_close = service.book.close
+        real_close = service.books.book.close
 
         def broken_close():
             # The book really closes (no thread left behind), then says the
@@ -345,9 +347,10 @@ class ServiceTests(TestCase):
             return real_close().addCallback(
                 lambda _: Failure(AddressBookError("disk full")))
 
-        service.book.close = broken_close
+        service.books.book.close = broken_close
         yield service.stopService()
-        self.assertEqual((service.failed, service.book_failed), (False, True))
+        self.assertEqual((service.outcome.failed, service.exit_code()),
+                         (False, EXIT_BOOK_INCOMPLETE))
         self.assertEqual(self.flushLoggedErrors(), [])
         self.assertEqual(len(glob.glob(os.path.join(self.out, "simnet-2*Z.json"))), 1)
         yield connections_closed()
@@ -359,7 +362,7 @@ class ServiceTests(TestCase):
         service.startService()
         yield self.reactor.stopped
         yield self.settle(service)
-        self.assertFalse(service.failed)
+        self.assertFalse(service.outcome.failed)
         self.assertEqual(self.reactor.stops, 1)
         (json_path,) = glob.glob(os.path.join(self.out, "simnet-2*Z.json"))
         (csv_path,) = glob.glob(os.path.join(self.out, "simnet-2*Z.csv"))
@@ -394,13 +397,13 @@ class ServiceTests(TestCase):
             if not crawler.pending:
                 raise RuntimeError("bug in encoding ahead")
 
-        self.patch(tap, "_encode_ahead", broken)
+        self.patch(crawl_service, "_encode_ahead", broken)
         service = self.service("--simnet", "60", "--simnet-dead", "20", *FAST)
         service.startService()
         yield self.reactor.stopped
         yield self.settle(service)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
-        self.assertFalse(service.failed)
+        self.assertFalse(service.outcome.failed)
         self.assertIn(0, calls)
         (csv_path,) = glob.glob(os.path.join(self.out, "simnet-2*Z.csv"))
         with open(csv_path, newline="") as stream:
@@ -420,12 +423,12 @@ class ServiceTests(TestCase):
                 delay = 0
             return task.deferLater(clock, delay, *args, **kwargs)
 
-        self.patch(tap, "deferLater", wait)
+        self.patch(crawl_service, "deferLater", wait)
         service.startService()
-        yield service._running
+        yield service.crawl.whenDone()
         yield self.stopping
         yield connections_closed()
-        self.assertFalse(service.failed)
+        self.assertFalse(service.outcome.failed)
         self.assertEqual(self.reactor.stops, 0)
         # The next crawl starts 1.1 s after the last one started.
         self.assertEqual(len(waits), 2)
@@ -449,7 +452,7 @@ class ServiceTests(TestCase):
         service.startService()
         yield self.reactor.stopped
         yield self.settle(service)
-        self.assertFalse(service.failed)
+        self.assertFalse(service.outcome.failed)
         self.assertIn(("x9.seed.testnet4.bitcoin.sprovoost.nl", dns.A), zone.queries)
         self.assertIn(("x9.seed.testnet4.wiz.biz", dns.A), zone.queries)
         # The one address DNS gave was dialled (whatever, if anything, listens there).
@@ -484,7 +487,7 @@ class ServiceTests(TestCase):
         second.startService()
         yield self.reactor.stopped
         yield self.settle(second)
-        self.assertTrue(second.failed)
+        self.assertTrue(second.outcome.failed)
         self.assertEqual(db_rows(self.db, "SELECT network FROM crawls"), [("simnet",)])
         self.assertEqual(db_rows(self.db, "SELECT count(*) FROM observations WHERE crawl_id = 2"),
                          [(0,)])
@@ -528,7 +531,7 @@ class ServiceTests(TestCase):
         service.startService()
         yield self.reactor.stopped
         yield self.settle(service)
-        self.assertFalse(service.failed)
+        self.assertFalse(service.outcome.failed)
         (warning,) = [w for w in self.warnings() if "no address to start from" in w]
         self.assertIn("--seed HOST[:PORT]", warning)
 
@@ -554,7 +557,7 @@ class ServiceTests(TestCase):
         service.startService()
         yield self.reactor.stopped
         yield self.settle(service)
-        self.assertEqual((service.failed, service.book_failed), (False, False))
+        self.assertEqual((service.outcome.failed, service.exit_code()), (False, 0))
         stored = db_rows(self.db, "SELECT coalesce(user_agent_raw, CAST(user_agent AS BLOB)), "
                                   "user_agent FROM observations")
         self.assertEqual(sorted(raw for raw, _ in stored), sorted(agents))
@@ -591,7 +594,7 @@ class ServiceTests(TestCase):
         self.assertEqual(parse("--network", "testnet4")["db"], "bitpeer-testnet4.sqlite")
         # A simulated network lives as long as its crawl: so does its book.
         self.assertIsNone(parse("--simnet", "10")["db"])
-        self.assertEqual(tap._book_path(None), ":memory:")
+        self.assertEqual(book_path(None), ":memory:")
 
     @defer.inlineCallbacks
     def test_shutdown_while_nodes_are_asked(self):
@@ -612,21 +615,21 @@ class ServiceTests(TestCase):
             simnet.response_delay = 60
             return simnet
 
-        self.patch(tap, "SimNet", slow_simnet)
+        self.patch(crawl_service, "SimNet", slow_simnet)
         service.startService()
         self.addCleanup(lambda: service.running and service.stopService())
         # As twistd's startApplication does once the service has started.
         self.reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
         started = time.monotonic()
-        while service.crawler is None or sum(
-            peer.info is not None for peer in service.crawler.connected.values()
+        while service.crawl.crawler is None or sum(
+            peer.info is not None for peer in service.crawl.crawler.connected.values()
         ) < 3:
             self.assertLess(time.monotonic() - started, 4, "no node was asked")
             yield task.deferLater(reactor, 0.02)
         yield self.reactor.shut_down()
         yield connections_closed()
         errors = [e.getErrorMessage() for e in self.flushLoggedErrors()]
-        self.assertEqual((service.failed, errors), (False, []))
+        self.assertEqual((service.outcome.failed, errors), (False, []))
         asked = db_rows(self.db, "SELECT count(*) FROM observations "
                                  "WHERE outcome = 'reachable' AND reason IS NOT NULL")
         self.assertEqual(asked, [(3,)])
@@ -643,14 +646,14 @@ class ServiceTests(TestCase):
         service.startService()
         started = time.monotonic()
         # Every node answered; what is left in flight are blackholed dials (5 s).
-        while (service.crawler is None or len(service.crawler.reachable) < 60
-               or not service.crawler.in_flight):
+        while (service.crawl.crawler is None or len(service.crawl.crawler.reachable) < 60
+               or not service.crawl.crawler.in_flight):
             self.assertLess(time.monotonic() - started, 4, "the crawl did not get midway")
             yield task.deferLater(reactor, 0.02)
         yield self.settle(service)
-        yield service._running
+        yield service.crawl.whenDone()
         errors = [e.getErrorMessage() for e in self.flushLoggedErrors()]
-        self.assertEqual((service.failed, errors), (False, []))
+        self.assertEqual((service.outcome.failed, errors), (False, []))
         self.assertEqual(db_rows(self.db, "SELECT id, finished FROM crawls"), [(1, None)])
 
 
@@ -688,32 +691,52 @@ def read_log(cwd, number):
 
 
 class ExitTests(SynchronousTestCase):
-    """tap.exit_now, the at-exit hook makeService registers under twistd."""
+    """The exit status makeService arranges under twistd (ExitStatusService
+    with CrawlApplication.exit_code), with at-exit hooks and os._exit recorded."""
 
     def setUp(self):
-        self.exits = []
-        self.patch(os, "_exit", self.exits.append)
-        self.service = CrawlerService(parse("--simnet", "10"), RecordingReactor())
+        self.hooks, self.exits = [], []
+        self.patch(tap, "tune_garbage_collector", lambda: None)
+        top = tap.makeService(parse("--simnet", "10"))
+        self.status, self.crawl = list(top)
+        self.status._at_exit = self.hooks.append
+        self.status._exit = self.exits.append
+
+    def test_status_service_first(self):
+        """Started before the crawl's services, so a crawl that cannot
+        start still ends with its status."""
+        self.assertIsInstance(self.status, ExitStatusService)
+        self.assertIsInstance(self.crawl, CrawlApplication)
+        self.assertEqual(self.status.code, self.crawl.exit_code)
 
     def test_not_started(self):
-        """twistd gave up before starting the service (a bad --logfile, say):
-        the hook leaves the process alone, so twistd's own status stands."""
-        exit_now(self.service)
-        self.assertEqual(self.exits, [])
+        """twistd gave up before starting the services (a bad --logfile,
+        say): no hook, so twistd's own status stands."""
+        self.assertEqual(self.hooks, [])
 
     def test_status_is_the_crawls(self):
-        self.service.started = True
-        exit_now(self.service)
-        self.service.failed = True
-        exit_now(self.service)
-        self.assertEqual(self.exits, [0, 1])
+        self.status.startService()
+        self.status.startService()
+        (hook,) = self.hooks
+        hook()
+        self.crawl.books.lost = True
+        hook()
+        self.crawl.outcome.book_incomplete = True
+        hook()
+        self.crawl.outcome.failed = True
+        hook()
+        self.assertEqual(self.exits, [0, EXIT_BOOK_INCOMPLETE, EXIT_BOOK_INCOMPLETE,
+                                      EXIT_FAILED])
 
-    def test_registered_by_make_service(self):
-        registered = []
-        self.patch(tap.atexit, "register", lambda *args: registered.append(args))
-        self.patch(tap, "tune_garbage_collector", lambda: None)
-        service = tap.makeService(parse("--simnet", "10"))
-        self.assertEqual(registered, [(exit_now, service)])
+    def test_uncaught_exception(self):
+        """An exception that ended the process is a failure, whatever the crawl says."""
+        had, before = hasattr(sys, "last_value"), getattr(sys, "last_value", None)
+        sys.last_value = RuntimeError("bug")
+        self.addCleanup(lambda: setattr(sys, "last_value", before) if had
+                        else delattr(sys, "last_value"))
+        self.status.startService()
+        self.hooks[0]()
+        self.assertEqual(self.exits, [1])
 
 
 class EncodeAheadTests(SynchronousTestCase):
@@ -725,11 +748,11 @@ class EncodeAheadTests(SynchronousTestCase):
         crawler = types.SimpleNamespace(pending=[object()], reachable=reachable)
         calls = []
         encoded = types.SimpleNamespace(catch_up=lambda *args: calls.append(args))
-        tap._encode_ahead(crawler, encoded)
+        crawl_service._encode_ahead(crawler, encoded)
         self.assertEqual(calls, [])
         crawler.pending.clear()
-        tap._encode_ahead(crawler, encoded)
-        self.assertEqual(calls, [(reachable, tap.ENCODE_AHEAD[0])])
+        crawl_service._encode_ahead(crawler, encoded)
+        self.assertEqual(calls, [(reachable, crawl_service.ENCODE_AHEAD_BATCH)])
 
 
 class GarbageCollectorTests(SynchronousTestCase):
@@ -1066,12 +1089,12 @@ class SimnetCrawlMixin:
     def crawl(self, options):
         """Run one crawl of ``options``; its snapshot document."""
         self.reactor = RecordingReactor()
-        service = CrawlerService(options, self.reactor)
+        service = CrawlApplication(options, self.reactor)
         service.startService()
         yield self.reactor.stopped
         yield service.stopService()
         yield connections_closed()
-        self.assertFalse(service.failed)
+        self.assertFalse(service.outcome.failed)
         (json_path,) = glob.glob(os.path.join(self.out, "*-2*Z.json"))
         with open(json_path) as stream:
             return json.load(stream)
@@ -1095,7 +1118,7 @@ class DiscoveryServiceTests(SimnetCrawlMixin, TestCase):
                                "--dns-server", dns_server,
                                *[arg for seed in simnet.seeds() for arg in ("--seed", str(seed))])
         recorder = _Recorder(NoLookupResolver())
-        self.patch(tap, "make_resolver", recorder)
+        self.patch(crawl_service, "make_resolver", recorder)
         document = yield self.crawl(options)
         self.assertEqual((zone.queries, recorder.calls, recorder.resolver.calls), ([], [], []))
         self.assertEqual(document["summary"]["outcomes"]["reachable"], 20)
@@ -1128,7 +1151,7 @@ class DiscoveryServiceTests(SimnetCrawlMixin, TestCase):
     def test_onlynet_reported_per_reason(self):
         """--onlynet ipv6 against an IPv4 simnet: the seeds are kept, not
         dialled, each reported with its reason."""
-        self.patch(tap, "make_resolver", _Recorder(NoLookupResolver()))
+        self.patch(crawl_service, "make_resolver", _Recorder(NoLookupResolver()))
         simnet = self.simnet(TESTNET4)
         options = self.options("--network", "testnet4", "--onlynet", "ipv6",
                                "--fixed-seeds", "never", "--dnsseed", "0",
@@ -1175,7 +1198,7 @@ class ReadmeDiscoveryExamplesTests(SimnetCrawlMixin, TestCase):
     @defer.inlineCallbacks
     def test_no_dns_at_all(self):
         recorder = _Recorder(NoLookupResolver())
-        self.patch(tap, "make_resolver", recorder)
+        self.patch(crawl_service, "make_resolver", recorder)
         simnet = self.simnet(MAINNET)
         # The example's relative seeds.txt, in a directory of its own.
         here = os.getcwd()
@@ -1199,7 +1222,7 @@ class ReadmeDiscoveryExamplesTests(SimnetCrawlMixin, TestCase):
         """No DNS seed asked, no resolver built; the onion fixed seeds are
         kept and reported no-proxy (nothing is dialled until proxy support)."""
         recorder = _Recorder(NoLookupResolver())
-        self.patch(tap, "make_resolver", recorder)
+        self.patch(crawl_service, "make_resolver", recorder)
         options = self.options(*self.ONION)
         self.assertEqual(options["crawl"].networks, {"onion"})
         document = yield self.crawl(options)
@@ -1221,7 +1244,7 @@ class ReadmeDiscoveryExamplesTests(SimnetCrawlMixin, TestCase):
         simnet = self.simnet(REGTEST)
         first, second = simnet.seeds()[:2]
         zone = _Zone({"node1": [first.host_text]})
-        self.patch(tap, "make_resolver", _Recorder(zone))
+        self.patch(crawl_service, "make_resolver", _Recorder(zone))
         options["seeds"] = [SeedName("node1", first.port, "--seed"), second]
         document = yield self.crawl(options)
         self.assertIn(("node1", dns.A), zone.queries)

@@ -142,6 +142,23 @@ class StorageFaultTests(SynchronousTestCase):
         self.assertNotIn("not a SQLite database", line)
         self.assertFalse(os.path.exists(self.out))
 
+    def test_book_of_another_network_refused(self):
+        """A book holding another network's crawls is refused before
+        anything is dialled: one line, exit status 1, no snapshot."""
+        status, log = self.crawl("--db", self.db, "--out", self.out)
+        self.assertEqual(status, 0, log)
+        process = twistd(self.cwd, "bitpeer-crawl", "--network", "regtest", "--dnsseed", "0",
+                         "--fixed-seeds", "never", "--db", self.db, "--out", self.out + "2")
+        status, log = finish(process), read_log(self.cwd, 1)
+        self.assertEqual(status, 1, log)
+        self.assertNotIn("Traceback", log)
+        (line,) = errors(log)
+        self.assertIn("the crawl cannot run: ", line)
+        self.assertIn("holds crawls of simnet, not regtest: give this network its own --db",
+                      line)
+        self.assertFalse(os.path.exists(self.out + "2"))
+        self.assertEqual(db_rows(self.db, "SELECT network FROM crawls"), [("simnet",)])
+
     def test_second_crawler_on_one_book_refused(self):
         """
         A second crawler on a book in use refuses at once, saying so, and

@@ -128,21 +128,47 @@ class Options(usage.Options):
             )
 
 
-class SimNetService(Service):
-    """Starts the SimNet, writes its truth and seeds, logs its counters."""
+class SimNetRunner(Service):
+    """
+    A SimNet running while the service runs: ``build()`` makes it when the
+    service starts (nothing is bound before), and it is stopped, every
+    socket closed, when the service stops.  ``truth`` is what its start
+    returned.  bitpeer-crawl --simnet runs one beside the crawl.
+    """
+
+    def __init__(self, build):
+        self.build = build
+        self.simnet = None
+        self.truth = None
+
+    def startService(self):
+        super().startService()
+        self.simnet = self.build()
+        self.truth = self.simnet.start()
+
+    def stopService(self):
+        super().stopService()
+        return self.simnet.stop() if self.simnet is not None else None
+
+    def seeds(self):
+        """A few of its honest nodes to start a crawl from (none until started)."""
+        return self.simnet.seeds() if self.simnet is not None else []
+
+
+class SimNetService(SimNetRunner):
+    """bitpeer-simnet: runs the SimNet, writes its truth and seeds, logs its counters."""
 
     log = logger()
 
     def __init__(self, options, reactor):
+        super().__init__(self._build)
         self.options = options
         self.reactor = reactor
-        self.simnet = None
         self.stats = None
 
-    def startService(self):
-        super().startService()
+    def _build(self):
         o = self.options
-        self.simnet = SimNet(
+        return SimNet(
             self.reactor, o["nodes"], o["dead"], kinds=o["kinds"], seed=o["seed"],
             misbehaving=o["misbehaving"], blackholed=o["blackholed"], stale=o["stale"],
             exotic=o["exotic"], book_size=o["book-size"], latency=o["latency-ms"] / 1000,
@@ -150,7 +176,10 @@ class SimNetService(Service):
             port=o["port"], first_address=o["first-address"],
             max_connections=o["max-connections"],
         )
-        truth = self.simnet.start()
+
+    def startService(self):
+        super().startService()
+        o, truth = self.options, self.truth
         write_json(o["truth"], truth)
         with open(o["seeds-file"], "w") as stream:
             stream.writelines(f"{address}\n" for address in self.simnet.seeds())
@@ -163,10 +192,9 @@ class SimNetService(Service):
         )
 
     def stopService(self):
-        super().stopService()
         if self.stats is not None:
             self.stats.stop()
-        return self.simnet.stop() if self.simnet is not None else None
+        return super().stopService()
 
 
 def makeService(options):

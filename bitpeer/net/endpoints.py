@@ -53,7 +53,8 @@ class EndpointAttempt:
     cancelled.
     """
 
-    __slots__ = ("dialler", "address", "connecting", "_deferred", "_dialling", "_early")
+    __slots__ = ("dialler", "address", "connecting", "_deferred", "_dialling", "_early",
+                 "_error")
 
     log = logger()
 
@@ -65,8 +66,9 @@ class EndpointAttempt:
         self._deferred = None
         #: True while dial() runs: a failure then is reported a turn later.
         self._dialling = True
-        #: The DelayedCall that reports a failure known inside dial().
-        self._early = None
+        #: The DelayedCall that reports a failure known inside dial(), and
+        #: that failure.
+        self._early = self._error = None
 
     def __repr__(self):
         state = "connecting" if self.connecting else "done"
@@ -78,9 +80,8 @@ class EndpointAttempt:
         if self.connecting:
             self._deferred.cancel()
         elif self._early is not None:
-            call, self._early = self._early, None
-            call.cancel()
-            self._report(*call.args)
+            self._early.cancel()
+            self._report_early()
 
     def _connected(self, protocol):
         """The factory's protocol runs: the dialler's part is over."""
@@ -102,15 +103,13 @@ class EndpointAttempt:
                 error = ConnectFailed(
                     f"the connection could not start: {failure.getErrorMessage()}")
         if self._dialling:
-            self._early = self.dialler.clock.callLater(0, self._report_early, error)
+            self._error = error
+            self._early = self.dialler.clock.callLater(0, self._report_early)
         else:
-            self._report(error)
+            self.dialler.failed(self.address, error)
 
-    def _report_early(self, error):
-        self._early = None
-        self._report(error)
-
-    def _report(self, error):
+    def _report_early(self):
+        error, self._early, self._error = self._error, None, None
         self.dialler.failed(self.address, error)
 
     def _bug(self, failure):

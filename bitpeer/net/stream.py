@@ -13,10 +13,12 @@ StreamTransport keeps the socket the dialler connected.  What the protocol
 writes while it handles an event (the data it was given, or the connection
 being made) is sent in one ``send`` when the handler returns; a write at any
 other time is sent at once.  Only what the kernel will not take waits for
-the socket to become writable.  A close with nothing left to send closes the
-socket and tells the protocol on the reactor's next turn (``connectionLost``
-never runs inside ``loseConnection``); until then the transport stays one of
-the reactor's readers, so a reactor that stops first still ends it.
+the socket to become writable, and no more than MAX_UNSENT bytes of it: a
+peer that stops reading is aborted.  A close with nothing left to send
+closes the socket and tells the protocol on the reactor's next turn
+(``connectionLost`` never runs inside ``loseConnection``); until then the
+transport stays one of the reactor's readers, so a reactor that stops first
+still ends it.
 
 It offers ITransport and ``abortConnection``, which is what a protocol that
 talks and hangs up needs; it is not a producer or a consumer, and it does

@@ -1,17 +1,19 @@
 """
 Dialler cost: CPU per refused connection attempt, with the connecting sockets
-watched as the reactor's writers and in the dialler's own epoll set.
+watched as the reactor's writers and in the dialler's own epoll set (the
+fast dialler), and through Twisted's endpoints (the "twisted" transport).
 
     python bench/dial.py [--attempts N] [--concurrency C] [--rounds R]
 
 Every attempt goes to a bound, not listening socket on 127.0.0.1 (the kernel
 refuses it at once), ``C`` at a time, each refusal dialling the next one,
 until N have been refused; the figure is the process's CPU time over N.
-Rounds alternate between the two ways, to share the machine's drift; the
+Rounds alternate between the ways, to share the machine's drift; the
 best round of each is printed.  The last line sums it up.
 """
 
 import argparse
+import functools
 import select
 import socket
 import time
@@ -21,10 +23,11 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.protocol import Factory, Protocol
 
 from bitpeer.net.dialler import Dialler, EpollSet, ReactorWriters
+from bitpeer.net.endpoints import EndpointDialler
 from bitpeer.wire.address import NetworkAddress
 
 
-def refused_attempts(watch, address, attempts, concurrency):
+def refused_attempts(dialler_class, address, attempts, concurrency):
     """Dial until ``attempts`` are refused: a Deferred of microseconds of
     CPU per attempt."""
     done = Deferred()
@@ -38,7 +41,7 @@ def refused_attempts(watch, address, attempts, concurrency):
         elif counts["failed"] == attempts:
             done.callback((time.process_time() - start) / attempts * 1e6)
 
-    dialler = Dialler(reactor, Factory.forProtocol(Protocol), 30, failed, watch=watch)
+    dialler = dialler_class(reactor, Factory.forProtocol(Protocol), 30, failed)
     start = time.process_time()
     for _ in range(concurrency):
         counts["started"] += 1
@@ -55,15 +58,16 @@ def main(argv=None):
     refuser = socket.socket()
     refuser.bind(("127.0.0.1", 0))
     address = NetworkAddress.from_host("127.0.0.1", refuser.getsockname()[1])
-    ways = {"reactor writers": ReactorWriters}
+    ways = {"reactor writers": functools.partial(Dialler, watch=ReactorWriters)}
     if hasattr(select, "epoll"):
-        ways["epoll set"] = EpollSet
+        ways["epoll set"] = functools.partial(Dialler, watch=EpollSet)
+    ways["twisted endpoints"] = EndpointDialler
     best = {}
 
     async def run():
         for _ in range(args.rounds):
-            for name, watch in ways.items():
-                cost = await refused_attempts(watch, address, args.attempts,
+            for name, dialler_class in ways.items():
+                cost = await refused_attempts(dialler_class, address, args.attempts,
                                               args.concurrency)
                 best[name] = min(cost, best.get(name, cost))
         reactor.stop()
@@ -71,7 +75,7 @@ def main(argv=None):
     reactor.callWhenRunning(lambda: ensureDeferred(run()))
     reactor.run()
     for name, cost in best.items():
-        print(f"{name:<16} {cost:6.1f} us CPU per refused attempt "
+        print(f"{name:<17} {cost:6.1f} us CPU per refused attempt "
               f"({1e6 / cost:,.0f} attempts per CPU second)")
     print("SUMMARY refused attempt: " + ", ".join(
         f"{name} {cost:.1f} us" for name, cost in best.items()))

@@ -15,15 +15,10 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
-from .errors import (
-    ConnectFailed,
-    ConnectionClosed,
-    ConnectionRefused,
-    ConnectTimeout,
-)
+from .errors import ConnectionClosed
+from .net.endpoints import classify_connect_error, tcp_endpoint
 from .networks import MAINNET, SeedName, parse_seed
 from .protocol import BitcoinProtocol, PeerOptions, address_of
-from .wire.address import Network
 from .wire.framing import FrameBudget
 
 #: How long connectPeer waits for the TCP connection by default.
@@ -117,11 +112,7 @@ def client_endpoint(reactor, address, timeout=DEFAULT_CONNECT_TIMEOUT, default_p
     """
     # Imported here: endpoints bring in TLS (OpenSSL), 80 ms of start-up
     # that a crawl, which dials with bitpeer.net.dialler, never uses.
-    from twisted.internet.endpoints import (
-        HostnameEndpoint,
-        TCP4ClientEndpoint,
-        TCP6ClientEndpoint,
-    )
+    from twisted.internet.endpoints import HostnameEndpoint
 
     if isinstance(address, str):
         # The seeds' own parser: it refuses what is ambiguous (``::1:8333``),
@@ -132,22 +123,7 @@ def client_endpoint(reactor, address, timeout=DEFAULT_CONNECT_TIMEOUT, default_p
             return HostnameEndpoint(reactor, seed.name.encode("idna"), seed.port,
                                     timeout=timeout)
         address = seed
-    if address.network == Network.IPV4:
-        return TCP4ClientEndpoint(reactor, address.host_text, address.port, timeout=timeout)
-    if address.network == Network.IPV6:
-        return TCP6ClientEndpoint(reactor, address.host_text, address.port, timeout=timeout)
-    raise ValueError(f"{address}: {address.network_name} addresses need a proxy")
-
-
-def classify_connect_error(failure):
-    """Turn Twisted's connect errors into bitpeer's PeerError classes."""
-    if failure.check(_netError.ConnectionRefusedError):
-        return ConnectionRefused(failure.getErrorMessage())
-    if failure.check(_netError.TimeoutError, _netError.TCPTimedOutError):
-        return ConnectTimeout(failure.getErrorMessage())
-    if failure.check(_netError.ConnectError, _netError.DNSLookupError):
-        return ConnectFailed(failure.getErrorMessage())
-    return None
+    return tcp_endpoint(reactor, address, timeout)
 
 
 def connectPeer(reactor, address, network=MAINNET, *, connect_timeout=DEFAULT_CONNECT_TIMEOUT,

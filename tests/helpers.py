@@ -13,7 +13,7 @@ clock, until the reactor holds no outbound connection.
 import random
 import time
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, reactor, task, tcp
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionAborted, ConnectionDone
 from twisted.internet.testing import StringTransport
@@ -251,13 +251,14 @@ NODE_KEYS = {
 
 def client_connections():
     """
-    The reactor's outbound connections: dialler attempts under way, and
+    The reactor's outbound connections: dialler attempts under way, Twisted
+    TCP clients (the endpoint dialler's, connecting or connected), and
     BitcoinProtocol connections that are not inbound (the simnet's, in the
     same process, are).
     """
     return [
         s for s in set(reactor.getReaders()) | set(reactor.getWriters())
-        if isinstance(s, Attempt)
+        if isinstance(s, (Attempt, tcp.Client))
         or getattr(getattr(s, "protocol", None), "inbound", True) is False
     ]
 

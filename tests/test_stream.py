@@ -22,7 +22,9 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from bitpeer.net.stream import StreamTransport
+from bitpeer.net.stream import MAX_UNSENT, StreamTransport, UnsentLimitExceeded
+from bitpeer.wire.framing import HEADER_SIZE
+from bitpeer.wire.messages import MAX_PROTOCOL_MESSAGE_LENGTH
 
 #: Bounds a broken test's wait for loopback data (it takes microseconds).
 WAIT = 5
@@ -428,3 +430,61 @@ class CloseTests(StreamTestCase):
         self.assertIsNone(transport.doWrite())
         self.reactor.advance(0)
         self.assert_lost(transport, protocol, ConnectionAborted)
+
+
+class UnsentLimitTests(StreamTestCase):
+    """
+    What waits to be sent is bounded: a peer that stops reading while we
+    keep writing (a pong for each ping of a flood) gets its connection
+    aborted once more than MAX_UNSENT bytes wait.
+    """
+
+    def test_the_largest_message_fits(self):
+        self.assertGreater(MAX_UNSENT, HEADER_SIZE + MAX_PROTOCOL_MESSAGE_LENGTH)
+
+    def test_at_the_bound(self):
+        """Writes held by a handler that reach MAX_UNSENT exactly are sent."""
+        def made(protocol):
+            protocol.transport.write(b"x" * (MAX_UNSENT - 1))
+            protocol.transport.write(b"y")
+
+        transport, protocol, far = self.start(Recorder(on_made=made), small_buffers=True)
+        self.assertTrue(transport.connected)
+        self.reactor.advance(0)
+        self.assertEqual(protocol.lost, [])
+        transport.loseConnection()
+        got = self.drain(transport, far)
+        self.reactor.advance(0)
+        self.assert_lost(transport, protocol, ConnectionDone)
+        self.assertEqual(len(got + self.receive_all(far)), MAX_UNSENT)
+
+    def test_past_the_bound_inside_a_handler(self):
+        """One byte more aborts (RST) on the next turn, with a reason that
+        says why; nothing of it is sent."""
+        def made(protocol):
+            protocol.transport.write(b"x" * MAX_UNSENT)
+            protocol.transport.write(b"y")
+            protocol.transport.write(b"dropped")
+
+        transport, protocol, far = self.start(Recorder(on_made=made))
+        self.assertEqual(transport.socket.sends, 0)
+        self.assertEqual(protocol.lost, [])
+        self.reactor.advance(0)
+        self.assert_lost(transport, protocol, UnsentLimitExceeded)
+        self.assertIn("does not read", str(protocol.lost[0].value))
+        with self.assertRaises(ConnectionResetError):
+            self.receive_all(far)
+
+    def test_past_the_bound_while_the_peer_does_not_read(self):
+        """Writes at other times pile up behind a full kernel buffer until
+        the bound."""
+        transport, protocol, far = self.start(small_buffers=True)
+        chunk = b"p" * BUFFER
+        while transport.connected and not protocol.lost:
+            transport.write(chunk)
+            if self.reactor.getDelayedCalls():
+                break
+            self.assertLessEqual(len(transport._unsent), MAX_UNSENT)
+        self.assertEqual(self.reactor.getWriters(), [])
+        self.reactor.advance(0)
+        self.assert_lost(transport, protocol, UnsentLimitExceeded)

@@ -28,7 +28,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 
 from ..store.addrbook import AddressBookClosed
-from ..net.dialler import Dialler
+from ..net import DIALLERS, dialler_for
 from ..errors import PeerError
 from .external import ExternalAddressVote
 from ..factory import PeerFactory
@@ -47,6 +47,10 @@ GETADDR_BOOTSTRAP = 10
 MIN_SANE_TIME = 100_000_000
 MAX_FUTURE_DRIFT = 600
 
+#: Where an AddrEntry (a tuple) holds its time and address.  Indexing is the
+#: fast way to read them: its named properties cost a call each, and
+#: unpacking a tuple subclass takes the slow, generic path.
+ENTRY_TIME, ENTRY_ADDRESS = 0, 2
 
 #: Reasons an address is kept but not dialled (CrawlResult.not_dialled).
 NOT_DIALLED_ONLYNET = "onlynet"
@@ -58,6 +62,13 @@ def _onlynet(instance, attribute, value):
         raise ValueError(
             f"networks must be a non-empty subset of {', '.join(ONLYNET_CHOICES)}, "
             f"got {sorted(value)!r}"
+        )
+
+
+def _transport(instance, attribute, value):
+    if value not in DIALLERS:
+        raise ValueError(
+            f"{attribute.name} must be one of {', '.join(DIALLERS)}, got {value!r}"
         )
 
 
@@ -88,6 +99,11 @@ class CrawlOptions:
     #: address on another is kept and reported as not dialled ("onlynet").
     networks: frozenset = attr.ib(default=frozenset(ONLYNET_CHOICES), converter=frozenset,
                                   validator=_onlynet)
+    #: ``--transport``: the dialler (a name of bitpeer.net.DIALLERS): "fast"
+    #: (bitpeer.net.dialler, the default) or "twisted" (Twisted's endpoints,
+    #: the reference; also what "fast" falls back to on a reactor without
+    #: IReactorFDSet).
+    transport: str = attr.ib(default="fast", validator=_transport)
 
     def not_dialled_reason(self, address):
         """
@@ -217,15 +233,16 @@ class Crawler:
     ``book`` (an AddressBook, or None) receives every gossiped address and
     every attempt, under ``crawl_id``.  ``run()`` returns a Deferred of the
     CrawlResult; cancelling it stops dialling and closes what is in flight.
-    ``dialler`` makes the connections: bitpeer.net.dialler.Dialler, or a
-    stand-in with the same signature (tests).  ``settled`` (a Settled)
+    ``dialler`` makes the connections: by default the one
+    ``options.transport`` names (bitpeer.net.dialler_for), or a stand-in
+    with the same signature (tests).  ``settled`` (a Settled)
     resumes an interrupted crawl: its addresses are not dialled again.
     """
 
     log = logger()
 
     def __init__(self, reactor, network, seeds, *, options=None, peer_options=None,
-                 book=None, crawl_id=None, random=None, clock=None, dialler=Dialler,
+                 book=None, crawl_id=None, random=None, clock=None, dialler=None,
                  settled=None):
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
@@ -243,6 +260,8 @@ class Crawler:
             peer_options if peer_options is not None else PeerOptions(),
             random=self.random, on_peer=self._connected, known_addresses=self.known_keys,
         )
+        if dialler is None:
+            dialler = dialler_for(self.options.transport, reactor)
         self.dialler = dialler(reactor, self.factory, self.options.connect_timeout,
                                self._connect_failed, clock=self.clock)
         self.pending = []
@@ -518,7 +537,7 @@ class Crawler:
         filtered, seen = self.filtered, self.seen
         kept = []
         for entry in entries:
-            time, address = entry[0], entry[2]
+            time, address = entry[ENTRY_TIME], entry[ENTRY_ADDRESS]
             if address in seen:
                 continue
             if time <= MIN_SANE_TIME or time > latest:

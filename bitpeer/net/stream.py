@@ -13,10 +13,12 @@ StreamTransport keeps the socket the dialler connected.  What the protocol
 writes while it handles an event (the data it was given, or the connection
 being made) is sent in one ``send`` when the handler returns; a write at any
 other time is sent at once.  Only what the kernel will not take waits for
-the socket to become writable.  A close with nothing left to send closes the
-socket and tells the protocol on the reactor's next turn (``connectionLost``
-never runs inside ``loseConnection``); until then the transport stays one of
-the reactor's readers, so a reactor that stops first still ends it.
+the socket to become writable, and no more than MAX_UNSENT bytes of it: a
+peer that stops reading is aborted.  A close with nothing left to send
+closes the socket and tells the protocol on the reactor's next turn
+(``connectionLost`` never runs inside ``loseConnection``); until then the
+transport stays one of the reactor's readers, so a reactor that stops first
+still ends it.
 
 It offers ITransport and ``abortConnection``, which is what a protocol that
 talks and hangs up needs; it is not a producer or a consumer, and it does
@@ -34,6 +36,16 @@ from zope.interface import implementer
 
 #: What one recv may take: as Twisted's TCP transport.
 READ_SIZE = 65536
+#: Bytes written and not yet taken by the kernel past which the connection
+#: is aborted (UnsentLimitExceeded).  A crawl writes a few hundred bytes per
+#: connection, and the kernel's own send buffer absorbs far more; what piles
+#: up beyond it comes from a peer that stopped reading while we keep
+#: answering it (a pong for every ping of a flood), and would otherwise grow
+#: for as long as the connection lasts.  4 MiB still holds one whole message
+#: of the largest size the protocol allows (wire.messages.
+#: MAX_PROTOCOL_MESSAGE_LENGTH, 4,000,000 bytes, plus its 24-byte header),
+#: so no single legitimate write is refused.
+MAX_UNSENT = 4 * 1024 * 1024
 #: Closing with this makes the kernel send RST and drop unsent data.
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
@@ -47,6 +59,11 @@ def _retry_later(error):
 def _lost(error):
     """The reason a connection ended on an OS error."""
     return ConnectionLost(f"{error.strerror or error} ({errno.errorcode.get(error.errno, '?')})")
+
+
+class UnsentLimitExceeded(ConnectionAborted):
+    """The connection was aborted because more than MAX_UNSENT bytes
+    written were waiting to be sent: the peer does not read."""
 
 
 @implementer(ITransport, IReadWriteDescriptor)
@@ -97,7 +114,9 @@ class StreamTransport:
     def write(self, data):
         """Send ``data`` (bytes): at once, or when the running handler returns,
         or when the kernel has room.  Nothing is sent once the connection has
-        been aborted, or closed with nothing left to send, or lost."""
+        been aborted, or closed with nothing left to send, or lost.  A write
+        that leaves more than MAX_UNSENT bytes waiting aborts the connection
+        (UnsentLimitExceeded)."""
         if not data or self._ending is not None or not self.connected:
             return
         if self._held or self._unsent:
@@ -105,6 +124,10 @@ class StreamTransport:
         else:
             self._unsent[:] = data
             self._flush()
+        if len(self._unsent) > MAX_UNSENT:
+            self._abort(UnsentLimitExceeded(
+                f"more than {MAX_UNSENT} bytes written were waiting to be sent: "
+                f"the peer does not read"))
 
     def writeSequence(self, data):
         """Send each item of ``data`` in turn, as one write."""
@@ -126,6 +149,11 @@ class StreamTransport:
     def abortConnection(self):
         """Close at once with RST, dropping anything unsent; connectionLost
         then gets ConnectionAborted."""
+        self._abort(ConnectionAborted())
+
+    def _abort(self, reason):
+        """Close at once with RST, dropping anything unsent; connectionLost
+        then gets ``reason``."""
         if not self.connected or self._aborting:
             return
         self._aborting = True
@@ -133,7 +161,7 @@ class StreamTransport:
         if self._ending is not None:
             self._ending.cancel()
             self._ending = None
-        self._end_soon(ConnectionAborted())
+        self._end_soon(reason)
 
     def getPeer(self):
         return self.peer

@@ -19,11 +19,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from bitpeer.application import Precondition, ServiceStack
 from bitpeer.crawl.service import (
     EXIT_FAILED,
-    CrawlApplication,
     CrawlLoopService,
     Outcome,
 )
-from bitpeer.crawl.tap import Options
+from bitpeer.crawl.tap import Options, crawl_application
 from bitpeer.store.bookcheck import EntriesLost, NotAnAddressBook
 from bitpeer.store.service import AddressBookService
 
@@ -262,7 +261,7 @@ class CrawlApplicationTests(SynchronousTestCase):
 
     def test_book_fault_is_one_line_and_a_failing_status(self):
         reactor = running_reactor()
-        app = CrawlApplication(parse("--simnet", "10", "--out", self.out), reactor)
+        app = crawl_application(parse("--simnet", "10", "--out", self.out), reactor)
         book = FakeBook(":memory:", reactor)
         app.books.book_factory = lambda *args, **kwargs: book
         app.startService()
@@ -281,7 +280,7 @@ class CrawlApplicationTests(SynchronousTestCase):
 
     def test_book_of_another_network(self):
         reactor = running_reactor()
-        app = CrawlApplication(parse("--network", "testnet4", "--db", "book.sqlite",
+        app = crawl_application(parse("--network", "testnet4", "--db", "book.sqlite",
                                      "--out", self.out), reactor)
         book = FakeBook("book.sqlite", reactor)
         app.books.book_factory = lambda *args, **kwargs: book

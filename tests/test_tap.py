@@ -51,7 +51,7 @@ from bitpeer.crawl.service import (
     CrawlApplication,
     affordable_concurrency,
 )
-from bitpeer.crawl.tap import SIMNET, Options, _duration
+from bitpeer.crawl.tap import SIMNET, Options, _duration, crawl_application
 from bitpeer.application import ExitStatusService
 from bitpeer.store.service import book_path
 from bitpeer.wire.address import NetworkAddress
@@ -146,6 +146,8 @@ class OptionsTests(SynchronousTestCase):
             (["--concurrency", "x"], "--concurrency: 'x' is not a whole number"),
             (["--getaddr-fraction", "nan"], "--getaddr-fraction: 'nan' is not a finite number"),
             (["--max-age", "5q"], "--max-age: '5q' is not a duration"),
+            (["--transport", "epoll"],
+             "--transport must be one of fast, twisted, got 'epoll'"),
         ]:
             with self.assertRaises(usage.UsageError, msg=argv) as caught:
                 parse(*argv)
@@ -154,6 +156,11 @@ class OptionsTests(SynchronousTestCase):
 
     def test_network(self):
         self.assertIs(parse("--network", "testnet4")["network"], TESTNET4)
+
+    def test_transport(self):
+        """--transport picks the crawl's dialler; bitpeer's own by default."""
+        self.assertEqual(parse()["crawl"].transport, "fast")
+        self.assertEqual(parse("--transport", "twisted")["crawl"].transport, "twisted")
 
     def test_simnet(self):
         options = parse("--simnet", "300", "--simnet-dead", "100")
@@ -322,7 +329,7 @@ class ServiceTests(TestCase):
     def service(self, *argv):
         options = parse("--db", self.db, "--out", self.out, *argv)
         self.reactor = RecordingReactor()
-        return CrawlApplication(options, self.reactor)
+        return crawl_application(options, self.reactor)
 
     @defer.inlineCallbacks
     def settle(self, service):
@@ -615,7 +622,7 @@ class ServiceTests(TestCase):
             simnet.response_delay = 60
             return simnet
 
-        self.patch(crawl_service, "SimNet", slow_simnet)
+        self.patch(tap, "SimNet", slow_simnet)
         service.startService()
         self.addCleanup(lambda: service.running and service.stopService())
         # As twistd's startApplication does once the service has started.
@@ -777,6 +784,17 @@ class TwistdTests(SynchronousTestCase):
         self.cwd = tempdir(self)
         self.db = os.path.join(self.cwd, "book.sqlite")
         self.out = os.path.join(self.cwd, "out")
+
+    def test_simnet_crawl_on_twisted_transport(self):
+        """--transport twisted: the same crawl through Twisted's endpoints."""
+        process = twistd(self.cwd, "bitpeer-crawl", "--simnet", "300", "--simnet-dead", "30",
+                         "--transport", "twisted", "--out", self.out)
+        self.assertEqual(finish(process), 0, read_log(self.cwd, 0))
+        (json_path,) = glob.glob(os.path.join(self.out, "simnet-2*Z.json"))
+        with open(json_path) as stream:
+            summary = json.load(stream)["summary"]
+        self.assertEqual(summary["outcomes"],
+                         {"reachable": 300, "unreachable": 30, "not_dialled": 15})
 
     def test_simnet_crawl(self):
         process = twistd(self.cwd, "bitpeer-crawl", "--simnet", "300", "--db", self.db,
@@ -1089,7 +1107,7 @@ class SimnetCrawlMixin:
     def crawl(self, options):
         """Run one crawl of ``options``; its snapshot document."""
         self.reactor = RecordingReactor()
-        service = CrawlApplication(options, self.reactor)
+        service = crawl_application(options, self.reactor)
         service.startService()
         yield self.reactor.stopped
         yield service.stopService()

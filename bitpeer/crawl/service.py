@@ -6,8 +6,8 @@ CrawlApplication is a ServiceStack (bitpeer.application) of, in start order:
 1. the address book (bitpeer.store.service.AddressBookService), checked to
    hold no other network's crawls;
 2. a check that snapshots can be written to --out;
-3. with --simnet N, the simulated network (bitpeer.simnet.tap.SimNetRunner),
-   whose seeds the crawl starts from;
+3. with --simnet N, the simulated network (bitpeer.simnet.tap.SimNetRunner,
+   built by the tap), whose seeds the crawl starts from;
 4. the crawl loop (CrawlLoopService): discover, crawl or resume, encode the
    snapshot ahead, write it, record the crawl in the book, wait --interval.
 
@@ -30,8 +30,6 @@ from ..application import Precondition, ServiceStack
 from ..logs import logger
 from ..oneshot import OneShot
 from ..runtime import open_file_limit
-from ..simnet.network import SimNet
-from ..simnet.tap import SimNetRunner
 from ..store.addrbook import AddressBookError
 from ..store.service import AddressBookService
 from ..wire.text import escape
@@ -109,11 +107,14 @@ class CrawlApplication(ServiceStack):
     """
     The book, the --out check, the simnet (with --simnet), the crawl loop,
     for ``options`` (tap.Options); see the module's docstring.  The
-    children are ``books``, ``simnet`` (None without --simnet) and
-    ``crawl``; ``exit_code()`` is the status the run ends with.
+    children are ``books``, ``simnet`` and ``crawl``; ``exit_code()`` is
+    the status the run ends with.  ``simnet`` is a service given by the tap
+    (bitpeer.simnet.tap.SimNetRunner, or None): started before the crawl,
+    it offers ``seeds()`` and its ground ``truth``.  The tap builds it, so
+    that the crawl's own code never imports the simulator.
     """
 
-    def __init__(self, options, reactor):
+    def __init__(self, options, reactor, *, simnet=None):
         self.outcome = Outcome(reactor)
         super().__init__(self.outcome.cannot_run)
         network = options["network"]
@@ -124,14 +125,9 @@ class CrawlApplication(ServiceStack):
         self.books = AddressBookService(options["db"], reactor, checks=[same_network])
         self.books.setServiceParent(self)
         Precondition(lambda: check_output_directory(options["out"])).setServiceParent(self)
-        self.simnet = None
-        if options["simnet"]:
-            self.simnet = SimNetRunner(lambda: SimNet(
-                reactor, options["simnet"], options["simnet-dead"],
-                misbehaving=options["simnet-misbehaving"], seed=options["simnet-seed"],
-                network=network, max_connections=2 * affordable(options).concurrency,
-            ))
-            self.simnet.setServiceParent(self)
+        self.simnet = simnet
+        if simnet is not None:
+            simnet.setServiceParent(self)
         self.crawl = CrawlLoopService(options, reactor, self.books, self.outcome,
                                       simnet=self.simnet)
         self.crawl.setServiceParent(self)

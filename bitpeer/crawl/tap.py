@@ -30,14 +30,12 @@ from ..networks import (
 )
 from ..protocol import PeerOptions
 from ..runtime import tune_garbage_collector
+from ..simnet.network import SimNet
+from ..simnet.tap import SimNetRunner
 from ..wire.errors import ProtocolError
 from .crawler import CrawlOptions
 from .discovery import DiscoveryOptions, make_resolver
-from .service import CrawlApplication
-
-#: How a crawl may dial: bitpeer's own epoll dialler (Linux), or Twisted's
-#: endpoints (any reactor).
-TRANSPORTS = ("fast", "twisted")
+from .service import CrawlApplication, affordable
 
 #: The network a --simnet crawl speaks (regtest's magic, its own name).
 SIMNET = NetworkParams(name="simnet", magic=REGTEST.magic, default_port=REGTEST.default_port)
@@ -94,7 +92,7 @@ class _NamedCoerce(usage.CoerceParameter):
 #: their validators name the field, the user typed the option.
 _OPTION_FIELDS = frozenset(
     {"concurrency", "getaddr_fraction", "max_age", "connect_timeout", "handshake_timeout",
-     "getaddr_timeout", "getaddr_idle_timeout", "user_agent"}
+     "getaddr_timeout", "getaddr_idle_timeout", "user_agent", "transport"}
 )
 
 
@@ -192,8 +190,6 @@ class Options(usage.Options):
             raise usage.UsageError("--max-age must be more than 0")
         if self["fixed-seeds"] not in ("fallback", "always", "never"):
             raise usage.UsageError("--fixed-seeds is fallback, always or never")
-        if self["transport"] not in TRANSPORTS:
-            raise usage.UsageError(f"--transport is fast or twisted, not {self['transport']!r}")
         self["discovery"] = self._discovery_options()
         seeds = self._seeds(network)
         try:
@@ -202,7 +198,7 @@ class Options(usage.Options):
                 getaddr_fraction=self["getaddr-fraction"],
                 max_age=self["max-age"],
                 connect_timeout=self["connect-timeout"],
-                # MERGE: pass transport=self["transport"] to CrawlOptions
+                transport=self["transport"],
                 allow_private=self["allow-private"] or bool(self["simnet"]),
                 networks=self["discovery"].networks,
             )
@@ -279,6 +275,21 @@ def _dns_hint(error):
     return " (--dns 0)" if isinstance(error, HostNameRefused) else ""
 
 
+def crawl_application(options, reactor):
+    """The CrawlApplication for ``options``, with the simulated network that
+    ``--simnet N`` asks for (served from this process, on loopback)."""
+    simnet = None
+    if options["simnet"]:
+        simnet = SimNetRunner(lambda: SimNet(
+            reactor, options["simnet"], options["simnet-dead"],
+            misbehaving=options["simnet-misbehaving"], seed=options["simnet-seed"],
+            network=options["network"],
+            # The crawler's connections, and a moment's overlap as they close.
+            max_connections=2 * affordable(options).concurrency,
+        ))
+    return CrawlApplication(options, reactor, simnet=simnet)
+
+
 def makeService(options):
     """
     twistd's entry point: the crawl's services (service.CrawlApplication)
@@ -287,7 +298,7 @@ def makeService(options):
     from twisted.internet import reactor
 
     tune_garbage_collector()
-    crawl = CrawlApplication(options, reactor)
+    crawl = crawl_application(options, reactor)
     top = MultiService()
     # Started first, so that a crawl that fails to start still sets the status.
     ExitStatusService(crawl.exit_code).setServiceParent(top)

@@ -3,7 +3,11 @@ How each kind of simulated node talks.
 
 The honest node is the project's own inbound BitcoinProtocol (what NodeFactory
 builds), answering getaddr from the population.  Each misbehaving kind is the
-smallest change that produces one fault seen on the real network.
+smallest change that produces one fault seen on the real network, made
+through BitcoinProtocol's public extension hooks only (version_message,
+feature_negotiation, handshake_done, answer_getaddr, address_answer, frame,
+sendMessage), so that the protocol's internals can change under them.  The
+kinds that do not speak the protocol at all are plain Protocols.
 """
 
 import struct

@@ -2,18 +2,20 @@
 bitpeer.testing, used as a user's own tests would use it: a FakeNode
 handshaken with in memory, its getaddr answer, misbehaving nodes made by
 overriding the protocol's hooks, connectPeer on a FakeInternet, the
-Loopback's closing rules, and the README's example run as written.
+Loopback's closing rules, the README's example run as written, and a
+simulated network started for a trial test.
 """
 
 import os
 import re
 
 import attr
+from twisted.internet import defer, reactor
 from twisted.internet.defer import CancelledError
 from twisted.internet.error import ConnectionAborted, ConnectionDone, ConnectionLost
 from twisted.internet.protocol import Protocol
 from twisted.trial import reporter
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from bitpeer.errors import (
     ConnectionClosed,
@@ -23,9 +25,17 @@ from bitpeer.errors import (
     SelfConnection,
 )
 from bitpeer.factory import PeerFactory, connectPeer
-from bitpeer.networks import MAINNET, TESTNET4
+from bitpeer.networks import MAINNET, REGTEST, TESTNET4
 from bitpeer.protocol import BitcoinProtocol, PeerOptions
-from bitpeer.testing import FakeInternet, FakeNode, Loopback, T0, fake_clock, handshake
+from bitpeer.testing import (
+    T0,
+    FakeInternet,
+    FakeNode,
+    Loopback,
+    fake_clock,
+    handshake,
+    start_simnet,
+)
 from bitpeer.wire.address import AddrEntry, NetworkAddress
 from bitpeer.wire.messages import Addr, VerAck
 
@@ -251,3 +261,19 @@ class ReadmeTests(SynchronousTestCase):
         namespace["GetAddrTests"]("test_answer").run(result)
         self.assertEqual((result.errors, result.failures), ([], []))
         self.assertEqual(result.successes, 1)
+
+
+class StartSimNetTests(TestCase):
+    """start_simnet gives a trial test a running simulated network; trial would
+    call the reactor dirty if it were not stopped after the test."""
+
+    timeout = 20
+
+    @defer.inlineCallbacks
+    def test_dial_a_seed(self):
+        simnet = start_simnet(self, reactor, nodes=5, book_size=100, seed=4)
+        [seed] = simnet.seeds(1)
+        peer = yield connectPeer(reactor, str(seed), REGTEST, handshake_timeout=5)
+        self.assertEqual(peer.info.user_agent, simnet.node_at(seed.host_text).user_agent)
+        peer.close()
+        yield peer.whenClosed()

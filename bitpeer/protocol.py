@@ -23,6 +23,15 @@ frames are charged to the factory's FrameBudget; a connection it evicts is
 closed with FrameBudgetExceeded.
 
 Everything time-related runs on the injected clock.
+
+Subclasses customise a connection through the public hooks below (see
+"Extension hooks" in BitcoinProtocol): what the version says, what happens
+to the feature-negotiation messages, what is done once the handshake is
+complete, how getaddr is answered, how a message becomes frame bytes and how
+it is sent.  The simulated nodes (bitpeer.simnet.behaviours) and
+bitpeer.testing are built on those alone.  Dispatch itself calls this
+module's handlers directly, so a subclass cannot replace a handler by
+naming it, only change what a hook does.
 """
 
 import attr
@@ -94,7 +103,7 @@ class PeerOptions:
 class _WantedTypes:
     """
     The message types a connection needs whole, for its FrameDecoder: those
-    the protocol handles (``_HANDLERS``), and those the Peer's subscribers
+    the protocol handles (``_HANDLED``), and those the Peer's subscribers
     asked for (by class; ``Message`` means all, ``UnknownMessage`` every
     type bitpeer does not know).  Asked once per frame header, so a
     subscription counts from the next frame.  It holds the subscribers'
@@ -128,19 +137,6 @@ def address_of(endpoint_address):
     return NetworkAddress.from_host(host, endpoint_address.port)
 
 
-_HANDLED = {}
-
-
-def _handled_commands(protocol_class):
-    """The message types a protocol class handles, computed once per class."""
-    handled = _HANDLED.get(protocol_class)
-    if handled is None:
-        handled = _HANDLED[protocol_class] = frozenset(
-            cls.command for cls in protocol_class._HANDLERS
-        )
-    return handled
-
-
 class BitcoinProtocol(Protocol):
     """
     One Bitcoin P2P connection.  ``peer`` is the application's handle on it.
@@ -151,6 +147,15 @@ class BitcoinProtocol(Protocol):
     ``frame_budget`` (a wire.framing.FrameBudget, usually the factory's) is
     shared by the connections whose partial frames it bounds; None leaves
     only the per-type bounds.
+
+    Extension hooks, the methods a subclass may override (each documents
+    when it is called, what it does by default and what an override may do):
+    ``version_message``, ``feature_negotiation``, ``handshake_done``,
+    ``answer_getaddr``, ``address_answer``, ``frame`` and ``sendMessage``.
+    Hooks may read ``network``, ``options``, ``clock``, ``random``,
+    ``inbound``, ``address``, ``transport``, ``peer``, ``peer_version``,
+    ``wants_addrv2``, ``verack_sent`` and ``verack_received``; everything
+    with a leading underscore is the protocol's own and may change.
     """
 
     log = logger()
@@ -179,7 +184,7 @@ class BitcoinProtocol(Protocol):
         self.address_source = address_source
         self.on_peer = on_peer
         self.known_addresses = known_addresses
-        self._wanted = _WantedTypes(_handled_commands(type(self)))
+        self._wanted = _WantedTypes(_HANDLED)
         self.decoder = FrameDecoder(
             network.magic, wanted=self._wanted, budget=frame_budget,
             on_evicted=self._fault,
@@ -218,7 +223,7 @@ class BitcoinProtocol(Protocol):
             IdleTimeout(f"nothing received for {self.options.idle_timeout:g} s"),
         )
         if not self.inbound:
-            self._send_version()
+            self.sendMessage(self.version_message())
         if self.on_peer is not None:
             self.on_peer(self.peer)
 
@@ -309,7 +314,7 @@ class BitcoinProtocol(Protocol):
             )
 
     def _dispatch(self, message):
-        handler = self._HANDLERS.get(type(message))
+        handler = _HANDLERS.get(type(message))
         if self.peer_version is None and not isinstance(message, Version):
             # Core: "non-version message before version handshake".
             self.log.debug(
@@ -318,7 +323,7 @@ class BitcoinProtocol(Protocol):
                 command=message.command,
             )
         elif handler is not None:
-            getattr(self, handler)(message)
+            handler(self, message)
         if self._close_reason is None:
             self.peer._deliver(message)
 
@@ -341,7 +346,7 @@ class BitcoinProtocol(Protocol):
         self.peer_version = message
         self.version_received_at = self.clock.seconds()
         if self.inbound:
-            self._send_version()
+            self.sendMessage(self.version_message())
         # Core gates both on the common version, min(ours, theirs) >= 70016
         # (PROTOCOL.md 2.4 step 8).  As the dialler we ask for addrv2 anyway:
         # BIP155 does not gate it and older peers ignore what they don't know.
@@ -362,29 +367,25 @@ class BitcoinProtocol(Protocol):
             self._handshake_call.cancel()
         version = self.peer_version
         now = self.clock.seconds()
-        self.peer._handshaken(
-            PeerInfo(
-                address=self.address,
-                inbound=self.inbound,
-                version=version.version,
-                services=version.services,
-                user_agent=version.user_agent,
-                start_height=version.start_height,
-                relay=version.relay,
-                their_view_of_us=version.addr_recv,
-                timestamp=version.timestamp,
-                nonce=version.nonce,
-                clock_offset=version.timestamp - self.version_received_at,
-                handshake_latency=now - self.connected_at,
-            )
+        info = PeerInfo(
+            address=self.address,
+            inbound=self.inbound,
+            version=version.version,
+            services=version.services,
+            user_agent=version.user_agent,
+            start_height=version.start_height,
+            relay=version.relay,
+            their_view_of_us=version.addr_recv,
+            timestamp=version.timestamp,
+            nonce=version.nonce,
+            clock_offset=version.timestamp - self.version_received_at,
+            handshake_latency=now - self.connected_at,
         )
+        self.peer._handshaken(info)
+        self.handshake_done(info)
 
-    def _before_verack_only(self, message):
-        # Core: "<type> received after verack" is a disconnect.
-        if self.verack_received:
-            self._violation(f"{message.command} received after verack")
-        elif isinstance(message, SendAddrV2):
-            self.wants_addrv2 = True
+    def _on_feature_negotiation(self, message):
+        self.feature_negotiation(message)
 
     def _on_ping(self, message):
         if self.verack_received and message.nonce is not None:
@@ -409,30 +410,73 @@ class BitcoinProtocol(Protocol):
             self.log.debug("{peer}: ignored getaddr", peer=self.address)
             return
         self.getaddr_answered = True
-        answer = self._address_answer()
+        self.answer_getaddr()
+
+    # -- extension hooks --------------------------------------------------------
+
+    def version_message(self):
+        """
+        The Version we send: called once per connection, by the dialler on
+        connecting, by the dialled side on the peer's version.  By default
+        it presents ``options`` with our nonce and the clock's time.  An
+        override may return any Version (another nonce, a skewed timestamp).
+        """
+        options = self.options
+        return Version(
+            version=options.version,
+            services=options.services,
+            timestamp=int(self.clock.seconds()),
+            addr_recv=(
+                self.address if self.address.is_v1_compatible else UNSPECIFIED_ADDRESS
+            ),
+            nonce=self.nonce,
+            user_agent=options.user_agent,
+            start_height=options.start_height,
+            relay=options.relay,
+        )
+
+    def feature_negotiation(self, message):
+        """
+        A wtxidrelay or sendaddrv2 arrived after the peer's version (Core's
+        "feature negotiation", legal only before verack).  By default, after
+        the peer's verack it closes the connection as Core does ("<type>
+        received after verack"); before, a sendaddrv2 makes our getaddr
+        answer addrv2.  An override may ignore them, as a node older than
+        70016 that does not know them does.
+        """
+        if self.verack_received:
+            self._violation(f"{message.command} received after verack")
+        elif isinstance(message, SendAddrV2):
+            self.wants_addrv2 = True
+
+    def handshake_done(self, info):
+        """
+        The peer's verack arrived: the handshake is complete, and the
+        Peer's ``whenHandshaken`` waiters have had ``info`` (a PeerInfo).
+        Called once per connection; by default it does nothing.  An
+        override may count it, or start sending.
+        """
+
+    def answer_getaddr(self):
+        """
+        Answer the peer's getaddr: called for the first getaddr of an inbound
+        connection after the peer's verack, when there is an
+        ``address_source`` (Core answers nothing else).  By default it sends
+        ``address_answer()`` at once, unless that is None.  An override may
+        delay the answer (the connection may be gone by then) or not answer.
+        """
+        answer = self.address_answer()
         if answer is not None:
             self.sendMessage(answer)
 
-    #: Handler method names by message class (names, so subclasses such as
-    #: the simulated nodes can override a handler).
-    _HANDLERS = {
-        Version: "_on_version",
-        VerAck: "_on_verack",
-        SendAddrV2: "_before_verack_only",
-        WtxidRelay: "_before_verack_only",
-        Ping: "_on_ping",
-        Pong: "_on_pong",
-        Addr: "_on_addr",
-        AddrV2: "_on_addr",
-        GetAddr: "_on_getaddr",
-    }
-
-    def _address_answer(self):
+    def address_answer(self):
         """
-        What Core's GetAddresses gives: a random sample of at most 1000 and
-        23% of the known addresses, in addrv2 if the peer asked for it, else
-        in addr with the networks v1 cannot carry left out; None when that
-        leaves nothing to send.
+        The message that answers getaddr, or None to send nothing.  By
+        default what Core's GetAddresses gives: a random sample of at most
+        1000 and 23% of ``address_source()``, in addrv2 if the peer asked
+        for it, else in addr with the networks v1 cannot carry left out;
+        None when that leaves nothing to send.  An override may return any
+        message with ``command`` and ``encode_payload()``, valid or not.
         """
         known = list(self.address_source())
         count = getaddr_answer_size(len(known))
@@ -443,27 +487,38 @@ class BitcoinProtocol(Protocol):
             return None  # Core sends nothing rather than an empty message.
         return AddrV2(chosen) if self.wants_addrv2 else Addr(chosen)
 
-    # -- sending --------------------------------------------------------------
+    def frame(self, message):
+        """
+        The bytes ``message`` goes out as: by default its v1 frame (magic,
+        command, length, checksum, payload).  An override may return any
+        bytes (another network's magic, a wrong checksum).
+        """
+        return encode_frame(self.network.magic, message)
 
     def sendMessage(self, message):
-        """Frame and write one message."""
-        frame = encode_frame(self.network.magic, message)
+        """
+        Send one message: everything the protocol and the Peer send goes
+        through here.  By default it writes ``frame(message)`` at once.  An
+        override may drop, repeat, alter or delay messages (a delayed write
+        must check ``transport.connected``).
+        """
+        frame = self.frame(message)
         self.bytes_sent += len(frame)
         self.transport.write(frame)
 
-    def _send_version(self):
-        options = self.options
-        self.sendMessage(
-            Version(
-                version=options.version,
-                services=options.services,
-                timestamp=int(self.clock.seconds()),
-                addr_recv=(
-                    self.address if self.address.is_v1_compatible else UNSPECIFIED_ADDRESS
-                ),
-                nonce=self.nonce,
-                user_agent=options.user_agent,
-                start_height=options.start_height,
-                relay=options.relay,
-            )
-        )
+
+#: The protocol's own handler for each message type it acts on.  Functions,
+#: not names: what a subclass changes goes through the hooks above.
+_HANDLERS = {
+    Version: BitcoinProtocol._on_version,
+    VerAck: BitcoinProtocol._on_verack,
+    SendAddrV2: BitcoinProtocol._on_feature_negotiation,
+    WtxidRelay: BitcoinProtocol._on_feature_negotiation,
+    Ping: BitcoinProtocol._on_ping,
+    Pong: BitcoinProtocol._on_pong,
+    Addr: BitcoinProtocol._on_addr,
+    AddrV2: BitcoinProtocol._on_addr,
+    GetAddr: BitcoinProtocol._on_getaddr,
+}
+#: Their commands: the types a connection decodes whatever its subscribers.
+_HANDLED = frozenset(cls.command for cls in _HANDLERS)

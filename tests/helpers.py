@@ -180,6 +180,10 @@ class FakeNode(Wire):
     The far end of one BitcoinProtocol under test, built by a real
     PeerFactory (``inbound=False``) or NodeFactory.
 
+    Not bitpeer.testing.FakeNode: this one is scripted frame by frame
+    (malformed frames too) to test bitpeer's own protocol; that one is a
+    whole node, for testing code that uses bitpeer.
+
     @ivar protocol: the BitcoinProtocol.
     @ivar peer: its Peer handle.
     @ivar transport: the StringTransport it writes to.

@@ -1,7 +1,8 @@
 """
 The README's embedding example, tested as a user would run it: a Service
 that keeps one peer and logs the inventory it announces, against a
-NodeFactory on 127.0.0.1.
+NodeFactory on 127.0.0.1, and unchanged against a node in memory
+(bitpeer.testing's FakeInternet), as a user's own unit tests would run it.
 """
 
 # --- README example start ---
@@ -115,3 +116,36 @@ class EmbeddingTests(TestCase):
         self.assertIn("refused", line)
         self.assertIsNone(service.stopService())
         self.assertIsNone(service.peer)
+
+
+from twisted.trial.unittest import SynchronousTestCase  # noqa: E402
+
+from bitpeer.protocol import BitcoinProtocol  # noqa: E402
+from bitpeer.testing import FakeInternet  # noqa: E402
+
+
+class Announcer(BitcoinProtocol):
+    """A node that announces a block as soon as the handshake is done."""
+
+    def handshake_done(self, info):
+        self.peer.send(Inv([InvVector(MSG_BLOCK, BLOCK_HASH)]))
+
+
+class InMemoryEmbeddingTests(SynchronousTestCase):
+    """The same InvLogger, unchanged, against a node in memory (bitpeer.testing)."""
+
+    def setUp(self):
+        self.events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+
+    def test_logs_announced_inventory(self):
+        internet = FakeInternet()
+        node = internet.add_node(address="127.0.0.2:8333", protocol=Announcer)
+        service = InvLogger(internet, str(node.address))
+        service.startService()
+        internet.advance(0)
+        self.assertEqual([formatEvent(e) for e in self.events if e.get("log_source") is service],
+                         [f"127.0.0.2:8333 has {BLOCK_HASH[::-1].hex()}"])
+        closing = service.stopService()
+        internet.advance(0)
+        self.assertIsInstance(self.successResultOf(closing), ConnectionClosed)
+        self.assertTrue(node.connections[0].closed)

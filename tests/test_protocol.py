@@ -8,8 +8,10 @@ import random
 import struct
 import types
 
+import attr
 from twisted.internet import task
 from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -37,7 +39,13 @@ from bitpeer.wire.errors import (
     PayloadTooLarge,
     TooManyEntries,
 )
-from bitpeer.wire.framing import FrameBudget, MAX_PROTOCOL_MESSAGE_LENGTH, encode_raw_frame
+from bitpeer.wire.framing import (
+    FrameBudget,
+    FrameDecoder,
+    MAX_PROTOCOL_MESSAGE_LENGTH,
+    encode_frame,
+    encode_raw_frame,
+)
 from bitpeer.wire.messages import (
     MAX_PCT_ADDR_TO_SEND,
     Addr,
@@ -61,11 +69,14 @@ from bitpeer.wire.messages import (
 from .helpers import (
     NODE_NONCE,
     NODE_SERVICES,
+    PEER,
     PEER_ADDRESS,
     SEED,
     T0,
+    US,
     US_ADDRESS,
     FakeNode,
+    Wire,
     i2p_entries,
     ipv4_entries,
     node_version,
@@ -964,3 +975,115 @@ class InboundTests(SynchronousTestCase):
         self.assertIsInstance(self.node.protocol, BitcoinProtocol)
         self.assertIs(self.node.protocol.inbound, True)
         self.assertIs(self.node.protocol.factory, self.node.factory)
+
+
+class Recording(BitcoinProtocol):
+    """Records each hook call, and otherwise keeps the defaults."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = []
+
+    def version_message(self):
+        self.calls.append("version_message")
+        return super().version_message()
+
+    def feature_negotiation(self, message):
+        self.calls.append(("feature_negotiation", message.command))
+        super().feature_negotiation(message)
+
+    def handshake_done(self, info):
+        self.calls.append(("handshake_done", self.peer.info is info))
+
+    def answer_getaddr(self):
+        self.calls.append("answer_getaddr")
+        super().answer_getaddr()
+
+    def address_answer(self):
+        self.calls.append("address_answer")
+        return super().address_answer()
+
+    def sendMessage(self, message):
+        self.calls.append(("sendMessage", message.command))
+        super().sendMessage(message)
+
+
+def hooked(protocol_class, inbound=True, address_source=None):
+    """A Wire around a ``protocol_class`` connection, on a task.Clock."""
+    clock = task.Clock()
+    clock.advance(T0)
+    protocol = protocol_class(MAINNET, PeerOptions(), clock, random.Random(SEED), set(),
+                              inbound=inbound, address=PEER_ADDRESS,
+                              address_source=address_source)
+    wire = Wire(protocol, StringTransport(peerAddress=PEER, hostAddress=US))
+    protocol.makeConnection(wire.transport)
+    return wire
+
+
+class HookTests(SynchronousTestCase):
+    """The extension hooks are called when their docstrings say, and only then."""
+
+    def test_inbound_order(self):
+        wire = hooked(Recording, address_source=lambda: ipv4_entries(100))
+        protocol = wire.protocol
+        self.assertEqual(protocol.calls, [])  # inbound: silent until the peer's version
+        wire.handshake()
+        self.assertEqual(protocol.calls, [
+            "version_message", ("sendMessage", "version"), ("sendMessage", "wtxidrelay"),
+            ("sendMessage", "sendaddrv2"), ("sendMessage", "verack"),
+            ("feature_negotiation", "wtxidrelay"), ("feature_negotiation", "sendaddrv2"),
+            ("handshake_done", True),
+        ])
+        del protocol.calls[:]
+        wire.send(VerAck(), GetAddr(), GetAddr())
+        self.assertEqual(protocol.calls, ["answer_getaddr", "address_answer",
+                                          ("sendMessage", "addrv2")])
+        self.assertEqual([type(m) for m in wire.sent()], [AddrV2])
+
+    def test_outbound_version_first(self):
+        wire = hooked(Recording, inbound=False)
+        self.assertEqual(wire.protocol.calls, ["version_message", ("sendMessage", "version")])
+
+    def test_getaddr_rules_before_the_hook(self):
+        """Core's rules are checked first: no hook call before verack, outbound, or bookless."""
+        for wire in (hooked(Recording), hooked(Recording, inbound=False)):
+            wire.send(node_version(), GetAddr())
+            self.assertNotIn("answer_getaddr", wire.protocol.calls)
+
+    def test_overrides(self):
+        """What an override returns is what goes out, Peer.send included."""
+
+        class Custom(BitcoinProtocol):
+            def version_message(self):
+                return attr.evolve(super().version_message(), user_agent="/custom/")
+
+            def feature_negotiation(self, message):
+                pass  # a pre-70016 node: unknown messages, never a violation
+
+            def address_answer(self):
+                return Addr(ipv4_entries(2))
+
+            def frame(self, message):
+                return b"!" + super().frame(message)
+
+        wire = hooked(Custom, address_source=lambda: [])
+        wire.send(node_version())
+        data = wire.raw_sent()
+        self.assertTrue(data.startswith(b"!" + MAGIC + b"version"))
+        version = FrameDecoder(MAGIC).feed(data[1:])[0].decode()
+        self.assertEqual(version.user_agent, "/custom/")
+        wire.send(VerAck(), SendAddrV2(), GetAddr())
+        self.assertFalse(wire.transport.disconnecting)
+        self.assertEqual(wire.raw_sent(), b"!" + encode_frame(MAGIC, Addr(ipv4_entries(2))))
+        wire.peer.send(Ping(1))
+        self.assertEqual(wire.raw_sent(), b"!" + encode_frame(MAGIC, Ping(1)))
+
+    def test_no_answer(self):
+        class Mute(BitcoinProtocol):
+            def answer_getaddr(self):
+                pass
+
+        wire = hooked(Mute, address_source=lambda: ipv4_entries(100))
+        wire.handshake()
+        wire.send(GetAddr())
+        self.assertEqual(wire.sent(), [])

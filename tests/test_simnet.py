@@ -241,9 +241,13 @@ class RawClient:
                 return (command, payload), skipped
             skipped.append(command)
 
-    def drain(self, quiet=QUIET):
-        """Raw bytes until ``quiet`` s of silence or EOF: (bytes, closed)."""
-        self.sock.settimeout(quiet)
+    def drain(self, quiet=QUIET, first=None):
+        """
+        Raw bytes until ``quiet`` s of silence or EOF: (bytes, closed).  The
+        first bytes are waited for up to ``first`` s (default ``quiet``), so
+        that a node that speaks is not taken for silent on a busy machine.
+        """
+        self.sock.settimeout(quiet if first is None else first)
         data, self.buffer = self.buffer, b""
         try:
             while True:
@@ -251,6 +255,7 @@ class RawClient:
                 if not chunk:
                     return data, True
                 data += chunk
+                self.sock.settimeout(quiet)
         except socket.timeout:
             return data, False
         except ConnectionResetError:
@@ -352,9 +357,19 @@ def open_fds():
     return len(os.listdir("/proc/self/fd"))
 
 
-def settle(seconds=0.05):
-    """Let the reactor run a moment (closing sockets takes a turn)."""
-    return task.deferLater(reactor, seconds, lambda: None)
+@defer.inlineCallbacks
+def wait_for(condition, what, timeout=WAIT):
+    """
+    Let the reactor run until ``condition()`` holds (sockets close, and
+    connections are accepted, some turns after the call that caused it).
+    ``timeout`` only guards against waiting forever: the test waits for the
+    condition, however long the machine takes, up to it.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting after {timeout:g} s for {what}")
+        yield task.deferLater(reactor, 0.001, lambda: None)
 
 
 #: A small network whose answers are well under its address count, so that
@@ -981,7 +996,8 @@ class MisbehavingTests(SimNetTestCase):
                     client.send("getaddr")
                     answer, _ = client.recv_until({"addr", "addrv2"})
                     return answer
-                return client.drain()
+                # Silence can only be judged over a window; the others speak.
+                return client.drain(first=QUIET if node["kind"] == "silent" else WAIT)
             finally:
                 client.close()
 
@@ -1085,9 +1101,9 @@ class StopTests(TestCase):
         """This process's open descriptors, once Twisted's spare one exists."""
         # Twisted keeps one spare descriptor for accept() under EMFILE, opened
         # by the first listener of the process: open it before counting.
+        # The Deferred fires once its socket is closed.
         warm = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
         yield warm.stopListening()
-        yield settle()
         return open_fds()
 
     @defer.inlineCallbacks
@@ -1107,7 +1123,8 @@ class StopTests(TestCase):
                    for n in slow]
         # Answers still delayed (response_delay, latency) when we stop.
         asked = [peer.getaddr().addErrback(lambda f: f.trap(PeerError)) for peer in peers]
-        yield settle(0.05)
+        yield wait_for(lambda: len(simnet.open) == len(honest) + len(slow),
+                       "the simnet to accept every connection")
         self.assertEqual(len(simnet.open), len(honest) + len(slow))
         ports.add(simnet._listener.getHost().port)
         yield simnet.stop()
@@ -1119,8 +1136,7 @@ class StopTests(TestCase):
         for d in pending:
             d.addErrback(lambda f: f.trap(PeerError))
         yield defer.gatherResults(pending + asked)
-        yield settle()
-        self.assertEqual(open_fds(), before)
+        yield wait_for(lambda: open_fds() <= before, "every socket to close")
         # Every port is free again: the node listener, the refused and the
         # blackholed sockets (a socket still bound there would make bind fail).
         for port in ports:
@@ -1142,8 +1158,7 @@ class StopTests(TestCase):
         self.assertRaises(ValueError, simnet.start)
         self.assertEqual(simnet._sockets, [])
         yield simnet.stop()
-        yield settle()
-        self.assertEqual(open_fds(), before)
+        yield wait_for(lambda: open_fds() <= before, "every socket to close")
 
     def test_bad_arguments(self):
         self.assertRaises(ValueError, SimNet, reactor, nodes=0)
@@ -1280,10 +1295,9 @@ class ServiceTests(TestCase):
             peer = yield connectPeer(reactor, seeds[0], REGTEST, handshake_timeout=5)
             peer.close()
             yield peer.whenClosed()
-            for _ in range(100):  # the node counts the handshake when our verack lands
-                if service.simnet.counters["honest"].get("handshakes"):
-                    break
-                yield settle(0.01)
+            # The node counts the handshake when our verack lands.
+            yield wait_for(lambda: service.simnet.counters["honest"].get("handshakes"),
+                           "the node to count the handshake")
         finally:
             yield service.stopService()
         with open(os.path.join(base, "stats.json")) as stream:

@@ -3,7 +3,11 @@ How each kind of simulated node talks.
 
 The honest node is the project's own inbound BitcoinProtocol (what NodeFactory
 builds), answering getaddr from the population.  Each misbehaving kind is the
-smallest change that produces one fault seen on the real network.
+smallest change that produces one fault seen on the real network, made
+through BitcoinProtocol's public extension hooks only (version_message,
+feature_negotiation, handshake_done, answer_getaddr, address_answer, frame,
+sendMessage), so that the protocol's internals can change under them.  The
+kinds that do not speak the protocol at all are plain Protocols.
 """
 
 import struct
@@ -49,11 +53,42 @@ def node_options(profile):
     )
 
 
+class DelayedCalls:
+    """
+    Calls a node has scheduled on its clock (delayed answers and writes),
+    cancelled together when its connection ends, so that stop() leaves no
+    timers behind.
+    """
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.pending = set()
+
+    def later(self, delay, function, *args):
+        """Call ``function(*args)`` in ``delay`` seconds, unless cancelled."""
+        call = None
+
+        def run():
+            self.pending.discard(call)
+            function(*args)
+
+        call = self.clock.callLater(delay, run)
+        self.pending.add(call)
+
+    def cancel(self):
+        """Cancel every call still pending."""
+        pending, self.pending = self.pending, set()
+        for call in pending:
+            if call.active():
+                call.cancel()
+
+
 class HonestNode(BitcoinProtocol):
     """
     Core's behaviour: BitcoinProtocol inbound, answering getaddr with the
     node's answer from the population, optionally after ``response_delay``
-    and with every write delayed by the node's latency.
+    and with every write delayed by the node's latency.  It and the kinds
+    below change the protocol through its public hooks only.
     """
 
     def __init__(self, simnet, profile, address, random):
@@ -69,61 +104,42 @@ class HonestNode(BitcoinProtocol):
         )
         self.simnet = simnet
         self.profile = profile
-        #: Delayed answers and writes, cancelled when the connection ends so
-        #: that stop() leaves no timers behind.
-        self._delayed = set()
-
-    def _later(self, delay, function, *args):
-        call = None
-
-        def run():
-            self._delayed.discard(call)
-            function(*args)
-
-        call = self.clock.callLater(delay, run)
-        self._delayed.add(call)
+        self.delayed = DelayedCalls(simnet.clock)
 
     def connectionLost(self, reason):
-        delayed, self._delayed = self._delayed, set()
-        for call in delayed:
-            if call.active():
-                call.cancel()
+        self.delayed.cancel()
         super().connectionLost(reason)
 
-    def _before_verack_only(self, message):
+    def feature_negotiation(self, message):
         # A node older than 70016 predates wtxidrelay and BIP155: both are
         # unknown messages to it, ignored whenever they come.
         if self.profile.version >= WTXID_RELAY_VERSION:
-            super()._before_verack_only(message)
+            super().feature_negotiation(message)
 
-    def _address_answer(self):
+    def address_answer(self):
         command, payload = self.simnet.population.answer(self.profile.index, self.wants_addrv2)
         self.simnet.count(self.profile.kind, "getaddr")
         return Prebuilt(command, payload)
 
-    def _on_getaddr(self, message):
+    def answer_getaddr(self):
         delay = self.simnet.response_delay
         if delay:
-            self._later(delay, super()._on_getaddr, message)
+            self.delayed.later(delay, super().answer_getaddr)
         else:
-            super()._on_getaddr(message)
+            super().answer_getaddr()
 
-    def _on_verack(self, message):
-        super()._on_verack(message)
+    def handshake_done(self, info):
         self.simnet.count(self.profile.kind, "handshakes")
 
     def sendMessage(self, message):
         latency = self.profile.latency
         if latency:
-            frame = self._frame(message)
-            self._later(latency, self._write_if_open, frame)
+            self.delayed.later(latency, self.write_if_open, self.frame(message))
         else:
-            self.transport.write(self._frame(message))
+            super().sendMessage(message)
 
-    def _frame(self, message):
-        return encode_frame(self.network.magic, message)
-
-    def _write_if_open(self, frame):
+    def write_if_open(self, frame):
+        """Write a frame made earlier, unless the connection has ended since."""
         if self.transport.connected:
             self.transport.write(frame)
 
@@ -139,31 +155,31 @@ class NeverVerack(HonestNode):
 class SecondVersion(HonestNode):
     """Sends its version twice; Core ignores the second, and so must we."""
 
-    def _send_version(self):
-        super()._send_version()
-        super()._send_version()
+    def sendMessage(self, message):
+        super().sendMessage(message)
+        if isinstance(message, Version):
+            super().sendMessage(message)
 
 
 class NonceEcho(HonestNode):
     """Answers with the dialler's own nonce, as a connection to oneself would."""
 
-    def _send_version(self):
-        self.nonce = self.peer_version.nonce
-        super()._send_version()
+    def version_message(self):
+        return attr.evolve(super().version_message(), nonce=self.peer_version.nonce)
 
 
 class WrongMagic(HonestNode):
     """Frames everything with another network's magic."""
 
-    def _frame(self, message):
+    def frame(self, message):
         return encode_frame(bytes(b ^ 0xFF for b in self.network.magic), message)
 
 
-class BadChecksum(HonestNode):
+class CorruptChecksum(HonestNode):
     """Every frame's checksum is wrong, so every message is dropped."""
 
-    def _frame(self, message):
-        frame = bytearray(super()._frame(message))
+    def frame(self, message):
+        frame = bytearray(super().frame(message))
         frame[20] ^= 0xFF
         return bytes(frame)
 
@@ -171,7 +187,7 @@ class BadChecksum(HonestNode):
 class TooManyAddr(HonestNode):
     """Answers getaddr with 1001 entries: Core calls that misbehaving."""
 
-    def _address_answer(self):
+    def address_answer(self):
         entries = self.simnet.population.answer_entries(self.profile.index, v2=False)
         entry = entries[0]
         body = b"".join(
@@ -185,7 +201,7 @@ class TooManyAddr(HonestNode):
 class BadAddrV2(HonestNode):
     """Answers with an addrv2 whose IPv4 entry claims 5 bytes: Core drops it."""
 
-    def _address_answer(self):
+    def address_answer(self):
         bad_entry = struct.pack("<I", self.simnet.population.now) + b"\x09\x01\x05" + bytes(5)
         return Prebuilt("addrv2", b"\x01" + bad_entry + b"\x20\x8d")
 
@@ -199,6 +215,10 @@ HUGE_TRICKLE_PLANS = (
     ("addrv2", MAX_PROTOCOL_MESSAGE_LENGTH),
     ("addrv2", AddrV2.max_payload),
 )
+
+
+#: Zero payloads by length, shared by every huge-trickle node (4 MB each).
+_ZERO_PAYLOADS = {}
 
 
 def huge_trickle_plan(index):
@@ -257,43 +277,42 @@ class HugeTrickle(HonestNode):
 
     TRICKLE_CHUNK = 16 * 1024
     TRICKLE_INTERVAL = 0.1
-    #: Zero payloads by length, shared by every node (4 MB each).
-    _payloads = {}
 
     def __init__(self, simnet, profile, address, random):
         super().__init__(simnet, profile, address, random)
-        self._trickle = None
+        self.trickle = None
 
-    def _on_verack(self, message):
-        super()._on_verack(message)
+    def handshake_done(self, info):
+        super().handshake_done(info)
         # After our own delayed writes (the verack), never in front of them.
         if self.profile.latency:
-            self._later(self.profile.latency, self._start_trickle)
+            self.delayed.later(self.profile.latency, self.start_trickle)
         else:
-            self._start_trickle()
+            self.start_trickle()
 
-    def _start_trickle(self):
-        if self._trickle is None and self.transport.connected:
+    def start_trickle(self):
+        """Announce the planned message and start trickling its payload."""
+        if self.trickle is None and self.transport.connected:
             command, length = huge_trickle_plan(self.profile.index)
-            payload = self._payloads.get(length)
+            payload = _ZERO_PAYLOADS.get(length)
             if payload is None:
-                payload = self._payloads[length] = bytes(length)
+                payload = _ZERO_PAYLOADS[length] = bytes(length)
             header = struct.pack(
                 "<4s12sI4s", self.network.magic, command.encode("ascii"), length,
                 checksum(b""),
             )
             data = memoryview(header + payload[:-1])
-            self._trickle = _Trickle(self.transport, self.clock, data, self.TRICKLE_CHUNK,
-                                     self.TRICKLE_INTERVAL)
+            self.trickle = _Trickle(self.transport, self.clock, data, self.TRICKLE_CHUNK,
+                                    self.TRICKLE_INTERVAL)
             self.simnet.count(self.profile.kind, "trickles")
 
-    def _on_getaddr(self, message):
+    def answer_getaddr(self):
         """Never answered: the trickle is all this node says."""
 
     def connectionLost(self, reason):
-        if self._trickle is not None:
-            self._trickle.stopProducing()
-            self._trickle = None
+        if self.trickle is not None:
+            self.trickle.stopProducing()
+            self.trickle = None
         super().connectionLost(reason)
 
 
@@ -398,7 +417,7 @@ BEHAVIOURS = {
     "never-verack": NeverVerack,
     "garbage": Garbage,
     "wrong-magic": WrongMagic,
-    "bad-checksum": BadChecksum,
+    "bad-checksum": CorruptChecksum,
     "huge-header": HugeHeader,
     "too-many-addr": TooManyAddr,
     "bad-addrv2": BadAddrV2,

@@ -1,0 +1,279 @@
+"""
+bitpeer.testing, used as a user's own tests would use it: a FakeNode
+handshaken with in memory, its getaddr answer, misbehaving nodes made by
+overriding the protocol's hooks, connectPeer on a FakeInternet, the
+Loopback's closing rules, the README's example run as written, and a
+simulated network started for a trial test.
+"""
+
+import os
+import re
+
+import attr
+from twisted.internet import defer, reactor
+from twisted.internet.defer import CancelledError
+from twisted.internet.error import ConnectionAborted, ConnectionDone, ConnectionLost
+from twisted.internet.protocol import Protocol
+from twisted.trial import reporter
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from bitpeer.errors import (
+    ConnectionClosed,
+    ConnectionRefused,
+    HandshakeTimeout,
+    ProtocolViolation,
+    SelfConnection,
+)
+from bitpeer.factory import PeerFactory, connectPeer
+from bitpeer.networks import MAINNET, REGTEST, TESTNET4
+from bitpeer.protocol import BitcoinProtocol, PeerOptions
+from bitpeer.testing import (
+    T0,
+    FakeInternet,
+    FakeNode,
+    Loopback,
+    fake_clock,
+    handshake,
+    start_simnet,
+)
+from bitpeer.wire.address import AddrEntry, NetworkAddress
+from bitpeer.wire.messages import Addr, VerAck
+
+README = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "README.rst")
+
+
+def book(count):
+    """``count`` IPv4 entries, as a node's address book."""
+    return [AddrEntry(T0 - 60, 1, NetworkAddress.parse(f"10.0.{n // 250}.{n % 250 + 1}:8333"))
+            for n in range(count)]
+
+
+class HandshakeTests(SynchronousTestCase):
+    """A FakeNode presents what it was given; handshake() completes on the clock."""
+
+    def test_version_data(self):
+        clock = fake_clock()
+        node = FakeNode(clock, TESTNET4, version=70015, user_agent="/Knots:1/",
+                        services=0x409, start_height=123)
+        peer = handshake(node)
+        info = peer.info
+        self.assertEqual((info.version, info.user_agent, info.services, info.start_height),
+                         (70015, "/Knots:1/", 0x409, 123))
+        self.assertEqual(info.timestamp, T0)
+        self.assertEqual(peer.address, node.address)
+        [loopback] = node.connections
+        self.assertIsNotNone(loopback.server.peer.info)
+        self.assertTrue(loopback.server.peer.info.inbound)
+
+    def test_own_factory(self):
+        """A user's own factory (options, callbacks) is the client."""
+        clock = fake_clock()
+        seen = []
+        factory = PeerFactory(clock, MAINNET, PeerOptions(user_agent="/mine:1/"),
+                              on_peer=seen.append)
+        node = FakeNode(clock)
+        peer = handshake(node, factory)
+        self.assertEqual(seen, [peer])
+        self.assertEqual(node.connections[0].server.peer.info.user_agent, "/mine:1/")
+
+    def test_getaddr(self):
+        clock = fake_clock()
+        node = FakeNode(clock, addresses=book(1000))
+        peer = handshake(node)
+        answer = peer.getaddr()
+        clock.advance(0)
+        result = self.successResultOf(answer)
+        self.assertEqual(result.outcome, "answered")
+        self.assertEqual(len(result.addresses), 230)  # Core: 23% of the book
+        self.assertTrue(set(result.addresses) <= set(node.addresses))
+
+    def test_latency(self):
+        """Bytes take ``latency`` seconds each way."""
+        clock = fake_clock()
+        node = FakeNode(clock)
+        loopback = node.connect(PeerFactory(clock, MAINNET), latency=0.25)
+        peer = loopback.client.peer
+        clock.advance(0.25)
+        self.assertIsNone(peer.info)  # version there, version/verack back: 0.5 s
+        clock.advance(0.25)
+        self.assertIsNotNone(peer.info)
+        self.assertEqual(peer.info.handshake_latency, 0.5)
+
+
+class SilentVerack(BitcoinProtocol):
+    """Never sends verack."""
+
+    def sendMessage(self, message):
+        if not isinstance(message, VerAck):
+            super().sendMessage(message)
+
+
+class FixedAnswer(BitcoinProtocol):
+    """Answers getaddr with the same three addresses, in addr, always."""
+
+    def address_answer(self):
+        return Addr(book(3))
+
+
+class EchoNonce(BitcoinProtocol):
+    """Takes the dialler's nonce for its own, as a connection to oneself would."""
+
+    def version_message(self):
+        return attr.evolve(super().version_message(), nonce=self.peer_version.nonce)
+
+
+class WrongMagic(BitcoinProtocol):
+    """Frames everything for another network."""
+
+    def frame(self, message):
+        return TESTNET4.magic + super().frame(message)[4:]
+
+
+class MisbehaviourTests(SynchronousTestCase):
+    """A node's ``protocol`` overrides the protocol's hooks; the client copes."""
+
+    def test_never_verack(self):
+        clock = fake_clock()
+        node = FakeNode(clock, protocol=SilentVerack)
+        self.assertRaises(AssertionError, handshake, node)
+        peer = node.connections[0].client.peer
+        waiting = peer.whenHandshaken()
+        clock.advance(PeerOptions().handshake_timeout)
+        self.failureResultOf(waiting, HandshakeTimeout)
+        self.assertTrue(node.connections[0].closed)
+
+    def test_fixed_answer(self):
+        clock = fake_clock()
+        peer = handshake(FakeNode(clock, protocol=FixedAnswer, addresses=book(100)))
+        answer = peer.getaddr()
+        clock.advance(0)
+        self.assertEqual(list(self.successResultOf(answer).addresses), book(3))
+
+    def test_self_connection(self):
+        clock = fake_clock()
+        nonces = set()
+        factory = PeerFactory(clock, MAINNET, nonces=nonces)
+        node = FakeNode(clock, protocol=EchoNonce)
+        self.assertRaises(SelfConnection, handshake, node, factory)
+        self.assertEqual(nonces, set())
+
+    def test_wrong_magic(self):
+        clock = fake_clock()
+        node = FakeNode(clock, protocol=WrongMagic)
+        self.assertRaises(ProtocolViolation, handshake, node)
+
+
+class FakeInternetTests(SynchronousTestCase):
+    """connectPeer reaches FakeNodes by address; anything else is refused."""
+
+    def test_connect_peer(self):
+        internet = FakeInternet()
+        internet.add_node(address="127.0.0.5:18333", user_agent="/there:1/")
+        connecting = connectPeer(internet, "127.0.0.5:18333", MAINNET)
+        internet.advance(0)
+        peer = self.successResultOf(connecting)
+        self.assertEqual(peer.info.user_agent, "/there:1/")
+        self.assertEqual(str(peer.address), "127.0.0.5:18333")
+        peer.close()
+        internet.advance(0)
+        self.assertIsInstance(self.successResultOf(peer.whenClosed()), ConnectionClosed)
+
+    def test_refused(self):
+        internet = FakeInternet()
+        connecting = connectPeer(internet, "127.0.0.6:8333", MAINNET)
+        internet.advance(0)
+        self.failureResultOf(connecting, ConnectionRefused)
+
+    def test_cancelled_before_connecting(self):
+        internet = FakeInternet()
+        node = internet.add_node()
+        connecting = connectPeer(internet, str(node.address), MAINNET)
+        connecting.cancel()
+        self.failureResultOf(connecting, CancelledError)
+        internet.advance(0)
+        self.assertEqual(node.connections, [])
+
+
+class Recorder(Protocol):
+    """Keeps what it received and why it was closed."""
+
+    def __init__(self):
+        self.received, self.reason = b"", None
+
+    def dataReceived(self, data):
+        self.received += data
+
+    def connectionLost(self, reason):
+        self.reason = reason
+
+
+class LoopbackTests(SynchronousTestCase):
+    """Bytes in order, closing after them, aborting before them, never re-entrant."""
+
+    def setUp(self):
+        self.clock = fake_clock()
+        self.a, self.b = Recorder(), Recorder()
+        self.loopback = Loopback(self.clock, self.a, self.b, None, None)
+
+    def test_in_order_on_the_clock(self):
+        self.a.transport.write(b"one ")
+        self.a.transport.writeSequence([b"two", b"!"])
+        self.b.transport.write(b"back")
+        self.assertEqual(self.b.received, b"")
+        self.clock.advance(0)
+        self.assertEqual((self.b.received, self.a.received), (b"one two!", b"back"))
+
+    def test_close_after_data(self):
+        self.a.transport.write(b"last words")
+        self.a.transport.loseConnection()
+        self.a.transport.write(b"ignored")
+        self.assertIsNone(self.a.reason)
+        self.clock.advance(0)
+        self.assertEqual(self.b.received, b"last words")
+        self.assertTrue(self.a.reason.check(ConnectionDone))
+        self.assertTrue(self.b.reason.check(ConnectionDone))
+        self.assertFalse(self.b.transport.connected)
+        self.assertTrue(self.loopback.closed)
+
+    def test_abort_drops_what_is_in_flight(self):
+        self.a.transport.write(b"lost")
+        self.a.transport.abortConnection()
+        self.assertIsNone(self.a.reason)  # not inside the call that aborted
+        self.clock.advance(0)
+        self.assertEqual(self.b.received, b"")
+        self.assertTrue(self.a.reason.check(ConnectionAborted))
+        self.assertTrue(self.b.reason.check(ConnectionLost))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class ReadmeTests(SynchronousTestCase):
+    """The README's bitpeer.testing example runs as written, and passes."""
+
+    def test_example(self):
+        with open(README, encoding="utf-8") as stream:
+            text = stream.read()
+        section = text.split("Testing code that uses bitpeer", 1)[1]
+        block = re.search(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)", section).group(1)
+        code = "\n".join(line[4:] for line in block.splitlines())
+        namespace = {}
+        exec(compile(code, README, "exec"), namespace)
+        result = reporter.TestResult()
+        namespace["GetAddrTests"]("test_answer").run(result)
+        self.assertEqual((result.errors, result.failures), ([], []))
+        self.assertEqual(result.successes, 1)
+
+
+class StartSimNetTests(TestCase):
+    """start_simnet gives a trial test a running simulated network; trial would
+    call the reactor dirty if it were not stopped after the test."""
+
+    timeout = 20
+
+    @defer.inlineCallbacks
+    def test_dial_a_seed(self):
+        simnet = start_simnet(self, reactor, nodes=5, book_size=100, seed=4)
+        [seed] = simnet.seeds(1)
+        peer = yield connectPeer(reactor, str(seed), REGTEST, handshake_timeout=5)
+        self.assertEqual(peer.info.user_agent, simnet.node_at(seed.host_text).user_agent)
+        peer.close()
+        yield peer.whenClosed()

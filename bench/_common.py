@@ -40,7 +40,6 @@ def start_simnet(workdir, simnet_args):
             process.kill()
             raise SystemExit(f"simnet did not start; see {workdir}/simnet.log")
         time.sleep(0.1)
-    # The truth file appears whole (written atomically), the seeds file
-    # after it but in place: give its writer a moment to finish.
-    time.sleep(0.2)
+    # Both files are written whole under a temporary name and renamed: once
+    # they exist, they are complete.
     return process, truth, seeds

@@ -12,8 +12,9 @@ Arguments are checked before any socket is opened.
 from twisted.application.service import Service
 from twisted.python import usage
 
-from ..runtime import open_file_limit, tune_garbage_collector
+from ..files import atomic_write
 from ..logs import logger
+from ..runtime import open_file_limit, tune_garbage_collector
 from ..networks import NETWORKS, get_network
 from .network import FIXED_SOCKETS, SimNet, StatsLogger, write_json
 from .population import KINDS, loopback_index, loopback_ip
@@ -181,8 +182,10 @@ class SimNetService(SimNetRunner):
         super().startService()
         o, truth = self.options, self.truth
         write_json(o["truth"], truth)
-        with open(o["seeds-file"], "w") as stream:
-            stream.writelines(f"{address}\n" for address in self.simnet.seeds())
+        # Written whole, then renamed: a crawler waiting for the file to
+        # appear never reads half of it.
+        atomic_write(o["seeds-file"], lambda stream: stream.writelines(
+            f"{address}\n" for address in self.simnet.seeds()))
         self.stats = StatsLogger(self.simnet, o["stats-interval"], o["stats"])
         self.stats.start()
         self.log.info(

@@ -49,12 +49,26 @@ import sys
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import ensureDeferred, maybeDeferred
+from twisted.internet.error import ReactorNotRunning
 from twisted.python.failure import Failure
 
 from .logs import logger
 
 #: The status of a process that ended on an uncaught exception, as Python's own.
 EXIT_CRASHED = 1
+
+
+def stop_reactor(reactor):
+    """
+    Stop the reactor, unless it is stopping already: a service that ends
+    its work or fails while twistd is shutting down (a SIGTERM during a
+    slow start) must not raise ReactorNotRunning, which would cut short the
+    stopping of the other services.
+    """
+    try:
+        reactor.stop()
+    except ReactorNotRunning:
+        pass
 
 
 class ServiceStack(MultiService):
@@ -100,7 +114,13 @@ class ServiceStack(MultiService):
 
     async def _stop(self):
         if self._starting is not None:
-            await self._starting  # never fails: _start reports its own faults
+            try:
+                await self._starting
+            except Exception:
+                # _start reports its children's faults itself; this is a
+                # fault in that reporting.  The children started must still
+                # be stopped (an open book must still be closed).
+                self.log.failure("starting the services failed")
         started, self._started = self._started, []
         for child in reversed(started):
             try:

@@ -12,6 +12,7 @@ import tempfile
 
 from twisted.application.service import Service
 from twisted.internet import defer
+from twisted.internet.error import ReactorNotRunning
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
@@ -170,6 +171,23 @@ class ServiceStackTests(SynchronousTestCase):
         self.assertEqual(self.events[2:], [("stop", "crawl"), ("stop", "book")])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
+    def test_a_failing_fault_handler_does_not_keep_the_others_running(self):
+        """A fault in reporting a child's fault is logged, and the children
+        started are still stopped."""
+        def broken(failure):
+            raise RuntimeError("the handler itself failed")
+
+        self.stack = ServiceStack(broken)
+        self.child("book")
+        starting = defer.Deferred()
+        self.child("simnet", starting=starting)
+        self.stack.startService()
+        starting.errback(ValueError("cannot bind"))
+        self.successResultOf(self.stack.stopService())
+        self.assertEqual(self.events, [("start", "book"), ("start", "simnet"),
+                                       ("stop", "simnet"), ("stop", "book")])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
     def test_precondition(self):
         def refuse():
             raise OSError("read-only file system")
@@ -277,6 +295,33 @@ class CrawlApplicationTests(SynchronousTestCase):
         book.closing.callback(None)
         self.successResultOf(stopped)
         self.assertEqual(book.calls, ["open", "close"])
+
+    def test_book_fault_during_shutdown_still_closes_the_book(self):
+        """SIGTERM while the book opens, then the open fails: the reactor is
+        already stopping (its stop() would raise ReactorNotRunning); the
+        fault is still one line, and the book is still closed."""
+        reactor = running_reactor()
+        app = crawl_application(parse("--simnet", "10", "--out", self.out), reactor)
+        book = FakeBook(":memory:", reactor)
+        app.books.book_factory = lambda *args, **kwargs: book
+        app.startService()
+        reactor.stop()  # twistd's SIGTERM handler
+        # As a real reactor's: it runs the shutdown triggers, and refuses a
+        # second stop.
+        reactor.running = True
+
+        def stop_again():
+            raise ReactorNotRunning("Can't stop reactor that isn't running.")
+
+        reactor.stop = stop_again
+        stopped = app.stopService()
+        book.opening.errback(NotAnAddressBook("book.sqlite is not a SQLite database"))
+        book.closing.callback(None)
+        self.successResultOf(stopped)
+        self.assertEqual(self.errors(),
+                         ["the crawl cannot run: book.sqlite is not a SQLite database"])
+        self.assertEqual(book.calls, ["open", "close"])
+        self.assertEqual(app.exit_code(), EXIT_FAILED)
 
     def test_book_of_another_network(self):
         reactor = running_reactor()

@@ -26,7 +26,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, ensureDeferred
 from twisted.internet.task import LoopingCall, deferLater
 
-from ..application import Precondition, ServiceStack
+from ..application import Precondition, ServiceStack, stop_reactor
 from ..logs import logger
 from ..oneshot import OneShot
 from ..runtime import open_file_limit
@@ -99,8 +99,7 @@ class Outcome:
         else:
             self.log.failure("the crawl failed", failure)
         self.failed = True
-        if self.reactor.running:
-            self.reactor.stop()
+        stop_reactor(self.reactor)
 
 
 class CrawlApplication(ServiceStack):
@@ -205,7 +204,7 @@ class CrawlLoopService(Service):
             finally:
                 self._waiting = None
         if self.running:
-            reactor.stop()
+            stop_reactor(reactor)
 
     async def _prepare(self):
         """The crawl options the open-file limit allows, the seeds, our
@@ -235,7 +234,8 @@ class CrawlLoopService(Service):
         resolver = None
         if discovery.needs_resolver(network, seeds):
             # Never built otherwise: with --dnsseed 0 and no host name, no lookup.
-            resolver = make_resolver([options["dns-server"]] if options["dns-server"] else None)
+            resolver = make_resolver([options["dns-server"]] if options["dns-server"] else None,
+                                     reactor=reactor)
         # The operator's seeds (a simnet's own are in its line above).
         self.log.info("{sources}", sources=discovery.describe(network, options["seeds"]))
         return crawl_options, seeds, resolver

@@ -267,15 +267,32 @@ def client_connections():
     ]
 
 
+#: How long wait_until lets the reactor run before it gives up: a guard
+#: against a test hanging, far above what any condition needs, so that a
+#: slow or loaded machine makes a test slower, never failed.
+WAIT_GUARD = 60.0
+
+
 @defer.inlineCallbacks
-def connections_closed(timeout=5.0):
+def wait_until(condition, what, guard=WAIT_GUARD):
+    """
+    Let the global reactor run until ``condition()`` holds.  The test waits
+    for the condition, however long the machine takes; ``guard`` seconds
+    only stop a test that would otherwise wait for ever, with ``what`` in
+    the failure.
+    """
+    deadline = time.monotonic() + guard
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting after {guard:g} s for {what}")
+        yield task.deferLater(reactor, 0.01)
+
+
+def connections_closed():
     """Wait until every outbound connection is gone (they close a moment after
     the crawler is done with them)."""
-    deadline = time.monotonic() + timeout
-    while client_connections():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"connections left open: {client_connections()}")
-        yield task.deferLater(reactor, 0.01)
+    return wait_until(lambda: not client_connections(),
+                      "every outbound connection to close")
 
 
 class NoLookupResolver:

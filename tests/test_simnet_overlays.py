@@ -68,7 +68,7 @@ class CircuitGateTests(SynchronousTestCase):
         self.assertEqual(self.done, list("abcde"))
         self.assertEqual(self.gate.stats(), {
             "building": 0, "waiting": 0, "peak_building": 2, "peak_waiting": 3,
-            "built": 5, "capacity": 2})
+            "built": 5, "busy_seconds": 5.0, "capacity": 2})
 
     def test_cancel_frees_the_slot(self):
         a = self.build("a")
@@ -485,6 +485,18 @@ class SamFrontTests(FrontTestCase):
         yield wait_for(lambda: not self.fronts("SamFront")[0].sessions, "the session gone")
         _, (reply,) = yield self.sam(line.replace("other", "abc"))
         self.assertEqual(reply, "STREAM STATUS RESULT=INVALID_ID")
+
+    @defer.inlineCallbacks
+    def test_streams_end_with_their_session(self):
+        control, _ = yield self.session()
+        node = self.live(Network.I2P)[1].address
+        stream, _ = yield self.sam()
+        stream.transport.write(f"STREAM CONNECT ID=s1 DESTINATION={self.b64(node)}\n"
+                               .encode("ascii"))
+        yield self.finish_circuits(self.fronts("SamFront")[0])
+        self.assertEqual((yield self.line(stream)), "STREAM STATUS RESULT=OK")
+        control.transport.loseConnection()
+        yield self.closed(stream, "the stream to end with its session")
 
     @defer.inlineCallbacks
     def test_versions_and_malformed(self):

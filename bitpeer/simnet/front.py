@@ -30,7 +30,9 @@ class CircuitGate:
 
     @ivar building: circuits building now; ``peak_building`` the most at once.
     @ivar waiting: tickets waiting for a slot; ``peak_waiting`` the most at once.
-    @ivar built: circuits whose delay has run out.
+    @ivar built: circuits whose delay has run out, ``busy`` the sum of
+        their delays (seconds): a crawl through this gate takes at least
+        ``busy / capacity``.
     """
 
     def __init__(self, clock, capacity):
@@ -43,6 +45,7 @@ class CircuitGate:
         self.peak_building = 0
         self.peak_waiting = 0
         self.built = 0
+        self.busy = 0.0
 
     def build(self, delay, done):
         """
@@ -77,7 +80,8 @@ class CircuitGate:
         """The counters, JSON-ready."""
         return {"building": len(self.building), "waiting": len(self.waiting),
                 "peak_building": self.peak_building, "peak_waiting": self.peak_waiting,
-                "built": self.built, "capacity": self.capacity}
+                "built": self.built, "busy_seconds": round(self.busy, 3),
+                "capacity": self.capacity}
 
     def _start(self, ticket):
         self.building.add(ticket)
@@ -87,6 +91,7 @@ class CircuitGate:
     def _finish(self, ticket):
         self.building.discard(ticket)
         self.built += 1
+        self.busy += ticket.delay
         self._next()
         ticket.done()
 

@@ -5,7 +5,7 @@ uses it (i2p.cpp).
 Every exchange is one line each way.  A connection starts with ``HELLO
 VERSION MIN=3.1 MAX=3.1``; then ``SESSION CREATE STYLE=STREAM ID=<id>
 DESTINATION=TRANSIENT ...`` makes a session that lives as long as that
-connection, ``NAMING LOOKUP NAME=<b32>.b32.i2p`` gives a name's destination
+connection (its streams end with it), ``NAMING LOOKUP NAME=<b32>.b32.i2p`` gives a name's destination
 (every live and dead I2P node of the population has one; other names are
 KEY_NOT_FOUND), and ``STREAM CONNECT ID=<id> DESTINATION=<dest>
 SILENT=false`` reaches it: after a tunnel-building delay a live node
@@ -66,6 +66,11 @@ class SamConnection(FrontConnection):
         self.greeted = False
         self.session = None
         self.silent = False
+        #: A session's control connection: the streams made in its name,
+        #: which end with it (as a router closes a dead session's streams).
+        self.streams = set()
+        #: A stream: the control connection of its session.
+        self.control = None
 
     def negotiate(self):
         while self.ticket is None and not self.closing:
@@ -139,13 +144,16 @@ class SamConnection(FrontConnection):
 
     def connect(self, arguments):
         self.silent = arguments.get("SILENT", "false").lower() == "true"
-        if arguments.get("ID") not in self.front.sessions:
+        control = self.front.sessions.get(arguments.get("ID"))
+        if control is None:
             self.reply_stream("INVALID_ID")
             return
         address = i2p_address(i2p_b64decode(arguments["DESTINATION"]))
         if address not in self.simnet.population.destinations:
             self.reply_stream("INVALID_KEY")
             return
+        self.control = control
+        control.streams.add(self)
         profile = self.simnet.node_at(address.host_text)
         if profile is not None and profile.address.network == Network.I2P:
             self.open_circuit(True, lambda: self.reached(profile))
@@ -166,6 +174,10 @@ class SamConnection(FrontConnection):
     def connectionLost(self, reason):
         if self.session is not None:
             self.front.sessions.pop(self.session, None)
+            for stream in list(self.streams):
+                stream.transport.loseConnection()
+        if self.control is not None:
+            self.control.streams.discard(self)
         super().connectionLost(reason)
 
 

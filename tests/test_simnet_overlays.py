@@ -441,7 +441,8 @@ class SamFrontTests(FrontTestCase):
         node = self.live(Network.I2P)[0]
         name = node.address.host_text
         stream, (reply,) = yield self.sam(f"NAMING LOOKUP NAME={name}")
-        self.assertEqual(reply, f"NAMING REPLY RESULT=OK NAME={name} VALUE={self.b64(node.address)}")
+        self.assertEqual(
+            reply, f"NAMING REPLY RESULT=OK NAME={name} VALUE={self.b64(node.address)}")
         value = base64.b64decode(reply.split("VALUE=")[1], altchars=b"-~")
         self.assertEqual(i2p_address(value), node.address)
         stream.transport.write(f"STREAM CONNECT ID=s1 DESTINATION={self.b64(node.address)} "

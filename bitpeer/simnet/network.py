@@ -171,7 +171,7 @@ class SimNet:
         self.random = random.Random(f"bitpeer simnet {seed}")
         self._sockets = []
         self._listener = None
-        #: (front, listening port) per front: the SOCKS fronts, then the SAM bridge.
+        #: (front, its listener): the SOCKS fronts, then the SAM bridge.
         self._fronts = []
 
     # -- lifecycle --------------------------------------------------------------
@@ -208,8 +208,8 @@ class SimNet:
 
     def stop(self):
         """Close every socket and connection; a Deferred that fires when done."""
-        for dispatch in list(self.open):
-            dispatch.transport.abortConnection()
+        for connection in list(self.open):
+            connection.transport.abortConnection()
         self._close_sockets()
         stopped = self._close_fronts()
         if self._listener is not None:

@@ -5,14 +5,15 @@ uses it (i2p.cpp).
 Every exchange is one line each way.  A connection starts with ``HELLO
 VERSION MIN=3.1 MAX=3.1``; then ``SESSION CREATE STYLE=STREAM ID=<id>
 DESTINATION=TRANSIENT ...`` makes a session that lives as long as that
-connection (its streams end with it), ``NAMING LOOKUP NAME=<b32>.b32.i2p`` gives a name's destination
-(every live and dead I2P node of the population has one; other names are
-KEY_NOT_FOUND), and ``STREAM CONNECT ID=<id> DESTINATION=<dest>
-SILENT=false`` reaches it: after a tunnel-building delay a live node
-answers ``RESULT=OK`` and its behaviour talks on the connection; a dead one
-gets ``CANT_REACH_PEER`` after its own delay.  Both hold one of the front's
-slots, as circuits do at the SOCKS front.  Lines are bounded (64 KiB, as
-Core's reader); anything malformed closes the connection.
+connection (its streams end with it), ``NAMING LOOKUP
+NAME=<b32>.b32.i2p`` gives a name's destination (every live and dead I2P
+node of the population has one; other names are KEY_NOT_FOUND), and
+``STREAM CONNECT ID=<id> DESTINATION=<dest> SILENT=false`` reaches it:
+after a tunnel-building delay a live node answers ``RESULT=OK`` and its
+behaviour talks on the connection; a dead one gets ``CANT_REACH_PEER``
+after its own delay.  Both hold one of the front's slots, as circuits do at
+the SOCKS front.  Lines are bounded (64 KiB, as Core's reader); anything
+malformed closes the connection.
 """
 
 import base64

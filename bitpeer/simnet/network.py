@@ -7,7 +7,9 @@ all addresses, it tells the node by the address the dialler chose, and
 accepts only loopback peers), one socket bound but not listening (connections
 to it are refused), one listener that never accepts and whose backlog is kept
 full (connections to it time out, as to a blackholed host), and one socket
-per accepted connection.
+per accepted connection.  Onion and I2P nodes are served through fronts
+(socks.py: a Tor daemon's SocksPort; sam.py: an I2P router's SAM bridge),
+one listener each, and by the same behaviours as clearnet nodes.
 """
 
 import json
@@ -25,6 +27,8 @@ from ..networks import REGTEST
 from ..protocol import address_of
 from .behaviours import BEHAVIOURS, node_options
 from .population import KINDS, Population, loopback_index
+from .sam import SamFront
+from .socks import SocksFront
 
 #: Sockets the simulation needs besides one per open connection.
 FIXED_SOCKETS = 8
@@ -57,11 +61,8 @@ class _Dispatch(Protocol):
             # Not one of ours, or full: like a node with no free inbound slot.
             self.transport.abortConnection()
             return
-        self.simnet.count(profile.kind, "connections")
-        behaviour = BEHAVIOURS[profile.kind]
-        self.inner = behaviour(self.simnet, profile, address_of(peer), self.simnet.random)
         self.simnet.open.add(self)
-        self.inner.makeConnection(self.transport)
+        self.inner = self.simnet.serve(profile, self.transport)
 
     def dataReceived(self, data):
         self.inner.dataReceived(data)
@@ -96,6 +97,19 @@ class SimNet:
     ``max_connections`` are served at once (more are closed at once, as a
     node with no free inbound slot does).
 
+    Overlays (none by default): ``onion`` live and ``onion_dead`` Tor v3
+    nodes, served through ``socks_fronts`` SOCKS5 fronts (several Tor
+    daemons, each with its own cap of ``circuits`` circuits building at
+    once; ``extended_errors`` as Tor's ExtendedErrors flag); ``i2p`` live
+    and ``i2p_dead`` I2P nodes, served through one SAM 3.1 bridge (with the
+    same cap); ``cjdns`` CJDNS addresses, gossiped and counted but not
+    served (fc00::/8 is not loopback).  Reaching a live overlay node takes a
+    draw from ``circuit_latency`` (lo, hi) seconds, failing on a dead one a
+    draw from ``dead_delay``.  The fronts listen on 127.0.0.1 from
+    ``socks_port`` (then the next ports) and ``sam_port``, any free port
+    when 0; ``socks_fronts()`` and ``sam_bridge()`` say where.  Each front is
+    one more socket.
+
     ``start()`` binds the sockets and returns the ground truth (a dict, see
     ``truth``); ``stop()`` closes every socket and returns a Deferred.
     """
@@ -105,11 +119,21 @@ class SimNet:
     def __init__(self, reactor, nodes=1000, dead=0, *, kinds=None, seed=1, misbehaving=0.0,
                  blackholed=0.25, stale=None, exotic=None, book_size=4348, latency=0.0,
                  response_delay=0.0, network=REGTEST, port=0, first_address="127.1.0.1",
-                 max_connections=None, clock=None):
+                 max_connections=None, clock=None, onion=0, onion_dead=0, i2p=0,
+                 i2p_dead=0, cjdns=0, circuit_latency=(0.1, 0.6), dead_delay=(0.5, 2.0),
+                 circuits=32, socks_fronts=1, extended_errors=False, socks_port=0,
+                 sam_port=0):
         if nodes < 1:
             raise ValueError("a simulated network needs at least one node")
         if dead < 0 or not 0 <= blackholed <= 1 or not 0 <= misbehaving <= 1:
             raise ValueError("dead must be >= 0 and the shares within 0..1")
+        if min(onion, onion_dead, i2p, i2p_dead, cjdns) < 0:
+            raise ValueError("overlay node counts cannot be negative")
+        for low, high in (circuit_latency, dead_delay):
+            if not 0 <= low <= high:
+                raise ValueError("a delay range needs 0 <= low <= high")
+        if circuits < 1 or socks_fronts < 1:
+            raise ValueError("circuits and socks_fronts must be at least 1")
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.nodes, self.dead, self.seed = nodes, dead, seed
@@ -121,8 +145,17 @@ class SimNet:
         self.network = network
         self.port = port
         self.first = loopback_index(first_address)
+        self.overlays = dict(onion=onion, onion_dead=onion_dead, i2p=i2p, i2p_dead=i2p_dead,
+                             cjdns=cjdns)
+        self.timing = dict(capacity=circuits, circuit_latency=tuple(circuit_latency),
+                           dead_delay=tuple(dead_delay))
+        self.socks_count = socks_fronts if onion or onion_dead else 0
+        self.sam_count = 1 if i2p or i2p_dead else 0
+        self.extended_errors = extended_errors
+        self.front_ports = {"socks": socks_port, "sam": sam_port}
         self.max_connections = (
-            open_file_limit() - FIXED_SOCKETS if max_connections is None else max_connections
+            open_file_limit() - FIXED_SOCKETS - self.socks_count - self.sam_count
+            if max_connections is None else max_connections
         )
         self.nonces = set()
         self.open = set()
@@ -138,6 +171,8 @@ class SimNet:
         self.random = random.Random(f"bitpeer simnet {seed}")
         self._sockets = []
         self._listener = None
+        #: (front, its listener): the SOCKS fronts, then the SAM bridge.
+        self._fronts = []
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -158,9 +193,12 @@ class SimNet:
                 kinds=self.kinds, latency=self.latency, first=self.first,
                 ports={"node": node_port, "refused": refused_port,
                        "blackholed": blackhole_port, "stale": refused_port},
+                **self.overlays,
             )
+            self._listen_fronts()
         except BaseException:
             self._close_sockets()
+            self._close_fronts()
             # Forget the listener too: a later stop() must not close it twice.
             listener, self._listener = self._listener, None
             listener.stopListening()
@@ -170,13 +208,37 @@ class SimNet:
 
     def stop(self):
         """Close every socket and connection; a Deferred that fires when done."""
-        for dispatch in list(self.open):
-            dispatch.transport.abortConnection()
+        for connection in list(self.open):
+            connection.transport.abortConnection()
         self._close_sockets()
-        if self._listener is None:
-            return defer.succeed(None)
-        listener, self._listener = self._listener, None
-        return defer.maybeDeferred(listener.stopListening)
+        stopped = self._close_fronts()
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            stopped.append(defer.maybeDeferred(listener.stopListening))
+        return defer.gatherResults(stopped).addCallback(lambda _: None)
+
+    def _listen_fronts(self):
+        """One listener per SOCKS front and for the SAM bridge, on 127.0.0.1."""
+        socks = [SocksFront(self, random.Random(f"bitpeer simnet socks {self.seed} {i}"),
+                            extended_errors=self.extended_errors, **self.timing)
+                 for i in range(self.socks_count)]
+        sam = [SamFront(self, random.Random(f"bitpeer simnet sam {self.seed}"), **self.timing)
+               for _ in range(self.sam_count)]
+        for kind, fronts in (("socks", socks), ("sam", sam)):
+            base = self.front_ports[kind]
+            for i, front in enumerate(fronts):
+                listener = self.reactor.listenTCP(base + i if base else 0, front,
+                                                  interface="127.0.0.1")
+                self._fronts.append((front, listener))
+
+    def _close_fronts(self):
+        """Stop the fronts' listeners and timers; their Deferreds."""
+        fronts, self._fronts = self._fronts, []
+        stopped = []
+        for front, listener in fronts:
+            front.gate.cancel_all()
+            stopped.append(defer.maybeDeferred(listener.stopListening))
+        return stopped
 
     def _bound_socket(self, listen):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -199,10 +261,30 @@ class SimNet:
         for sock in sockets:
             sock.close()
 
+    def socks_fronts(self):
+        """[(host, port)] of the SOCKS5 fronts ([] without onions or before start)."""
+        return [(l.getHost().host, l.getHost().port)
+                for front, l in self._fronts if isinstance(front, SocksFront)]
+
+    def sam_bridge(self):
+        """(host, port) of the SAM 3.1 bridge, or None without I2P nodes."""
+        for front, listener in self._fronts:
+            if isinstance(front, SamFront):
+                return listener.getHost().host, listener.getHost().port
+        return None
+
     # -- used by the node behaviours ------------------------------------------------
 
+    def serve(self, profile, transport):
+        """Hand a connection to a node: its behaviour, connected; returns it."""
+        self.count(profile.kind, "connections")
+        behaviour = BEHAVIOURS[profile.kind]
+        inner = behaviour(self, profile, address_of(transport.getPeer()), self.random)
+        inner.makeConnection(transport)
+        return inner
+
     def node_at(self, host):
-        """The NodeProfile living at ``host`` (dotted text), or None."""
+        """The NodeProfile living at ``host`` (dotted text, onion or b32 name), or None."""
         return self._by_ip.get(host)
 
     def options_for(self, profile):
@@ -221,17 +303,21 @@ class SimNet:
 
     def seeds(self, count=3):
         """A few honest reachable nodes to start a crawl from."""
-        honest = [n.address for n in self.population.nodes if n.kind == "honest"]
+        honest = [n.address for n in self.population.nodes
+                  if n.kind == "honest" and n.address.network_name == "ipv4"]
         return honest[:count]
 
     def truth(self):
         """
         The ground truth: every node with its kind, the verdict a correct
         crawler reaches and its advertised version data; the dead, stale and
-        exotic addresses; counts.
+        exotic addresses; per network (ipv4, onion, i2p, cjdns) its served
+        nodes, its dead addresses and whether it is served; the fronts'
+        addresses; counts, per network too.
         """
         population = self.population
         nodes = [n.as_dict() for n in population.nodes]
+        networks = population.by_network()
         return {
             "seed": self.seed,
             "network": self.network.name,
@@ -242,6 +328,13 @@ class SimNet:
             "blackholed": [str(a) for a in population.blackholed],
             "stale": [str(a) for a in population.stale],
             "exotic": [str(a) for a in population.exotic],
+            "networks": {
+                name: {"nodes": [str(a) for a in part["nodes"]],
+                       "dead": [str(a) for a in part["dead"]], "served": part["served"]}
+                for name, part in networks.items()
+            },
+            "fronts": {"socks": [list(a) for a in self.socks_fronts()],
+                       "sam": list(self.sam_bridge() or ()) or None},
             "counts": {
                 "nodes": len(nodes),
                 "reachable": sum(KINDS[n["kind"]] == "reachable" for n in nodes),
@@ -250,12 +343,20 @@ class SimNet:
                 "blackholed": len(population.blackholed),
                 "stale": len(population.stale),
                 "exotic": len(population.exotic),
+                "networks": {
+                    name: {"nodes": len(part["nodes"]), "dead": len(part["dead"])}
+                    for name, part in networks.items()
+                },
             },
         }
 
     def stats(self):
-        """The counters by kind, plus open connections."""
-        return {"open_connections": len(self.open), "by_kind": self.counters}
+        """The counters by kind, plus open connections and each front's counters."""
+        stats = {"open_connections": len(self.open), "by_kind": self.counters}
+        if self._fronts:
+            stats["socks"] = [f.stats() for f, _ in self._fronts if isinstance(f, SocksFront)]
+            stats["sam"] = [f.stats() for f, _ in self._fronts if isinstance(f, SamFront)]
+        return stats
 
 
 def write_json(path, data):

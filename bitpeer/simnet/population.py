@@ -13,9 +13,16 @@ virtual, so 10,000 nodes with 4,348-entry books cost no memory: every
 address is encoded once, and a node's answer is a window onto a per-category
 shuffled list, each category in proportion to its size, the windows spaced
 evenly so that together they cover every address.  Each node also names the
-next node (a ring), so a crawl from any seed can reach every node.
+next node on its network (a ring), so a crawl from any seed can reach every
+node.
+
+Onion and I2P nodes have deterministic names drawn from the seed (valid v3
+onions, .b32.i2p names that are the hash of their destination); the simnet
+serves them through its SOCKS5 and SAM fronts.  Each node gossips only the
+networks it is on (see Population).
 """
 
+import hashlib
 import random
 
 import attr
@@ -127,6 +134,7 @@ class NodeProfile:
         """A JSON-ready record for the ground truth."""
         return {
             "address": str(self.address),
+            "network": self.address.network_name,
             "index": self.index,
             "kind": self.kind,
             "expect": KINDS[self.kind],
@@ -167,12 +175,31 @@ class Population:
     """
     Every address of a simulated network and every node's answer.
 
-    @ivar nodes: NodeProfile per reachable node, by index.
-    @ivar refused, blackholed, stale, exotic: lists of NetworkAddress.
+    Besides the clearnet, a population may hold ``onion`` Tor v3 and ``i2p``
+    I2P nodes (served through the simnet's SOCKS5 and SAM fronts),
+    ``onion_dead`` and ``i2p_dead`` names of each that lead nowhere, and
+    ``cjdns`` CJDNS addresses (fc00::/8 cannot be served on loopback: they
+    are gossiped and counted, never served).  As in Core, a node keeps and
+    gossips only addresses of the networks it is on (``networks_of``):
+    every clearnet node is on the clearnet and CLEARNET_ON_OVERLAY of them
+    on each overlay network the population has (the first honest one on
+    all, so a crawl from the seeds reaches them); overlay nodes are on their
+    own network and OVERLAY_ON_CLEARNET of them on the clearnet too.  The
+    overlay parts draw from their own random stream, so the clearnet of a
+    seed is the same with or without them; without any overlay, the
+    ``exotic`` addresses are gossiped by every clearnet node, as always.
+
+    @ivar nodes: NodeProfile per served node, by index (clearnet, then
+        onion, then I2P).
+    @ivar refused, blackholed, stale, exotic, onion_dead, i2p_dead, cjdns:
+        lists of NetworkAddress.
+    @ivar destinations: the I2P destination (bytes) of every I2P name, live
+        or dead, as a SAM bridge's naming service knows them.
     """
 
     def __init__(self, *, nodes, dead, blackholed_share, stale, exotic, book_size,
-                 seed, now, ports, misbehaving=0.0, kinds=None, latency=0.0, first=0):
+                 seed, now, ports, misbehaving=0.0, kinds=None, latency=0.0, first=0,
+                 onion=0, onion_dead=0, i2p=0, i2p_dead=0, cjdns=0):
         rng = random.Random(seed)
         self.now = int(now)
         self.book_size = book_size
@@ -193,92 +220,177 @@ class Population:
         self.exotic = [_exotic_address(rng, i) for i in range(exotic)]
         plan = choose_kinds(rng, nodes, misbehaving, kinds)
         self.nodes = []
-        for index, address in enumerate(addresses["node"]):
-            agent, version = _weighted(rng, _AGENTS)
-            (services,) = _weighted(rng, _SERVICES)
-            lag = 0 if rng.random() < 0.9 else rng.randrange(1, 2000)
-            self.nodes.append(NodeProfile(
-                index=index,
-                address=address,
-                kind=plan[index],
-                version=version,
-                services=int(services),
-                user_agent=agent,
-                start_height=TIP_HEIGHT - lag,
-                latency=round(latency * rng.uniform(0.5, 1.5), 4) if latency else 0.0,
-            ))
-        self._build_answers(rng)
+        for address, kind in zip(addresses["node"], plan):
+            self._add_node(rng, address, kind, latency)
 
-    def _build_answers(self, rng):
-        """Encode every gossiped address once, in a shuffled order per category."""
-        fresh = lambda: self.now - rng.randrange(0, 3 * 3600)  # noqa: E731
+        orng = random.Random(f"bitpeer simnet overlays {seed}")
+        onions = [NetworkAddress(Network.TORV3, orng.randbytes(32), OVERLAY_PORT)
+                  for _ in range(onion + onion_dead)]
+        self.destinations = {}
+        for _ in range(i2p + i2p_dead):
+            destination = i2p_destination(orng)
+            self.destinations[i2p_address(destination)] = destination
+        i2ps = list(self.destinations)
+        self.onion_dead, self.i2p_dead = onions[onion:], i2ps[i2p:]
+        self.cjdns = [NetworkAddress(Network.CJDNS, b"\xfc" + orng.randbytes(15), OVERLAY_PORT)
+                      for _ in range(cjdns)]
+        for live in (onions[:onion], i2ps[:i2p]):
+            for address, kind in zip(live, choose_kinds(orng, len(live), misbehaving, kinds)):
+                self._add_node(orng, address, kind, latency)
+        self.overlays = bool(onion or onion_dead or i2p or i2p_dead or cjdns)
+        self.networks_of = self._memberships(orng)
+        self._build_answers(rng, orng)
+
+    def _add_node(self, rng, address, kind, latency):
+        agent, version = _weighted(rng, _AGENTS)
+        (services,) = _weighted(rng, _SERVICES)
+        lag = 0 if rng.random() < 0.9 else rng.randrange(1, 2000)
+        self.nodes.append(NodeProfile(
+            index=len(self.nodes),
+            address=address,
+            kind=kind,
+            version=version,
+            services=int(services),
+            user_agent=agent,
+            start_height=TIP_HEIGHT - lag,
+            latency=round(latency * rng.uniform(0.5, 1.5), 4) if latency else 0.0,
+        ))
+
+    def _memberships(self, rng):
+        """The networks each node is on (see the class docstring)."""
+        present = {a.network_name for a in self.overlay_addresses()}
+        first_honest = next(
+            (n.index for n in self.nodes
+             if n.kind == "honest" and n.address.network == Network.IPV4), None)
+        networks = []
+        for node in self.nodes:
+            own = node.address.network_name
+            if own == "ipv4":
+                others = {
+                    name for name in sorted(present)
+                    if node.index == first_honest or rng.random() < CLEARNET_ON_OVERLAY
+                }
+            else:
+                others = {"ipv4"} if rng.random() < OVERLAY_ON_CLEARNET else set()
+            networks.append(frozenset({own} | others))
+        return networks
+
+    def overlay_addresses(self):
+        """Every address of an overlay network: nodes, dead names, CJDNS, exotic."""
+        live = [n.address for n in self.nodes if n.address.network != Network.IPV4]
+        return live + self.onion_dead + self.i2p_dead + self.cjdns + self.exotic
+
+    def _build_answers(self, rng, orng):
+        """Encode every gossiped address once, in a shuffled order per lane."""
         services_of = {n.address: n.services for n in self.nodes}
-        categories = [
-            [n.address for n in self.nodes],
-            self.refused,
-            self.blackholed,
-            self.stale,
-            self.exotic,
-        ]
-        self._lanes = []
-        for category in categories:
-            entries = []
-            for address in category:
-                stamp = (
-                    self.now - rng.randrange(2 * DAY, 10 * DAY)
-                    if category is self.stale
-                    else fresh()
-                )
+
+        def entries(addresses, random, old=False):
+            out = []
+            for address in addresses:
+                age = random.randrange(2 * DAY, 10 * DAY) if old else random.randrange(0, 3 * 3600)
                 services = services_of.get(address, int(NODE_NETWORK | NODE_WITNESS))
-                entries.append(AddrEntry(stamp, services, address))
-            rng.shuffle(entries)
-            self._lanes.append(entries)
-        self._v1 = [
-            [encode_v1_entries([e]) for e in lane] for lane in self._lanes[:_V1_LANES]
+                out.append(AddrEntry(self.now - age, services, address))
+            random.shuffle(out)
+            return out
+
+        def live(network):
+            return [n.address for n in self.nodes if n.address.network == network]
+
+        lanes = [
+            ("ipv4", True, entries(live(Network.IPV4), rng)),
+            ("ipv4", True, entries(self.refused, rng)),
+            ("ipv4", True, entries(self.blackholed, rng)),
+            ("ipv4", True, entries(self.stale, rng, old=True)),
         ]
-        self._v2 = [[encode_v2_entries([e]) for e in lane] for lane in self._lanes]
-        position = {e.address: i for i, e in enumerate(self._lanes[0])}
-        self._ring = [position[n.address] for n in self.nodes]
+        exotic = entries(self.exotic, rng)
+        if not self.overlays:
+            lanes.append((None, False, exotic))
+        else:
+            for network in (Network.TORV3, Network.I2P, Network.CJDNS):
+                mine = [e for e in exotic if e.address.network == network]
+                lanes.append((_NETWORK_OF[network], False, mine))
+            lanes += [
+                ("onion", False, entries(live(Network.TORV3), orng)),
+                ("onion", False, entries(self.onion_dead, orng)),
+                ("i2p", False, entries(live(Network.I2P), orng)),
+                ("i2p", False, entries(self.i2p_dead, orng)),
+                ("cjdns", False, entries(self.cjdns, orng)),
+            ]
+        self._lanes = []
+        for network, v1, lane in lanes:
+            speakers = [n.index for n in self.nodes
+                        if network is None or network in self.networks_of[n.index]]
+            self._lanes.append(_Lane(lane, v1, {index: i for i, index in enumerate(speakers)}))
+        self._entries = {
+            True: [lane.entries for lane in self._lanes],
+            False: [lane.entries if lane.v1 else None for lane in self._lanes],
+        }
+        self._encoded = {
+            True: [[encode_v2_entries([e]) for e in lane.entries] for lane in self._lanes],
+            False: [[encode_v1_entries([e]) for e in lane.entries] if lane.v1 else None
+                    for lane in self._lanes],
+        }
+        self._ring = self._make_ring()
+
+    def _make_ring(self):
+        """Per node, the (lane, position) of the next node on its own network."""
+        ring = [None] * len(self.nodes)
+        for lane_no, network in _LIVE_LANES.items():
+            if lane_no >= len(self._lanes):
+                continue
+            position = {e.address: i for i, e in enumerate(self._lanes[lane_no].entries)}
+            members = [n for n in self.nodes if n.address.network == network]
+            for i, node in enumerate(members):
+                ring[node.index] = (lane_no, position[members[(i + 1) % len(members)].address])
+        return ring
 
     @property
     def total(self):
         """How many addresses can be gossiped."""
-        return sum(map(len, self._lanes))
+        return sum(len(lane.entries) for lane in self._lanes)
 
     def _windows(self, index):
         """
-        Node ``index``'s answer as (lane, start, width) windows: per lane a
-        width in proportion to the lane's size, the starts spaced evenly over
-        the nodes so that the windows together cover each lane.
+        Node ``index``'s answer as (lane, start, width) windows over the
+        lanes it gossips: per lane a width in proportion to the lane's size
+        (at least its share among the lane's speakers), the starts spaced
+        evenly over the speakers so that together they cover each lane.
         """
-        nodes, total, budget = len(self.nodes), self.total, self.answer_size
+        spoken = [(no, lane) for no, lane in enumerate(self._lanes) if index in lane.speakers]
+        total = sum(len(lane.entries) for _, lane in spoken)
+        budget = self.answer_size
         windows = []
-        for lane_no, lane in enumerate(self._lanes):
-            size = len(lane)
-            width = min(size, max(1, round(self.answer_size * size / total)), budget)
+        for lane_no, lane in spoken:
+            size, speakers = len(lane.entries), len(lane.speakers)
+            if not size:
+                continue
+            share = round(self.answer_size * size / total)
+            width = min(size, max(1, share, -(-size // speakers)), budget)
             if width:
-                windows.append((lane_no, index * size // nodes, width))
+                windows.append((lane_no, lane.speakers[index] * size // speakers, width))
                 budget -= width
         return windows
 
     def _ring_position(self, index, windows):
-        """The next node's position in lane 0, unless a window already holds it."""
-        ring = self._ring[(index + 1) % len(self.nodes)]
-        size = len(self._lanes[0])
-        for lane_no, start, width in windows:
-            if lane_no == 0 and (ring - start) % size < width:
+        """(lane, position) of the next node, or None when a window already holds it."""
+        lane_no, ring = self._ring[index]
+        size = len(self._lanes[lane_no].entries)
+        for window_lane, start, width in windows:
+            if window_lane == lane_no and (ring - start) % size < width:
                 return None
-        return ring
+        return lane_no, ring
 
     def _pick(self, lanes, index):
         windows = self._windows(index)
         ring = self._ring_position(index, windows)
-        out = [] if ring is None else [lanes[0][ring]]
+        out = []
+        if ring is not None and lanes[ring[0]] is not None:
+            out.append(lanes[ring[0]][ring[1]])
         room = self.answer_size - len(out)
         for lane_no, start, width in windows:
-            if lane_no >= len(lanes) or room <= 0:
-                continue
             lane = lanes[lane_no]
+            if lane is None or room <= 0:
+                continue
             width = min(width, room)
             out += lane[start : start + width]
             if start + width > len(lane):
@@ -289,14 +401,15 @@ class Population:
     def answer(self, index, v2):
         """
         Node ``index``'s getaddr answer as (message type, payload): addrv2
-        with every network, or addr without the networks v1 cannot carry.
+        with every network it gossips, or addr without the networks v1
+        cannot carry.
         """
-        parts = self._pick(self._v2 if v2 else self._v1, index)
+        parts = self._pick(self._encoded[v2], index)
         return ("addrv2" if v2 else "addr"), compact_size(len(parts)) + b"".join(parts)
 
     def answer_entries(self, index, v2=True):
         """Node ``index``'s answer as AddrEntry objects (for the ground truth)."""
-        return self._pick(self._lanes if v2 else self._lanes[:_V1_LANES], index)
+        return self._pick(self._entries[v2], index)
 
     def gossiped(self):
         """Every address that at least one node's answer names."""
@@ -305,10 +418,63 @@ class Population:
             seen.update(e.address for e in self.answer_entries(node.index))
         return seen
 
+    def by_network(self):
+        """
+        Per network name, the addresses of its served ``nodes`` and of its
+        ``dead`` ones (the clearnet's: refused, blackholed and stale), and
+        whether the simnet serves it.
+        """
+        live = {name: [] for name in ("ipv4", "onion", "i2p", "cjdns")}
+        for node in self.nodes:
+            live[node.address.network_name].append(node.address)
+        live["cjdns"] = list(self.cjdns)
+        dead = {"ipv4": self.refused + self.blackholed + self.stale,
+                "onion": self.onion_dead, "i2p": self.i2p_dead, "cjdns": []}
+        return {name: {"nodes": live[name], "dead": dead[name], "served": name != "cjdns"}
+                for name in live}
 
-#: Lanes are nodes, refused, blackholed, stale, exotic; v1 carries all but
-#: the last.
-_V1_LANES = 4
+
+@attr.frozen
+class _Lane:
+    """
+    One category of gossiped addresses: its entries in a shuffled order,
+    whether addr (v1) can carry them, and the nodes that gossip it (node
+    index -> position among them).
+    """
+
+    entries: list
+    v1: bool
+    speakers: dict
+
+
+#: The network name of each overlay network.
+_NETWORK_OF = {Network.TORV3: "onion", Network.I2P: "i2p", Network.CJDNS: "cjdns"}
+
+#: The lanes of served nodes, by lane number (the overlays' only when the
+#: population has overlays): each node's ring runs in its network's lane.
+_LIVE_LANES = {0: Network.IPV4, 7: Network.TORV3, 9: Network.I2P}
+
+#: Each overlay network is also spoken by this share of the clearnet nodes,
+#: and this share of its own nodes is also on the clearnet.
+CLEARNET_ON_OVERLAY = 0.25
+OVERLAY_ON_CLEARNET = 0.5
+
+#: The port onion and CJDNS nodes listen on (I2P has none: SAM 3.1's port 0).
+OVERLAY_PORT = 8333
+
+#: An I2P destination's certificate: a KEY certificate (type 5, 4 bytes
+#: long) naming signing type 7 (Ed25519) and crypto type 0.
+_I2P_KEY_CERTIFICATE = bytes((5, 0, 4, 0, 7, 0, 0))
+
+
+def i2p_destination(rng):
+    """A destination as a SAM bridge hands it out: 384 key bytes, then its certificate."""
+    return rng.randbytes(384) + _I2P_KEY_CERTIFICATE
+
+
+def i2p_address(destination):
+    """A destination's .b32.i2p address: the SHA-256 of its bytes, port 0."""
+    return NetworkAddress(Network.I2P, hashlib.sha256(destination).digest(), 0)
 
 
 def _exotic_address(rng, i):

@@ -4,9 +4,14 @@
     twistd -n bitpeer-simnet --nodes 10000 --dead 40000 --seed 1 \\
         --truth truth.json --seeds-file seeds.txt [--misbehaving 0.05] [--latency-ms 50]
 
+    twistd -n bitpeer-simnet --nodes 2000 --onion 3000 --onion-dead 9000 --i2p 300 \
+        --circuit-latency 0.1-0.6 --dead-delay 0.5-2 --circuits 32 --socks-fronts 2
+
 It writes the ground truth and a seeds file, then serves until stopped,
 logging its counters every few seconds (and writing them to --stats).
-Arguments are checked before any socket is opened.
+Arguments are checked before any socket is opened.  Onion nodes are served
+through SOCKS5 fronts and I2P nodes through a SAM 3.1 bridge, on 127.0.0.1;
+their addresses are in the log and in the truth file ("fronts").
 """
 
 from twisted.application.service import Service
@@ -24,6 +29,18 @@ def _share(text):
     value = float(text)
     if not 0 <= value <= 1:
         raise ValueError(f"{text} is not a share within 0..1")
+    return value
+
+
+def _range(text):
+    """``0.1-0.6`` -> (0.1, 0.6) seconds."""
+    low, dash, high = text.partition("-")
+    try:
+        value = (float(low), float(high if dash else low))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a range of seconds such as 0.1-0.6") from None
+    if not 0 <= value[0] <= value[1]:
+        raise ValueError(f"{text!r} needs 0 <= low <= high")
     return value
 
 
@@ -82,6 +99,24 @@ class Options(usage.Options):
         ["seeds-file", None, "seeds.txt", "where to write the seed addresses"],
         ["stats", None, None, "where to write the counters (JSON), refreshed as they change"],
         ["stats-interval", None, 5.0, "seconds between counter reports", float],
+        ["onion", None, 0, "Tor v3 nodes, served through the SOCKS5 fronts", int],
+        ["onion-dead", None, 0, "onion names that lead nowhere", int],
+        ["i2p", None, 0, "I2P nodes, served through the SAM 3.1 bridge", int],
+        ["i2p-dead", None, 0, "I2P names that lead nowhere", int],
+        ["cjdns", None, 0, "CJDNS addresses (gossiped and counted, not served)", int],
+        ["circuit-latency", None, "0.1-0.6", "seconds to reach a live onion or I2P node "
+                                             "(drawn per connection from LOW-HIGH)"],
+        ["dead-delay", None, "0.5-2", "seconds before a dead onion or I2P name fails"],
+        ["circuits", None, 32, "circuits building at once per front (Tor's "
+                               "MaxClientCircuitsPending)", int],
+        ["socks-fronts", None, 1, "SOCKS5 fronts (Tor daemons), each with its own cap", int],
+        ["socks-port", None, 0, "port of the first SOCKS5 front, the others following "
+                                "(0: any free port)", int],
+        ["sam-port", None, 0, "port of the SAM bridge (0: any free port)", int],
+    ]
+    optFlags = [
+        ["extended-errors", None, "dead onions fail with Tor's extended error 0xF0, "
+                                  "not 0x04"],
     ]
 
     def postOptions(self):
@@ -98,11 +133,20 @@ class Options(usage.Options):
             raise usage.UsageError("--nodes must be at least 1 and --dead at least 0")
         if self["book-size"] < 1:
             raise usage.UsageError("--book-size must be at least 1")
-        for name in ("stale", "exotic", "latency-ms", "response-delay-ms"):
+        for name in ("circuit-latency", "dead-delay"):
+            try:
+                self[name] = _range(self[name])
+            except ValueError as error:
+                raise usage.UsageError(f"--{name}: {error}") from None
+        if self["circuits"] < 1 or self["socks-fronts"] < 1:
+            raise usage.UsageError("--circuits and --socks-fronts must be at least 1")
+        for name in ("stale", "exotic", "latency-ms", "response-delay-ms", "onion",
+                     "onion-dead", "i2p", "i2p-dead", "cjdns"):
             if self[name] is not None and self[name] < 0:
                 raise usage.UsageError(f"--{name} cannot be negative")
-        if not 0 <= self["port"] <= 0xFFFF:
-            raise usage.UsageError("--port must be within 0..65535")
+        for name in ("port", "socks-port", "sam-port"):
+            if not 0 <= self[name] <= 0xFFFF:
+                raise usage.UsageError(f"--{name} must be within 0..65535")
         if self["stats-interval"] <= 0:
             raise usage.UsageError("--stats-interval must be positive")
         if self["kinds"] is not None and sum(self["kinds"].values()) > 1:
@@ -117,7 +161,9 @@ class Options(usage.Options):
                 f"{self['first-address']} do not fit in 127.1.0.1-127.254.255.254"
             ) from None
         limit = open_file_limit()
-        allowed = limit - FIXED_SOCKETS
+        fronts = (self["socks-fronts"] if self["onion"] or self["onion-dead"] else 0) + (
+            1 if self["i2p"] or self["i2p-dead"] else 0)
+        allowed = limit - FIXED_SOCKETS - fronts
         if self["max-connections"] is None:
             self["max-connections"] = allowed
         elif self["max-connections"] < 1:
@@ -175,7 +221,12 @@ class SimNetService(SimNetRunner):
             exotic=o["exotic"], book_size=o["book-size"], latency=o["latency-ms"] / 1000,
             response_delay=o["response-delay-ms"] / 1000, network=o["network"],
             port=o["port"], first_address=o["first-address"],
-            max_connections=o["max-connections"],
+            max_connections=o["max-connections"], onion=o["onion"],
+            onion_dead=o["onion-dead"], i2p=o["i2p"], i2p_dead=o["i2p-dead"], cjdns=o["cjdns"],
+            circuit_latency=o["circuit-latency"], dead_delay=o["dead-delay"],
+            circuits=o["circuits"], socks_fronts=o["socks-fronts"],
+            extended_errors=bool(o["extended-errors"]), socks_port=o["socks-port"],
+            sam_port=o["sam-port"],
         )
 
     def startService(self):
@@ -193,6 +244,13 @@ class SimNetService(SimNetRunner):
             nodes=truth["counts"]["nodes"], dead=o["dead"], truth=o["truth"],
             seeds=o["seeds-file"],
         )
+        fronts = truth["fronts"]
+        if fronts["socks"] or fronts["sam"]:
+            self.log.info(
+                "simnet overlays: SOCKS5 fronts {socks}, SAM bridge {sam}",
+                socks=", ".join(f"{h}:{p}" for h, p in fronts["socks"]) or "none",
+                sam=":".join(map(str, fronts["sam"])) if fronts["sam"] else "none",
+            )
 
     def stopService(self):
         if self.stats is not None:

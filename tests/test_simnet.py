@@ -53,6 +53,8 @@ from bitpeer.simnet.behaviours import HugeTrickle, huge_trickle_plan
 from bitpeer.simnet.tap import Options, SimNetService
 from bitpeer.wire.address import Network
 
+from .helpers import wait_until
+
 # -- the independent client: socket, struct, hashlib only --------------------
 
 #: Regtest's message start, written out here rather than taken from bitpeer.
@@ -355,21 +357,6 @@ def scratch(case):
 
 def open_fds():
     return len(os.listdir("/proc/self/fd"))
-
-
-@defer.inlineCallbacks
-def wait_for(condition, what, timeout=WAIT):
-    """
-    Let the reactor run until ``condition()`` holds (sockets close, and
-    connections are accepted, some turns after the call that caused it).
-    ``timeout`` only guards against waiting forever: the test waits for the
-    condition, however long the machine takes, up to it.
-    """
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still waiting after {timeout:g} s for {what}")
-        yield task.deferLater(reactor, 0.001, lambda: None)
 
 
 #: A small network whose answers are well under its address count, so that
@@ -1123,7 +1110,7 @@ class StopTests(TestCase):
                    for n in slow]
         # Answers still delayed (response_delay, latency) when we stop.
         asked = [peer.getaddr().addErrback(lambda f: f.trap(PeerError)) for peer in peers]
-        yield wait_for(lambda: len(simnet.open) == len(honest) + len(slow),
+        yield wait_until(lambda: len(simnet.open) == len(honest) + len(slow),
                        "the simnet to accept every connection")
         self.assertEqual(len(simnet.open), len(honest) + len(slow))
         ports.add(simnet._listener.getHost().port)
@@ -1136,7 +1123,7 @@ class StopTests(TestCase):
         for d in pending:
             d.addErrback(lambda f: f.trap(PeerError))
         yield defer.gatherResults(pending + asked)
-        yield wait_for(lambda: open_fds() <= before, "every socket to close")
+        yield wait_until(lambda: open_fds() <= before, "every socket to close")
         # Every port is free again: the node listener, the refused and the
         # blackholed sockets (a socket still bound there would make bind fail).
         for port in ports:
@@ -1158,7 +1145,7 @@ class StopTests(TestCase):
         self.assertRaises(ValueError, simnet.start)
         self.assertEqual(simnet._sockets, [])
         yield simnet.stop()
-        yield wait_for(lambda: open_fds() <= before, "every socket to close")
+        yield wait_until(lambda: open_fds() <= before, "every socket to close")
 
     def test_bad_arguments(self):
         self.assertRaises(ValueError, SimNet, reactor, nodes=0)
@@ -1296,7 +1283,7 @@ class ServiceTests(TestCase):
             peer.close()
             yield peer.whenClosed()
             # The node counts the handshake when our verack lands.
-            yield wait_for(lambda: service.simnet.counters["honest"].get("handshakes"),
+            yield wait_until(lambda: service.simnet.counters["honest"].get("handshakes"),
                            "the node to count the handshake")
         finally:
             yield service.stopService()

@@ -28,7 +28,8 @@ from bitpeer.simnet.population import (
 )
 from bitpeer.simnet.tap import Options
 from bitpeer.wire.address import Network, NetworkAddress
-from tests.test_simnet import MAGIC, frame, parse_version, version_payload, wait_for
+from tests.helpers import wait_until
+from tests.test_simnet import MAGIC, frame, parse_version, version_payload
 
 T0 = 1_700_000_000
 
@@ -199,7 +200,7 @@ class FrontTestCase(TestCase):
     def close_clients(self):
         for client in self.clients:
             client.transport.abortConnection()
-        yield wait_for(lambda: all(c.closed for c in self.clients), "clients closed")
+        yield wait_until(lambda: all(c.closed for c in self.clients), "clients closed")
 
     @defer.inlineCallbacks
     def connect(self, address):
@@ -211,22 +212,22 @@ class FrontTestCase(TestCase):
     @defer.inlineCallbacks
     def receive(self, client, count):
         """The next ``count`` bytes the client gets."""
-        yield wait_for(lambda: len(client.received) >= count, f"{count} bytes")
+        yield wait_until(lambda: len(client.received) >= count, f"{count} bytes")
         return client.take(count)
 
     @defer.inlineCallbacks
     def line(self, client):
         """The next line the client gets, without its newline."""
-        yield wait_for(lambda: b"\n" in client.received, "a line")
+        yield wait_until(lambda: b"\n" in client.received, "a line")
         line = client.received.split(b"\n", 1)[0]
         return client.take(len(line) + 1)[:-1].decode("ascii")
 
     def closed(self, client, what="the front to hang up"):
-        return wait_for(lambda: client.closed, what)
+        return wait_until(lambda: client.closed, what)
 
     def finish_circuits(self, front, count=1):
         """Wait until ``count`` circuits build at ``front``, then let their time pass."""
-        d = wait_for(lambda: len(front.gate.building) >= count, f"{count} circuits building")
+        d = wait_until(lambda: len(front.gate.building) >= count, f"{count} circuits building")
         return d.addCallback(lambda _: self.clock.advance(5.0))
 
     @defer.inlineCallbacks
@@ -296,7 +297,7 @@ class SocksFrontTests(FrontTestCase):
         client = yield self.socks()
         client.transport.write(connect_request(self.simnet.population.onion_dead[0].host_text,
                                                8333))
-        yield wait_for(lambda: len(front.gate.building) == 1, "the lookup building")
+        yield wait_until(lambda: len(front.gate.building) == 1, "the lookup building")
         self.clock.advance(2.9)
         self.assertEqual(front.counters.get("unreachable"), None)
         self.clock.advance(1.2)
@@ -330,11 +331,11 @@ class SocksFrontTests(FrontTestCase):
             client = yield self.socks()
             client.transport.write(connect_request(node.address.host_text, 8333))
             clients.append(client)
-        yield wait_for(lambda: len(front.gate.waiting) == 3, "three requests waiting")
+        yield wait_until(lambda: len(front.gate.waiting) == 3, "three requests waiting")
         self.assertEqual(len(front.gate.building), 2)
         for _ in range(3):
             self.clock.advance(1.0)
-        yield wait_for(lambda: all(len(c.received) >= 10 for c in clients), "five replies")
+        yield wait_until(lambda: all(len(c.received) >= 10 for c in clients), "five replies")
         self.assertEqual([c.take(2) for c in clients], [b"\x05\x00"] * 5)
         stats = front.stats()
         self.assertEqual((stats["peak_building"], stats["peak_waiting"], stats["built"]),
@@ -382,9 +383,9 @@ class SocksFrontTests(FrontTestCase):
         client = yield self.socks()
         client.transport.write(connect_request(self.live(Network.TORV3)[0].address.host_text,
                                                8333))
-        yield wait_for(lambda: len(front.gate.building) == 1, "a circuit building")
+        yield wait_until(lambda: len(front.gate.building) == 1, "a circuit building")
         client.transport.loseConnection()
-        yield wait_for(lambda: not front.gate.building, "the circuit given up")
+        yield wait_until(lambda: not front.gate.building, "the circuit given up")
 
 
 class ExtendedErrorsTests(FrontTestCase):
@@ -461,7 +462,7 @@ class SamFrontTests(FrontTestCase):
         client.transport.write(f"STREAM CONNECT ID=s1 DESTINATION={self.b64(dead)} "
                                "SILENT=false\n".encode("ascii"))
         front = self.fronts("SamFront")[0]
-        yield wait_for(lambda: len(front.gate.building) == 1, "a tunnel building")
+        yield wait_until(lambda: len(front.gate.building) == 1, "a tunnel building")
         self.clock.advance(2.9)
         self.assertEqual(client.received, b"")
         self.clock.advance(1.2)
@@ -483,7 +484,7 @@ class SamFrontTests(FrontTestCase):
         yield self.closed(client)
         # A session lives as long as its control connection.
         control.transport.loseConnection()
-        yield wait_for(lambda: not self.fronts("SamFront")[0].sessions, "the session gone")
+        yield wait_until(lambda: not self.fronts("SamFront")[0].sessions, "the session gone")
         _, (reply,) = yield self.sam(line.replace("other", "abc"))
         self.assertEqual(reply, "STREAM STATUS RESULT=INVALID_ID")
 

@@ -139,8 +139,10 @@ class HonestNode(BitcoinProtocol):
             super().sendMessage(message)
 
     def write_if_open(self, frame):
-        """Write a frame made earlier, unless the connection has ended since."""
+        """Write a frame made earlier, unless the connection has ended since
+        (counted in ``bytes_sent`` as BitcoinProtocol.sendMessage counts)."""
         if self.transport.connected:
+            self.bytes_sent += len(frame)
             self.transport.write(frame)
 
 

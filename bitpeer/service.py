@@ -9,12 +9,15 @@ with exponential backoff and jitter (Twisted's ``backoffPolicy``), pings on
 an interval to notice a dead peer, and counts the traffic.
 
 Why not Twisted's ClientService, with ``prepareConnection`` waiting for the
-handshake?  Two things do not fit: stopping it while a handshake is under
-way cancels only the wait, and leaves the TCP connection open (its stop
-then fires while the socket lives on); and its ``whenConnected`` waiters are
-told of connect failures but not of a handshake that failed.  connectPeer
-already closes what it cancels and fails with the PeerError that ended the
-handshake, so the loop here is short; the backoff is Twisted's.
+handshake?  Tried on Twisted 26.10 it does not fit a handshake that can
+fail: when the connection closes while the handshake is awaited (a timeout,
+an obsolete version, a node that drops us), the failed preparation moves
+its state machine to "waiting", and the disconnect that follows, in the
+same connectionLost, then raises automat's NoTransition; and stopping it
+during a handshake cancels only the wait, leaving the TCP connection open
+after its stop has fired.  connectPeer already closes what it cancels and
+fails with the PeerError that ended the handshake, so the loop here is
+short; the backoff is Twisted's own ``backoffPolicy``.
 """
 
 import random as _random

@@ -12,6 +12,36 @@ done, not when TCP connects: ``connectPeer`` (and PeerService) fire then.
 With a plain endpoint, or Twisted's ClientService, whose ``whenConnected``
 fires at TCP connect, wait for ``protocol.peer.whenHandshaken()`` (as
 ClientService's ``prepareConnection``, say).
+
+Arguments both factories take, beside ``clock`` (usually the reactor),
+``network``, ``options``, ``random`` and ``nonces``:
+
+``on_peer(peer)``, if given, is called with the Peer of every new
+connection, at TCP connect (before the handshake: ``peer.whenHandshaken()``
+says when it is done): the hook for an application (or a simulated node)
+to watch its peers.
+
+``known_addresses`` (PeerFactory only), if given, is a set of entry keys
+(``wire.addrlist.entry_keys``) shared by every connection: addr and
+addrv2 entries under those keys are left out when decoding (counted in
+the message's ``skipped``), so a crawler pays nothing for repeats.
+Subscribers then see only the new entries.
+
+``frame_budget``, a wire.framing.FrameBudget, bounds the bytes the
+partial frames of all the factory's connections hold together, so that
+peers announcing large messages and trickling them cannot pin
+connections x 4 MB; by default each factory has its own
+(DEFAULT_FRAME_BUDGET).  The connection whose frame is the largest when
+it fills is closed with FrameBudgetExceeded.
+
+``on_getheaders(peer, message)`` and ``on_getdata(peer, message)``, if
+given, answer the peer's requests (BitcoinProtocol's
+``answer_getheaders`` and ``answer_getdata`` hooks say how); without
+them those requests go unanswered.
+
+``options`` defaults to the class's ``default_options``: PeerOptions() (a
+crawler's) for PeerFactory, LISTENER_OPTIONS for NodeFactory.  Factories are not ``noisy``: a
+reconnecting client would log "Starting factory" at every attempt.
 """
 
 import random as _random
@@ -39,33 +69,8 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 
 class _BitcoinFactory(Factory):
     """
-    What both directions share: the clock (usually the reactor), the network,
-    the options, the random source and the nonce set.
-
-    ``on_peer(peer)``, if given, is called for every new connection: the
-    hook for an application (or a simulated node) to watch its peers.
-
-    ``known_addresses``, if given, is a set of entry keys
-    (``wire.addrlist.entry_keys``) shared by every connection: addr and
-    addrv2 entries under those keys are left out when decoding (counted in
-    the message's ``skipped``), so a crawler pays nothing for repeats.
-    Subscribers then see only the new entries.
-
-    ``frame_budget``, a wire.framing.FrameBudget, bounds the bytes the
-    partial frames of all the factory's connections hold together, so that
-    peers announcing large messages and trickling them cannot pin
-    connections x 4 MB; by default each factory has its own
-    (DEFAULT_FRAME_BUDGET).  The connection whose frame is the largest when
-    it fills is closed with FrameBudgetExceeded.
-
-    ``on_getheaders(peer, message)`` and ``on_getdata(peer, message)``, if
-    given, answer the peer's requests (BitcoinProtocol's
-    ``answer_getheaders`` and ``answer_getdata`` hooks say how); without
-    them those requests go unanswered.
-
-    ``options`` defaults to ``default_options``: PeerOptions() (a crawler's)
-    here, LISTENER_OPTIONS for NodeFactory.  Factories are not ``noisy``: a
-    reconnecting client would log "Starting factory" at every attempt.
+    What both directions share (the arguments are described in the module
+    docstring).
     """
 
     inbound = False
@@ -113,6 +118,8 @@ class PeerFactory(_BitcoinFactory):
     """
     Outbound connections: use it with any client endpoint.  Each protocol's
     ``peer`` is the handle; ``connectPeer`` does the endpoint work for you.
+    Its arguments (``on_peer`` and the rest) are described in the module
+    docstring.
     """
 
 
@@ -121,7 +128,8 @@ class NodeFactory(_BitcoinFactory):
     Inbound connections: a node others dial.  It answers the handshake in
     Core's order, pings with pongs, and getaddr once per connection with a
     sample of ``address_source()`` (a callable returning AddrEntry objects;
-    without one, getaddr goes unanswered).
+    without one, getaddr goes unanswered).  Its other arguments
+    (``on_peer`` and the rest) are described in the module docstring.
 
     It presents itself as a full node by default (LISTENER_OPTIONS: services
     NODE_NETWORK | NODE_WITNESS, relay on): real nodes drop a peer offering

@@ -548,6 +548,9 @@ class BitcoinProtocol(Protocol):
         answer = self.address_answer()
         if answer is not None:
             self.sendMessage(answer)
+        elif levels.debug:
+            self.log.debug("{peer}: getaddr answered with nothing (the getaddr policy "
+                           "leaves nothing of the address source)", peer=self.address)
 
     def address_answer(self):
         """

@@ -95,6 +95,8 @@ class PeerService(Service):
         self.clock = clock if clock is not None else reactor
         self.address = address
         self.network = network
+        if factory is not None and options is not None:
+            raise ValueError("give options or a factory (built with its options), not both")
         self.factory = factory if factory is not None else PeerFactory(
             self.clock, network, options)
         self.on_peer = on_peer
@@ -198,9 +200,13 @@ class PeerService(Service):
         self._failures += 1
         self._failed_total += 1
         error = failure.value
-        if not isinstance(error, PeerError):
-            return failure  # a bug: said by the Deferred's unhandled-error log
-        self._retry(f"{error.reason}: {error}")
+        if isinstance(error, PeerError):
+            self._retry(f"{error.reason}: {error}")
+        else:
+            # Not the peer: a bug, said with its traceback; the service
+            # keeps trying, at the backoff's pace.
+            self.log.failure("{service}: dialling failed", failure, service=self)
+            self._retry("unexpected error")
         return None
 
     def _lost(self, error, peer):

@@ -14,7 +14,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from bitpeer.errors import ClosedByPeer, ClosedLocally
 from bitpeer.networks import REGTEST
-from bitpeer.protocol import BitcoinProtocol
+from bitpeer.factory import PeerFactory
+from bitpeer.protocol import BitcoinProtocol, PeerOptions
 from bitpeer.service import PeerService, ServiceStats
 from bitpeer.testing import FakeInternet, start_simnet
 from bitpeer.wire.messages import Pong, VerAck
@@ -36,6 +37,13 @@ class NoVerack(BitcoinProtocol):
     def sendMessage(self, message):
         if not isinstance(message, VerAck):
             super().sendMessage(message)
+
+
+class BrokenInternet(FakeInternet):
+    """A reactor whose connectTCP has a bug."""
+
+    def connectTCP(self, *arguments, **keywords):
+        raise RuntimeError("a bug")
 
 
 class PeerServiceTests(SynchronousTestCase):
@@ -65,6 +73,15 @@ class PeerServiceTests(SynchronousTestCase):
         self.assertIs(self.successResultOf(service.whenPeer()), peer)
         self.assertEqual(service.stats().connects, 1)
         self.assertEqual(service.stats().reconnects, 0)
+
+    def test_options_or_factory(self):
+        service = PeerService(self.internet, ADDRESS, options=PeerOptions(user_agent="/me:1/"))
+        self.assertEqual(service.factory.options.user_agent, "/me:1/")
+        self.assertIs(service.factory.clock, self.internet)
+        factory = PeerFactory(self.internet)
+        self.assertIs(PeerService(self.internet, ADDRESS, factory=factory).factory, factory)
+        self.assertRaises(ValueError, PeerService, self.internet, ADDRESS, factory=factory,
+                          options=PeerOptions())
 
     def test_whenPeer_cancelled(self):
         service = self.service()
@@ -178,6 +195,15 @@ class PeerServiceTests(SynchronousTestCase):
         self.assertIsNone(service.peer)
         self.assertEqual(service.stats().failures, 1)
         self.assertEqual(len(self.internet.getDelayedCalls()), 1)
+
+    def test_an_unexpected_error_is_logged_and_retried(self):
+        internet = BrokenInternet()
+        service = PeerService(internet, ADDRESS, random=random.Random(1))
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(service.stats().failures, 1)
+        self.assertEqual(len(internet.getDelayedCalls()), 1)
 
     def test_stop_closes_the_peer_locally(self):
         service = self.service()

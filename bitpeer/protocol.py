@@ -28,8 +28,8 @@ Subclasses customise a connection through the public hooks below (see
 "Extension hooks" in BitcoinProtocol): what the version says, what happens
 to the feature-negotiation messages, what is done once the handshake is
 complete, how getaddr, getheaders and getdata are answered, how a message
-becomes frame bytes and how it is sent.  The simulated nodes (bitpeer.simnet.behaviours) and
-bitpeer.testing are built on those alone.  Dispatch itself calls this
+becomes frame bytes and how it is sent.  The simulated nodes
+(bitpeer.simnet.behaviours) and bitpeer.testing are built on those alone.  Dispatch itself calls this
 module's handlers directly, so a subclass cannot replace a handler by
 naming it, only change what a hook does.
 """

@@ -5,6 +5,13 @@ Each class has a short ``reason`` code, the word the crawler stores and counts
 (``refused``, ``handshake-timeout``...), and a message that tells a person what
 happened.  Codec faults are wire.errors.ProtocolError; when one ends a
 connection it arrives wrapped in ProtocolViolation.
+
+A connection's end is told by who ended it: the peer (ClosedByPeer), us
+(ClosedLocally: ``Peer.close()``, a cancelled ``connectPeer``, a service
+stopping, anyone calling the transport's ``loseConnection``), a rule the
+peer broke (ProtocolViolation and its subclasses), a timeout
+(HandshakeTimeout, IdleTimeout), or our own code raising while it handled
+the peer's bytes (HandlerError).
 """
 
 
@@ -72,9 +79,35 @@ class ProtocolViolation(PeerError):
 
 
 class ConnectionClosed(PeerError):
-    """The connection closed (by the peer, or by us) before the work was done."""
+    """The connection closed before the work was done; its subclasses say
+    who closed it."""
 
     reason = "closed"
+
+
+class ClosedByPeer(ConnectionClosed):
+    """The peer closed or reset the connection.  Its reason word is the one
+    the crawl has always counted for it."""
+
+    reason = "closed"
+
+
+class ClosedLocally(ConnectionClosed):
+    """We closed the connection: ``Peer.close()``, a cancel, a stopping
+    service, or a direct ``transport.loseConnection()``."""
+
+    reason = "closed-locally"
+
+
+class HandlerError(PeerError):
+    """
+    Our own code raised while handling the peer's bytes (a protocol hook, an
+    ``address_source``, a responder): a bug on our side, not the peer's, so
+    the connection is closed and this says so.  Subscribers are isolated
+    and never end a connection (Peer.subscribe).
+    """
+
+    reason = "handler-error"
 
 
 class FrameBudgetExceeded(ProtocolViolation):

@@ -6,6 +6,42 @@ PeerFactory builds outbound connections (we dial), NodeFactory inbound ones
 source, the set of nonces used to spot self-connections.  A process that both
 dials and listens should give its factories the same ``nonces`` set, as Core
 does, so that a connection to itself is caught on the way in.
+
+A factory's connection is ready for the application when its handshake is
+done, not when TCP connects: ``connectPeer`` (and PeerService) fire then.
+With a plain endpoint, or Twisted's ClientService, whose ``whenConnected``
+fires at TCP connect, wait for ``protocol.peer.whenHandshaken()`` (as
+ClientService's ``prepareConnection``, say).
+
+Arguments both factories take, beside ``clock`` (usually the reactor),
+``network``, ``options``, ``random`` and ``nonces``:
+
+``on_peer(peer)``, if given, is called with the Peer of every new
+connection, at TCP connect (before the handshake: ``peer.whenHandshaken()``
+says when it is done): the hook for an application (or a simulated node)
+to watch its peers.
+
+``known_addresses`` (PeerFactory only), if given, is a set of entry keys
+(``wire.addrlist.entry_keys``) shared by every connection: addr and
+addrv2 entries under those keys are left out when decoding (counted in
+the message's ``skipped``), so a crawler pays nothing for repeats.
+Subscribers then see only the new entries.
+
+``frame_budget``, a wire.framing.FrameBudget, bounds the bytes the
+partial frames of all the factory's connections hold together, so that
+peers announcing large messages and trickling them cannot pin
+connections x 4 MB; by default each factory has its own
+(DEFAULT_FRAME_BUDGET).  The connection whose frame is the largest when
+it fills is closed with FrameBudgetExceeded.
+
+``on_getheaders(peer, message)`` and ``on_getdata(peer, message)``, if
+given, answer the peer's requests (BitcoinProtocol's
+``answer_getheaders`` and ``answer_getdata`` hooks say how); without
+them those requests go unanswered.
+
+``options`` defaults to the class's ``default_options``: PeerOptions() (a
+crawler's) for PeerFactory, LISTENER_OPTIONS for NodeFactory.  Factories are not ``noisy``: a
+reconnecting client would log "Starting factory" at every attempt.
 """
 
 import random as _random
@@ -15,10 +51,16 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
-from .errors import ConnectionClosed
+from .errors import ClosedLocally
 from .net.endpoints import classify_connect_error, tcp_endpoint
 from .networks import MAINNET, SeedName, parse_seed
-from .protocol import BitcoinProtocol, PeerOptions, address_of
+from .protocol import (
+    GETADDR_POLICIES,
+    LISTENER_OPTIONS,
+    BitcoinProtocol,
+    PeerOptions,
+    address_of,
+)
 from .wire.framing import FrameBudget
 
 #: How long connectPeer waits for the TCP connection by default.
@@ -27,39 +69,29 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 
 class _BitcoinFactory(Factory):
     """
-    What both directions share: the clock (usually the reactor), the network,
-    the options, the random source and the nonce set.
-
-    ``on_peer(peer)``, if given, is called for every new connection: the
-    hook for an application (or a simulated node) to watch its peers.
-
-    ``known_addresses``, if given, is a set of entry keys
-    (``wire.addrlist.entry_keys``) shared by every connection: addr and
-    addrv2 entries under those keys are left out when decoding (counted in
-    the message's ``skipped``), so a crawler pays nothing for repeats.
-    Subscribers then see only the new entries.
-
-    ``frame_budget``, a wire.framing.FrameBudget, bounds the bytes the
-    partial frames of all the factory's connections hold together, so that
-    peers announcing large messages and trickling them cannot pin
-    connections x 4 MB; by default each factory has its own
-    (DEFAULT_FRAME_BUDGET).  The connection whose frame is the largest when
-    it fills is closed with FrameBudgetExceeded.
+    What both directions share (the arguments are described in the module
+    docstring).
     """
 
     inbound = False
     address_source = None
+    answer_size = GETADDR_POLICIES["core"]
+    noisy = False
+    default_options = PeerOptions()
 
     def __init__(self, clock, network=MAINNET, options=None, random=None, nonces=None,
-                 on_peer=None, known_addresses=None, frame_budget=None):
+                 on_peer=None, known_addresses=None, frame_budget=None, on_getheaders=None,
+                 on_getdata=None):
         self.clock = clock
         self.frame_budget = frame_budget if frame_budget is not None else FrameBudget()
         self.network = network
-        self.options = options if options is not None else PeerOptions()
+        self.options = options if options is not None else self.default_options
         self.random = random if random is not None else _random.SystemRandom()
         self.nonces = nonces if nonces is not None else set()
         self.on_peer = on_peer
         self.known_addresses = known_addresses
+        self.on_getheaders = on_getheaders
+        self.on_getdata = on_getdata
 
     def buildProtocol(self, addr):
         protocol = BitcoinProtocol(
@@ -74,6 +106,9 @@ class _BitcoinFactory(Factory):
             on_peer=self.on_peer,
             known_addresses=self.known_addresses,
             frame_budget=self.frame_budget,
+            answer_size=self.answer_size,
+            on_getheaders=self.on_getheaders,
+            on_getdata=self.on_getdata,
         )
         protocol.factory = self
         return protocol
@@ -83,6 +118,8 @@ class PeerFactory(_BitcoinFactory):
     """
     Outbound connections: use it with any client endpoint.  Each protocol's
     ``peer`` is the handle; ``connectPeer`` does the endpoint work for you.
+    Its arguments (``on_peer`` and the rest) are described in the module
+    docstring.
     """
 
 
@@ -91,16 +128,38 @@ class NodeFactory(_BitcoinFactory):
     Inbound connections: a node others dial.  It answers the handshake in
     Core's order, pings with pongs, and getaddr once per connection with a
     sample of ``address_source()`` (a callable returning AddrEntry objects;
-    without one, getaddr goes unanswered).
+    without one, getaddr goes unanswered).  Its other arguments
+    (``on_peer`` and the rest) are described in the module docstring.
+
+    It presents itself as a full node by default (LISTENER_OPTIONS: services
+    NODE_NETWORK | NODE_WITNESS, relay on): real nodes drop a peer offering
+    no services before the handshake.  Pass ``options`` to present
+    otherwise, e.g. ``attr.evolve(LISTENER_OPTIONS, user_agent=...)``.
+
+    ``getaddr_policy`` sizes the getaddr answer: ``"core"`` (Core's rule,
+    23% of the addresses and at most 1000: a list of 4 gives nothing),
+    ``"all"`` (every address, at most 1000: for a small list given on
+    purpose), or a callable from the number of addresses to the number
+    sent.
     """
 
     inbound = True
+    default_options = LISTENER_OPTIONS
 
     def __init__(self, clock, network=MAINNET, options=None, random=None, nonces=None,
-                 on_peer=None, address_source=None, frame_budget=None):
+                 on_peer=None, address_source=None, frame_budget=None, getaddr_policy="core",
+                 on_getheaders=None, on_getdata=None):
         super().__init__(clock, network, options, random, nonces, on_peer,
-                         frame_budget=frame_budget)
+                         frame_budget=frame_budget, on_getheaders=on_getheaders,
+                         on_getdata=on_getdata)
         self.address_source = address_source
+        if callable(getaddr_policy):
+            self.answer_size = getaddr_policy
+        elif getaddr_policy in GETADDR_POLICIES:
+            self.answer_size = GETADDR_POLICIES[getaddr_policy]
+        else:
+            raise ValueError(f"getaddr_policy must be one of {', '.join(GETADDR_POLICIES)} "
+                             f"or a callable, not {getaddr_policy!r}")
 
 
 def client_endpoint(reactor, address, timeout=DEFAULT_CONNECT_TIMEOUT, default_port=None):
@@ -145,7 +204,7 @@ def connectPeer(reactor, address, network=MAINNET, *, connect_timeout=DEFAULT_CO
 
     def cancel(result):
         if protocols:
-            protocols[0].close(ConnectionClosed("cancelled"), abort=True)
+            protocols[0].close(ClosedLocally("cancelled"), abort=True)
         else:
             connecting.cancel()
 

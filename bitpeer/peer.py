@@ -3,16 +3,18 @@ The public handle on one connection: what an application holds and calls.
 
 A Peer is created by BitcoinProtocol for every connection.  It offers
 Deferreds for the one-shot results (the handshake, the getaddr answer, a ping
-round trip) and callbacks for message streams (``subscribe``).  Every Deferred
-is fresh per caller and cancellable, and every waiter errbacks with a
-bitpeer.errors.PeerError when the connection is lost.
+round trip, the next message of a type) and callbacks for message streams
+(``subscribe``).  Every Deferred is fresh per caller and cancellable, and
+every waiter errbacks with a bitpeer.errors.PeerError when the connection is
+lost.
 """
 
 import attr
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from .errors import ConnectionClosed
+from .errors import ClosedLocally
+from .logs import logger
 from .oneshot import OneShot
 from .wire.address import NetworkAddress
 from .wire.messages import GetAddr, Message, Ping, SendAddrV2, WtxidRelay
@@ -59,6 +61,32 @@ class PeerInfo:
         out["their_view_of_us"] = str(self.their_view_of_us)
         out["services_text"] = self.services_text
         return out
+
+
+@attr.frozen
+class PeerStats:
+    """
+    The traffic of one connection so far (or until it closed).
+
+    @ivar last_received_at: the clock's time when the peer's last bytes
+        arrived, or None if nothing has.
+    """
+
+    bytes_sent: int
+    bytes_received: int
+    messages_sent: int
+    messages_received: int
+    last_received_at: float | None
+
+    @classmethod
+    def of(cls, protocol):
+        """The counts of a BitcoinProtocol, now."""
+        return cls(protocol.bytes_sent, protocol.bytes_received, protocol.messages_sent,
+                   protocol.messages_received, protocol.last_received_at)
+
+
+#: How long ``Peer.expect`` waits by default, in seconds.
+DEFAULT_EXPECT_TIMEOUT = 60.0
 
 
 @attr.frozen
@@ -155,6 +183,8 @@ class Peer:
     @ivar info: its PeerInfo once the handshake is done, else None.
     """
 
+    log = logger()
+
     def __init__(self, protocol, address):
         self._protocol = protocol
         self.address = address
@@ -164,6 +194,30 @@ class Peer:
         self._collector = None
         self._pings = {}
         self._subscribers = {}
+        #: expect() waiters -> their unsubscribe functions.
+        self._expected = {}
+        #: (PeerStats, wants_addrv2) as the connection ended.
+        self._final = None
+
+    @property
+    def closed(self):
+        """True once the connection has ended (``whenClosed`` has fired)."""
+        return self._closed.done
+
+    @property
+    def wants_addrv2(self):
+        """True if the peer sent sendaddrv2 (BIP155) in its handshake: our
+        addresses go to it as addrv2."""
+        if self._final is not None:
+            return self._final[1]
+        return self._protocol.wants_addrv2
+
+    @property
+    def stats(self):
+        """The connection's PeerStats: now, or as it ended."""
+        if self._final is not None:
+            return self._final[0]
+        return PeerStats.of(self._protocol)
 
     def __repr__(self):
         state = "handshaken" if self.info else "connecting"
@@ -205,22 +259,59 @@ class Peer:
         self._protocol.sendMessage(GetAddr())
         return result
 
-    def ping(self):
+    def ping(self, timeout=None):
         """
         Send a ping; a Deferred of the round-trip time in seconds, which
-        errbacks with TimeoutError after ``options.ping_timeout``.
+        errbacks with TimeoutError after ``timeout`` seconds (by default
+        ``options.ping_timeout``).
         """
         if self._closed.done:
             return self._ended()
         if self.info is None:
-            return self.whenHandshaken().addCallback(lambda _: self.ping())
+            return self.whenHandshaken().addCallback(lambda _: self.ping(timeout))
         protocol = self._protocol
         nonce = protocol.random.getrandbits(64) or 1
         sent = protocol.clock.seconds()
         done = Deferred(canceller=lambda d: self._pings.pop(nonce, None))
         self._pings[nonce] = (sent, done)
         protocol.sendMessage(Ping(nonce))
-        return done.addTimeout(protocol.options.ping_timeout, protocol.clock)
+        if timeout is None:
+            timeout = protocol.options.ping_timeout
+        return done.addTimeout(timeout, protocol.clock)
+
+    def sync_with_ping(self, timeout=None):
+        """
+        A Deferred that fires (with None) once the peer has answered a
+        ping sent now: a node handles its peer's messages in order, so
+        everything it sent before the pong has been delivered to our
+        subscribers and waiters by then (Core's test framework's
+        ``sync_with_ping``).  ``timeout`` as ``ping``'s.
+        """
+        return self.ping(timeout).addCallback(lambda _: None)
+
+    def expect(self, message_class, timeout=DEFAULT_EXPECT_TIMEOUT):
+        """
+        A Deferred of the next received message of ``message_class`` (as
+        ``subscribe`` counts them: from the next frame on).  It errbacks
+        with TimeoutError after ``timeout`` seconds on the connection's
+        clock (None: no limit), with the PeerError when the connection
+        ends, and cancelling it stops the wait.
+        """
+        if self._closed.done:
+            return self._ended()
+
+        def arrived(peer, message):
+            self._expected.pop(waiting)()
+            waiting.callback(message)
+
+        def cancel(_):
+            self._expected.pop(waiting)()
+
+        waiting = Deferred(canceller=cancel)
+        self._expected[waiting] = self.subscribe(message_class, arrived)
+        if timeout is not None:
+            waiting.addTimeout(timeout, self._protocol.clock)
+        return waiting
 
     def _ended(self):
         # Asked after the connection ended: nothing would answer, so say why
@@ -236,6 +327,10 @@ class Peer:
         protocol itself ignores (anything before version, say): a subscriber
         sees the traffic as it arrived.  Only messages that close the
         connection are not delivered.  Returns a function that unsubscribes.
+
+        A callback that raises is logged with its traceback and otherwise
+        ignored: the other subscribers still get the message, the protocol
+        still answers it, and the connection stays open.
         """
         callbacks = self._subscribers.setdefault(message_class, [])
         callbacks.append(callback)
@@ -257,7 +352,7 @@ class Peer:
         """Close the connection politely (pending writes are flushed); once
         it has ended, this does nothing."""
         if self._protocol is not None:
-            self._protocol.close(ConnectionClosed("closed by us"))
+            self._protocol.close(ClosedLocally("closed by us"))
 
     # -- called by BitcoinProtocol -------------------------------------------
 
@@ -268,7 +363,13 @@ class Peer:
     def _deliver(self, message):
         for cls in (type(message), Message):
             for callback in tuple(self._subscribers.get(cls, ())):
-                callback(self, message)
+                try:
+                    callback(self, message)
+                except Exception:
+                    self.log.failure(
+                        "{peer}: subscriber {callback!r} raised on {command}",
+                        peer=self.address, callback=callback, command=message.command,
+                    )
 
     def _addresses(self, message):
         if self._collector is not None:
@@ -280,7 +381,8 @@ class Peer:
             sent, done = pending
             done.callback(self._protocol.clock.seconds() - sent)
 
-    def _lost(self, error):
+    def _lost(self, error, protocol):
+        self._final = (PeerStats.of(protocol), protocol.wants_addrv2)
         failure = Failure(error)
         self._handshake.fire(failure)
         if self._collector is not None:
@@ -288,6 +390,10 @@ class Peer:
         pings, self._pings = self._pings, {}
         for _, done in pings.values():
             done.errback(failure)
+        expected, self._expected = self._expected, {}
+        for waiting, unsubscribe in expected.items():
+            unsubscribe()
+            waiting.errback(failure)
         self._closed.fire(error)
         # The protocol points at us: without this cycle, a closed connection
         # is freed by reference counting as soon as nobody holds it.

@@ -27,20 +27,24 @@ Everything time-related runs on the injected clock.
 Subclasses customise a connection through the public hooks below (see
 "Extension hooks" in BitcoinProtocol): what the version says, what happens
 to the feature-negotiation messages, what is done once the handshake is
-complete, how getaddr is answered, how a message becomes frame bytes and how
-it is sent.  The simulated nodes (bitpeer.simnet.behaviours) and
-bitpeer.testing are built on those alone.  Dispatch itself calls this
+complete, how getaddr, getheaders and getdata are answered, how a message
+becomes frame bytes and how it is sent.  The simulated nodes
+(bitpeer.simnet.behaviours) and bitpeer.testing are built on those alone.  Dispatch itself calls this
 module's handlers directly, so a subclass cannot replace a handler by
 naming it, only change what a hook does.
 """
 
 import attr
+from twisted.internet.error import ConnectionAborted
+from twisted.internet.error import ConnectionClosed as _TransportClosed
 from twisted.internet.protocol import Protocol
 
 from . import __version__
 from .errors import (
-    ConnectionClosed,
+    ClosedByPeer,
+    ClosedLocally,
     FrameBudgetExceeded,
+    HandlerError,
     HandshakeTimeout,
     IdleTimeout,
     ObsoleteVersion,
@@ -62,6 +66,8 @@ from .wire.messages import (
     Addr,
     AddrV2,
     GetAddr,
+    GetData,
+    GetHeaders,
     Message,
     Ping,
     Pong,
@@ -73,6 +79,7 @@ from .wire.messages import (
     WtxidRelay,
     getaddr_answer_size,
 )
+from .wire.services import NODE_NETWORK, NODE_WITNESS
 
 @attr.frozen
 class PeerOptions:
@@ -82,7 +89,8 @@ class PeerOptions:
     The defaults suit a crawler: services NODE_NONE and relay off, so nodes
     neither ask us for headers nor send transaction invs; a handshake timeout
     well under Core's 60 s; getaddr answers waited for as PROTOCOL.md 9.6
-    advises.
+    advises.  A listening node presents itself otherwise: LISTENER_OPTIONS,
+    NodeFactory's default.
     """
 
     user_agent: str = f"/bitpeer:{__version__}/"
@@ -98,6 +106,26 @@ class PeerOptions:
     #: Addresses kept from one getaddr answer (Core sends at most 1000 in
     #: one message, plus its self-announcement).
     max_addresses: int = attr.ib(default=2 * MAX_ADDR_TO_SEND, validator=positive)
+
+
+#: What NodeFactory presents by default: a full node's services
+#: (NODE_NETWORK | NODE_WITNESS) and relay on.  Core drops an outbound peer
+#: whose services lack what it needs ("does not support network
+#: services") before the handshake completes, so the crawler's services 0
+#: would make a listener useless to the real nodes that dial it.
+LISTENER_OPTIONS = PeerOptions(services=int(NODE_NETWORK | NODE_WITNESS), relay=True)
+
+
+def all_addresses(count):
+    """The "all" getaddr policy: every known address, up to Core's
+    MAX_ADDR_TO_SEND (1000) in one message."""
+    return min(count, MAX_ADDR_TO_SEND)
+
+
+#: How many of ``count`` known addresses a getaddr answer holds, by policy
+#: name: ``core`` is Core's GetAddresses (23%, at most 1000: 4 addresses
+#: give nothing), ``all`` suits a small list given on purpose.
+GETADDR_POLICIES = {"core": getaddr_answer_size, "all": all_addresses}
 
 
 class _WantedTypes:
@@ -151,7 +179,18 @@ class BitcoinProtocol(Protocol):
     Extension hooks, the methods a subclass may override (each documents
     when it is called, what it does by default and what an override may do):
     ``version_message``, ``feature_negotiation``, ``handshake_done``,
-    ``answer_getaddr``, ``address_answer``, ``frame`` and ``sendMessage``.
+    ``answer_getaddr``, ``address_answer``, ``answer_getheaders``,
+    ``answer_getdata``, ``frame`` and ``sendMessage``.
+
+    ``answer_size(count)`` says how many of ``count`` known addresses a
+    getaddr answer holds (a GETADDR_POLICIES value, Core's by default);
+    ``on_getheaders`` and ``on_getdata``, callables of (peer, message), are
+    the default responders of the two hooks of those names.
+
+    A subscriber never ends a connection (Peer.subscribe); any other
+    exception raised while handling the peer's bytes (a hook, the
+    ``address_source``, a responder) is logged with its traceback and
+    closes the connection with HandlerError.
     Hooks may read ``network``, ``options``, ``clock``, ``random``,
     ``inbound``, ``address``, ``transport``, ``peer``, ``peer_version``,
     ``wants_addrv2``, ``verack_sent`` and ``verack_received``; everything
@@ -173,6 +212,9 @@ class BitcoinProtocol(Protocol):
         on_peer=None,
         known_addresses=None,
         frame_budget=None,
+        answer_size=getaddr_answer_size,
+        on_getheaders=None,
+        on_getdata=None,
     ):
         self.network = network
         self.options = options
@@ -184,6 +226,9 @@ class BitcoinProtocol(Protocol):
         self.address_source = address_source
         self.on_peer = on_peer
         self.known_addresses = known_addresses
+        self.answer_size = answer_size
+        self.on_getheaders = on_getheaders
+        self.on_getdata = on_getdata
         self._wanted = _WantedTypes(_HANDLED)
         self.decoder = FrameDecoder(
             network.magic, wanted=self._wanted, budget=frame_budget,
@@ -197,6 +242,10 @@ class BitcoinProtocol(Protocol):
         self.getaddr_answered = False
         self.bytes_received = 0
         self.bytes_sent = 0
+        self.messages_received = 0
+        self.messages_sent = 0
+        #: The clock's time when the peer's last bytes arrived, or None.
+        self.last_received_at = None
         #: Messages lost to non-fatal faults, and the first such fault.
         self.dropped = 0
         self.first_dropped = None
@@ -238,12 +287,25 @@ class BitcoinProtocol(Protocol):
         # Gives back the frame budget and breaks decoder -> self._fault.
         self.decoder.close()
         self.nonces.discard(self.nonce)
-        error = self._close_reason or ConnectionClosed(
-            f"connection closed by peer: {reason.getErrorMessage()}"
-        )
+        error = self._close_reason or self._lost_reason(reason)
         if levels.debug:
             self.log.debug("{peer} closed: {error}", peer=self.address, error=error)
-        self.peer._lost(error)
+        self.peer._lost(error, self)
+
+    def _lost_reason(self, reason):
+        """
+        Why a connection we did not close through ``close()`` ended: a
+        transport closed by a call on our side (``loseConnection`` sets its
+        ``disconnecting``; ``abortConnection`` gives ConnectionAborted) was
+        closed locally; a reason that is no connection-closed error is an
+        exception of our code that the transport caught; the rest is the peer.
+        """
+        message = reason.getErrorMessage()
+        if not reason.check(_TransportClosed):
+            return HandlerError(f"our code raised: {reason.type.__name__}: {message}")
+        if getattr(self.transport, "disconnecting", False) or reason.type is ConnectionAborted:
+            return ClosedLocally(f"connection closed locally: {message}")
+        return ClosedByPeer(f"connection closed by peer: {message}")
 
     def close(self, error, abort=False):
         """
@@ -281,20 +343,28 @@ class BitcoinProtocol(Protocol):
 
     def dataReceived(self, data):
         self.bytes_received += len(data)
+        self.last_received_at = self.clock.seconds()
         if self._idle_call.active():
             self._idle_call.reset(self.options.idle_timeout)
-        for item in self.decoder.feed(data):
-            if self._close_reason is not None:
-                return
-            if isinstance(item, ProtocolError):
-                self._fault(item)
-                continue
-            try:
-                message = item.decode(self.known_addresses)
-            except ProtocolError as error:
-                self._fault(error)
-                continue
-            self._dispatch(message)
+        try:
+            for item in self.decoder.feed(data):
+                if self._close_reason is not None:
+                    return
+                if isinstance(item, ProtocolError):
+                    self._fault(item)
+                    continue
+                try:
+                    message = item.decode(self.known_addresses)
+                except ProtocolError as error:
+                    self._fault(error)
+                    continue
+                self._dispatch(message)
+        except Exception as error:
+            # A bug of ours (a hook, the address source, a responder), not
+            # the peer's fault: said as such, with its traceback.
+            self.log.failure("{peer}: handling its message raised", peer=self.address)
+            self.close(HandlerError(f"our handler raised: {type(error).__name__}: {error}"),
+                       abort=True)
 
     def _fault(self, error):
         if isinstance(error, FrameBudgetExhausted):
@@ -314,6 +384,7 @@ class BitcoinProtocol(Protocol):
             )
 
     def _dispatch(self, message):
+        self.messages_received += 1
         handler = _HANDLERS.get(type(message))
         if self.peer_version is None and not isinstance(message, Version):
             # Core: "non-version message before version handshake".
@@ -412,6 +483,15 @@ class BitcoinProtocol(Protocol):
         self.getaddr_answered = True
         self.answer_getaddr()
 
+    def _on_getheaders(self, message):
+        # Core serves nothing to a peer before its verack.
+        if self.verack_received:
+            self.answer_getheaders(message)
+
+    def _on_getdata(self, message):
+        if self.verack_received:
+            self.answer_getdata(message)
+
     # -- extension hooks --------------------------------------------------------
 
     def version_message(self):
@@ -468,24 +548,52 @@ class BitcoinProtocol(Protocol):
         answer = self.address_answer()
         if answer is not None:
             self.sendMessage(answer)
+        elif levels.debug:
+            self.log.debug("{peer}: getaddr answered with nothing (the getaddr policy "
+                           "leaves nothing of the address source)", peer=self.address)
 
     def address_answer(self):
         """
         The message that answers getaddr, or None to send nothing.  By
-        default what Core's GetAddresses gives: a random sample of at most
-        1000 and 23% of ``address_source()``, in addrv2 if the peer asked
+        default a random sample of ``address_source()`` of the size
+        ``answer_size`` gives (Core's GetAddresses: at most 1000 and 23%;
+        the factory's ``getaddr_policy`` chooses), in addrv2 if the peer asked
         for it, else in addr with the networks v1 cannot carry left out;
         None when that leaves nothing to send.  An override may return any
         message with ``command`` and ``encode_payload()``, valid or not.
         """
         known = list(self.address_source())
-        count = getaddr_answer_size(len(known))
+        count = self.answer_size(len(known))
         chosen = self.random.sample(known, count)
         if not self.wants_addrv2:
             chosen = [e for e in chosen if e.address.is_v1_compatible]
         if not chosen:
             return None  # Core sends nothing rather than an empty message.
         return AddrV2(chosen) if self.wants_addrv2 else Addr(chosen)
+
+    def answer_getheaders(self, message):
+        """
+        A GetHeaders arrived after the peer's verack.  By default it sends
+        what ``on_getheaders(peer, message)`` returns (a Headers, or None
+        for nothing); without ``on_getheaders``, nothing (a node with no
+        chain to serve).  An override may answer from its own chain.
+        """
+        if self.on_getheaders is not None:
+            answer = self.on_getheaders(self.peer, message)
+            if answer is not None:
+                self.sendMessage(answer)
+
+    def answer_getdata(self, message):
+        """
+        A GetData arrived after the peer's verack.  By default it sends, in
+        order, the messages ``on_getdata(peer, message)`` returns (blocks,
+        transactions, a NotFound for the rest; None or nothing for no
+        answer); without ``on_getdata``, nothing.  An override may answer
+        from its own store.
+        """
+        if self.on_getdata is not None:
+            for answer in self.on_getdata(self.peer, message) or ():
+                self.sendMessage(answer)
 
     def frame(self, message):
         """
@@ -504,6 +612,7 @@ class BitcoinProtocol(Protocol):
         """
         frame = self.frame(message)
         self.bytes_sent += len(frame)
+        self.messages_sent += 1
         self.transport.write(frame)
 
 
@@ -519,6 +628,8 @@ _HANDLERS = {
     Addr: BitcoinProtocol._on_addr,
     AddrV2: BitcoinProtocol._on_addr,
     GetAddr: BitcoinProtocol._on_getaddr,
+    GetHeaders: BitcoinProtocol._on_getheaders,
+    GetData: BitcoinProtocol._on_getdata,
 }
 #: Their commands: the types a connection decodes whatever its subscribers.
 _HANDLED = frozenset(cls.command for cls in _HANDLERS)

@@ -12,7 +12,8 @@ Bitcoin nodes that live in memory and on a task.Clock:
 - ``Loopback``: two protocols joined in memory; bytes cross it on the clock.
 - ``handshake``: connect a client to a FakeNode and complete the handshake.
 - ``FakeInternet``: a MemoryReactorClock whose connectTCP reaches FakeNodes
-  by address, so that connectPeer(), and code that calls it, runs unchanged.
+  by address, so that connectPeer(), and code that calls it, runs unchanged;
+  a node can be taken down and brought up again (a restart).
 - ``start_simnet``: a whole simulated network on 127.0.0.0/8 (real sockets,
   for trial.unittest.TestCase), stopped when the test ends.
 
@@ -230,7 +231,8 @@ class FakeInternet(MemoryReactorClock):
     """
     A MemoryReactorClock whose connectTCP reaches the FakeNodes added to it,
     by address, on its own clock: connectPeer(internet, "127.0.0.2:8333")
-    and code that calls it run unchanged.  Other addresses are refused.
+    and code that calls it run unchanged.  Other addresses are refused, as
+    are the nodes taken down.
     """
 
     def __init__(self, start=T0):
@@ -241,8 +243,19 @@ class FakeInternet(MemoryReactorClock):
     def add_node(self, **node_arguments):
         """A new FakeNode on this clock (``node_arguments`` as FakeNode's)."""
         node = FakeNode(self, **node_arguments)
-        self.nodes[(node.address.host_text, node.address.port)] = node
+        self.bring_up(node)
         return node
+
+    def take_down(self, node):
+        """Stop ``node`` as a restarting node stops: it closes its open
+        connections, and new ones are refused until ``bring_up(node)``."""
+        del self.nodes[(node.address.host_text, node.address.port)]
+        for loopback in node.connections:
+            loopback.server.transport.loseConnection()
+
+    def bring_up(self, node):
+        """Let ``node`` (a FakeNode on this clock) be reached again."""
+        self.nodes[(node.address.host_text, node.address.port)] = node
 
     def connectTCP(self, host, port, factory, timeout=30, bindAddress=None):
         connector = super().connectTCP(host, port, factory, timeout, bindAddress)

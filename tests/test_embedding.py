@@ -2,7 +2,9 @@
 The README's embedding example, tested as a user would run it: a Service
 that keeps one peer and logs the inventory it announces, against a
 NodeFactory on 127.0.0.1, and unchanged against a node in memory
-(bitpeer.testing's FakeInternet), as a user's own unit tests would run it.
+(bitpeer.testing's FakeInternet), as a user's own unit tests would run it;
+then the README's PeerService example, read from the README and run against
+a node in memory that restarts.
 """
 
 # --- README example start ---
@@ -149,3 +151,52 @@ class InMemoryEmbeddingTests(SynchronousTestCase):
         internet.advance(0)
         self.assertIsInstance(self.successResultOf(closing), ConnectionClosed)
         self.assertTrue(node.connections[0].closed)
+
+
+import os  # noqa: E402
+import re  # noqa: E402
+
+README = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "README.rst")
+
+
+def readme_service_example():
+    """The README's PeerService example, run as written: its namespace."""
+    with open(README, encoding="utf-8") as stream:
+        section = stream.read().split("To keep a peer rather than dial once", 1)[1]
+    block = re.search(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)", section).group(1)
+    namespace = {"__name__": "readme_peer_service"}
+    code = "\n".join(line[4:] for line in block.splitlines())
+    exec(compile(code, README, "exec"), namespace)
+    return namespace
+
+
+class PeerServiceExampleTests(SynchronousTestCase):
+    """The README's inv_follower, against a node in memory that restarts."""
+
+    def setUp(self):
+        self.events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+
+    def logged(self):
+        return [formatEvent(e) for e in self.events
+                if e.get("log_namespace") == "readme_peer_service"]
+
+    def test_follows_a_restarting_node(self):
+        internet = FakeInternet()
+        node = internet.add_node(address="127.0.0.2:8333", protocol=Announcer)
+        service = readme_service_example()["inv_follower"](internet, "127.0.0.2:8333")
+        service.startService()
+        internet.advance(0)
+        line = f"127.0.0.2:8333 has {BLOCK_HASH[::-1].hex()}"
+        self.assertEqual(self.logged(), [line])
+        first = self.successResultOf(service.whenPeer())
+        internet.take_down(node)
+        internet.advance(0)
+        internet.bring_up(node)
+        internet.advance(2)  # the redial: 1 s and the jitter
+        self.assertEqual(self.logged(), [line, line])
+        self.assertIsNot(self.successResultOf(service.whenPeer()), first)
+        self.assertEqual(service.stats().reconnects, 1)
+        closing = service.stopService()
+        internet.advance(0)
+        self.assertIsNone(self.successResultOf(closing))
+        self.assertTrue(node.connections[-1].closed)

@@ -6,6 +6,7 @@ real connections on 127.0.0.1.
 
 import random
 
+from twisted.application.internet import ClientService
 from twisted.internet import defer, error, reactor
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.endpoints import (
@@ -19,6 +20,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from bitpeer.errors import (
+    ClosedByPeer,
+    ClosedLocally,
     ConnectFailed,
     ConnectionClosed,
     ConnectionRefused,
@@ -39,6 +42,7 @@ from bitpeer.networks import MAINNET, REGTEST
 from bitpeer.protocol import BitcoinProtocol, PeerOptions
 from bitpeer.wire.address import Network, NetworkAddress
 from bitpeer.wire.framing import DEFAULT_FRAME_BUDGET, FrameBudget
+from bitpeer.testing import FakeInternet
 from bitpeer.wire.messages import GetAddr, VerAck, Version
 
 from .helpers import SEED, T0, FakeNode, Wire, ipv4_entries, node_version, pump
@@ -214,6 +218,26 @@ class FactoryTests(SynchronousTestCase):
         self.assertIs(PeerFactory(MemoryReactorClock(), frame_budget=shared).frame_budget,
                       shared)
 
+    def test_client_service_stop_is_a_local_close(self):
+        """Twisted's ClientService closes the transport itself on stop: the
+        peer hears a local close, not the peer's."""
+        internet = FakeInternet()
+        node = internet.add_node(address="127.0.0.2:8333")
+        service = ClientService(TCP4ClientEndpoint(internet, "127.0.0.2", 8333),
+                                PeerFactory(internet, random=random.Random(SEED)), clock=internet)
+        service.startService()
+        internet.advance(0)
+        peer = self.successResultOf(service.whenConnected()).peer
+        self.assertIsNotNone(peer.info)
+        service.stopService()
+        internet.advance(0)
+        closed = self.successResultOf(peer.whenClosed())
+        self.assertIsInstance(closed, ClosedLocally)
+        self.assertEqual(closed.reason, "closed-locally")
+        [loopback] = node.connections
+        self.assertIsInstance(self.successResultOf(loopback.server.peer.whenClosed()),
+                              ClosedByPeer)
+
     def test_options_validated(self):
         self.assertRaises(ValueError, PeerOptions, handshake_timeout=0)
         self.assertRaises(ValueError, PeerOptions, getaddr_timeout=-1)
@@ -371,6 +395,7 @@ class ConnectPeerTests(SynchronousTestCase):
         closed = self.successResultOf(wire.peer.whenClosed())
         self.assertIsInstance(closed, ConnectionClosed)
         self.assertEqual(str(closed), "cancelled")
+        self.assertIsInstance(closed, ClosedLocally)
 
     def test_cancel_after_handshake_does_nothing(self):
         d = self.connect()

@@ -9,17 +9,19 @@ import weakref
 
 from twisted.internet.defer import CancelledError, TimeoutError
 from twisted.internet.error import ConnectionDone
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from bitpeer.errors import ConnectionClosed, IdleTimeout, PeerError
+from bitpeer.errors import ClosedByPeer, ConnectionClosed, IdleTimeout, PeerError
 from bitpeer.oneshot import OneShot
-from bitpeer.peer import GetAddrResult, PeerInfo
+from bitpeer.peer import DEFAULT_EXPECT_TIMEOUT, GetAddrResult, PeerInfo, PeerStats
 from bitpeer.protocol import PeerOptions
 from bitpeer.wire.messages import (
     Addr,
     AddrV2,
     GetAddr,
+    Headers,
     Inv,
     InvVector,
     Message,
@@ -433,6 +435,182 @@ class SubscribeTests(SynchronousTestCase):
         node.peer.subscribe(Message, lambda p, m: seen.append(m))
         node.send(SendAddrV2())
         self.assertEqual(seen, [])
+
+
+class SubscriberIsolationTests(SynchronousTestCase):
+    """A subscriber that raises costs nothing but its own call."""
+
+    def test_others_still_served_and_the_ping_answered(self):
+        node = handshaken()
+        seen = []
+        node.peer.subscribe(Ping, lambda p, m: seen.append(("first", m)))
+        node.peer.subscribe(Ping, lambda p, m: 1 / 0)
+        node.peer.subscribe(Message, lambda p, m: seen.append(("all", m)))
+        node.send(Ping(5), Ping(6))
+        self.assertEqual(seen, [("first", Ping(5)), ("all", Ping(5)),
+                                ("first", Ping(6)), ("all", Ping(6))])
+        self.assertEqual(node.sent(), [Pong(5), Pong(6)])
+        self.assertFalse(node.transport.disconnecting)
+        self.assertFalse(node.peer.closed)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 2)
+
+    def test_logged_with_its_traceback(self):
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        node = handshaken()
+        node.peer.subscribe(Ping, lambda p, m: 1 / 0)
+        node.send(Ping(5))
+        self.flushLoggedErrors(ZeroDivisionError)
+        [event] = [e for e in events if "log_failure" in e]
+        self.assertIs(event["log_failure"].type, ZeroDivisionError)
+        self.assertIn("raised on ping", formatEvent(event))
+        self.assertIn(str(node.peer.address), formatEvent(event))
+
+
+class ExpectTests(SynchronousTestCase):
+    """peer.expect(): a Deferred of the next message of a type."""
+
+    def test_next_message(self):
+        node = handshaken()
+        first = node.peer.expect(Inv)
+        inv = Inv([InvVector(2, b"\x11" * 32)])
+        node.send(Ping(1), inv, Inv([]))
+        self.assertEqual(self.successResultOf(first), inv)
+        self.assertEqual(node.peer._subscribers[Inv], [])
+        self.assertEqual(node.peer._expected, {})
+
+    def test_decodes_types_nobody_else_wants(self):
+        node = handshaken()
+        self.assertNotIn("headers", node.protocol.decoder.wanted)
+        waiting = node.peer.expect(Headers)
+        self.assertIn("headers", node.protocol.decoder.wanted)
+        node.send(Headers(()))
+        self.assertEqual(self.successResultOf(waiting), Headers(()))
+        self.assertNotIn("headers", node.protocol.decoder.wanted)
+
+    def test_timeout_on_the_clock(self):
+        node = handshaken()
+        waiting = node.peer.expect(Inv, timeout=5)
+        node.clock.advance(4.9)
+        self.assertNoResult(waiting)
+        node.clock.advance(0.1)
+        self.failureResultOf(waiting, TimeoutError)
+        self.assertEqual(node.peer._subscribers[Inv], [])
+
+    def test_default_timeout(self):
+        node = handshaken(idle_timeout=1000)
+        waiting = node.peer.expect(Inv)
+        node.clock.advance(DEFAULT_EXPECT_TIMEOUT)
+        self.failureResultOf(waiting, TimeoutError)
+
+    def test_no_timeout(self):
+        node = handshaken(idle_timeout=10_000)
+        waiting = node.peer.expect(Inv, timeout=None)
+        node.clock.advance(5000)
+        self.assertNoResult(waiting)
+
+    def test_cancel(self):
+        node = handshaken()
+        waiting = node.peer.expect(Inv)
+        waiting.cancel()
+        self.failureResultOf(waiting, CancelledError)
+        self.assertEqual(node.peer._subscribers[Inv], [])
+        self.assertEqual(node.clock.getDelayedCalls(), [node.protocol._idle_call])
+
+    def test_connection_lost(self):
+        node = handshaken()
+        waiting = node.peer.expect(Inv)
+        node.connection_lost(ConnectionDone())
+        self.failureResultOf(waiting, ClosedByPeer)
+        self.assertEqual(node.clock.getDelayedCalls(), [])
+
+    def test_after_close(self):
+        node = handshaken()
+        node.connection_lost(ConnectionDone())
+        self.failureResultOf(node.peer.expect(Inv), ClosedByPeer)
+
+    def test_two_waiters_get_the_same_message(self):
+        node = handshaken()
+        one, two = node.peer.expect(Ping), node.peer.expect(Message)
+        node.send(Ping(3))
+        self.assertEqual(self.successResultOf(one), Ping(3))
+        self.assertEqual(self.successResultOf(two), Ping(3))
+
+
+class SyncWithPingTests(SynchronousTestCase):
+    """peer.sync_with_ping(): all the peer sent before is delivered."""
+
+    def test_everything_before_the_pong_delivered(self):
+        node = handshaken()
+        seen = []
+        node.peer.subscribe(Inv, lambda p, m: seen.append(m))
+        synced = node.peer.sync_with_ping()
+        [ping] = node.sent()
+        inv = Inv([InvVector(1, bytes(32))])
+        node.send(inv)
+        self.assertNoResult(synced)
+        node.send(Pong(ping.nonce))
+        self.assertIsNone(self.successResultOf(synced))
+        self.assertEqual(seen, [inv])
+
+    def test_timeout(self):
+        node = handshaken()
+        synced = node.peer.sync_with_ping(timeout=2)
+        node.clock.advance(2)
+        self.failureResultOf(synced, TimeoutError)
+
+    def test_waits_for_the_handshake(self):
+        node = FakeNode()
+        node.raw_sent()
+        synced = node.peer.sync_with_ping()
+        self.assertEqual(node.sent(), [])
+        node.send(node_version(), WtxidRelay(), VerAck())
+        ping = node.sent()[-1]
+        self.assertIsInstance(ping, Ping)
+        self.assertNoResult(synced)
+        node.send(Pong(ping.nonce))
+        self.assertIsNone(self.successResultOf(synced))
+
+
+class PeerStateTests(SynchronousTestCase):
+    """closed, wants_addrv2 and stats: the connection's state, public."""
+
+    def test_closed(self):
+        node = handshaken()
+        self.assertFalse(node.peer.closed)
+        node.peer.close()
+        self.assertFalse(node.peer.closed)  # closing, not closed yet
+        node.connection_lost()
+        self.assertTrue(node.peer.closed)
+
+    def test_wants_addrv2(self):
+        node = FakeNode()
+        self.assertFalse(node.peer.wants_addrv2)
+        node.handshake(addrv2=True)
+        self.assertTrue(node.peer.wants_addrv2)
+        node.connection_lost()
+        self.assertTrue(node.peer.wants_addrv2)
+        other = FakeNode()
+        other.handshake(addrv2=False)
+        self.assertFalse(other.peer.wants_addrv2)
+        with self.assertRaises(AttributeError):
+            other.peer.wants_addrv2 = True
+
+    def test_stats(self):
+        node = FakeNode()
+        self.assertEqual(node.peer.stats, PeerStats(len(node.transport.value()), 0, 1, 0, None))
+        node.clock.advance(3)
+        node.handshake()
+        stats = node.peer.stats
+        self.assertEqual(stats.messages_received, 4)  # version, wtxidrelay, sendaddrv2, verack
+        self.assertEqual(stats.messages_received, node.protocol.messages_received)
+        self.assertEqual(stats.messages_sent, 4)  # version, wtxidrelay, sendaddrv2, verack
+        self.assertEqual(stats.bytes_received, node.protocol.bytes_received)
+        self.assertEqual(stats.last_received_at, node.clock.seconds())
+        node.clock.advance(1)
+        node.connection_lost()
+        self.assertEqual(node.peer.stats, stats)
 
 
 class SendTests(SynchronousTestCase):

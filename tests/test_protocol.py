@@ -10,13 +10,16 @@ import types
 
 import attr
 from twisted.internet import task
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import ConnectionAborted, ConnectionDone, ConnectionLost
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from bitpeer.errors import (
+    ClosedByPeer,
+    ClosedLocally,
     ConnectionClosed,
+    HandlerError,
     FrameBudgetExceeded,
     HandshakeTimeout,
     IdleTimeout,
@@ -26,8 +29,8 @@ from bitpeer.errors import (
 )
 from bitpeer.logs import levels
 from bitpeer.networks import MAINNET, REGTEST, TESTNET4
-from bitpeer.factory import PeerFactory
-from bitpeer.protocol import BitcoinProtocol, PeerOptions
+from bitpeer.factory import NodeFactory, PeerFactory
+from bitpeer.protocol import LISTENER_OPTIONS, BitcoinProtocol, PeerOptions
 from bitpeer.wire.address import Network
 from bitpeer.wire.encoding import compact_size
 from bitpeer.wire.errors import (
@@ -53,6 +56,10 @@ from bitpeer.wire.messages import (
     Alert,
     FeeFilter,
     GetAddr,
+    GetData,
+    GetHeaders,
+    Headers,
+    NotFound,
     Inv,
     InvVector,
     Message,
@@ -84,6 +91,21 @@ from .helpers import (
 )
 
 MAGIC = MAINNET.magic
+
+
+def _factory_of(protocol_class, inbound=False, **arguments):
+    """A PeerFactory (or NodeFactory) on a fresh clock whose connections are
+    ``protocol_class``."""
+    clock = task.Clock()
+    clock.advance(T0)
+
+    class Factory(NodeFactory if inbound else PeerFactory):
+        def buildProtocol(self, addr):
+            protocol = super().buildProtocol(addr)
+            protocol.__class__ = protocol_class
+            return protocol
+
+    return Factory(clock, options=PeerOptions(), random=random.Random(SEED), **arguments)
 
 
 def hand_built_version(user_agent_length, version=70016, nonce=NODE_NONCE):
@@ -338,7 +360,7 @@ class WantedTypesTests(SynchronousTestCase):
     def test_handled_types_wanted(self):
         wanted = self.node.protocol.decoder.wanted
         for command in ("version", "verack", "sendaddrv2", "wtxidrelay", "ping", "pong",
-                        "addr", "addrv2", "getaddr"):
+                        "addr", "addrv2", "getaddr", "getheaders", "getdata"):
             self.assertIn(command, wanted)
         for command in ("inv", "block", "tx", "headers", "newthing"):
             self.assertNotIn(command, wanted)
@@ -348,7 +370,7 @@ class WantedTypesTests(SynchronousTestCase):
         seen = []
         unsubscribe = self.node.peer.subscribe(Inv, lambda p, m: seen.append(m))
         self.assertIn("inv", wanted)
-        self.assertNotIn("getdata", wanted)
+        self.assertNotIn("notfound", wanted)
         self.assertNotIn("newthing", wanted)
         self.node.send(Inv([InvVector(1, bytes(32))]))
         self.assertEqual(len(seen), 1)
@@ -734,7 +756,9 @@ class CloseTests(SynchronousTestCase):
         self.assertTrue(node.transport.disconnecting)
         self.assertFalse(node.transport.disconnected)  # polite: writes are flushed
         error = node.close_error(self)
+        self.assertIsInstance(error, ClosedLocally)
         self.assertIsInstance(error, ConnectionClosed)
+        self.assertEqual(error.reason, "closed-locally")
         self.assertEqual(str(error), "closed by us")
 
     def test_closed_by_peer(self):
@@ -744,8 +768,56 @@ class CloseTests(SynchronousTestCase):
         self.assertNoResult(closed)
         node.connection_lost(ConnectionDone())
         error = self.successResultOf(closed)
-        self.assertIsInstance(error, ConnectionClosed)
+        self.assertIsInstance(error, ClosedByPeer)
         self.assertEqual(error.reason, "closed")
+        self.assertEqual(str(error), "connection closed by peer: Connection was closed cleanly.")
+
+    def test_transport_closed_by_us(self):
+        """Closing the transport itself (as Twisted's ClientService does on
+        stopService) is a local close, not the peer's."""
+        node = FakeNode()
+        node.handshake()
+        node.transport.loseConnection()
+        error = node.close_error(self)
+        self.assertIsInstance(error, ClosedLocally)
+        self.assertIn("closed locally", str(error))
+
+    def test_transport_aborted_by_us(self):
+        node = FakeNode()
+        node.handshake()
+        node.connection_lost(ConnectionAborted())
+        self.assertIsInstance(self.successResultOf(node.peer.whenClosed()), ClosedLocally)
+
+    def test_peer_reset(self):
+        node = FakeNode()
+        node.handshake()
+        node.connection_lost(ConnectionLost("connection reset by peer"))
+        error = self.successResultOf(node.peer.whenClosed())
+        self.assertIsInstance(error, ClosedByPeer)
+        self.assertIn("reset by peer", str(error))
+
+    def test_exception_caught_by_the_transport(self):
+        """A reactor that catches an exception of ours passes it to
+        connectionLost: that is our handler's fault, not the peer's."""
+        node = FakeNode()
+        node.connection_lost(ZeroDivisionError("division by zero"))
+        error = self.successResultOf(node.peer.whenClosed())
+        self.assertIsInstance(error, HandlerError)
+        self.assertEqual(error.reason, "handler-error")
+        self.assertEqual(str(error), "our code raised: ZeroDivisionError: division by zero")
+
+    def test_hook_raising_closes_with_handler_error(self):
+        class Broken(BitcoinProtocol):
+            def handshake_done(self, info):
+                1 / 0
+
+        node = FakeNode(factory=_factory_of(Broken))
+        node.send(node_version(), WtxidRelay(), VerAck())
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertTrue(node.transport.disconnected)  # aborted
+        error = node.close_error(self)
+        self.assertIsInstance(error, HandlerError)
+        self.assertEqual(str(error), "our handler raised: ZeroDivisionError: division by zero")
 
     def test_first_reason_wins(self):
         node = FakeNode()
@@ -1087,3 +1159,106 @@ class HookTests(SynchronousTestCase):
         wire.handshake()
         wire.send(GetAddr())
         self.assertEqual(wire.sent(), [])
+
+
+class ListenerTests(SynchronousTestCase):
+    """What NodeFactory offers a listening node: how it presents itself,
+    how much of its book a getaddr gets, and its responders."""
+
+    def dial(self, node):
+        node.send(node_version(), WtxidRelay(), SendAddrV2(), VerAck())
+        return node.sent()
+
+    def test_presents_a_full_node_by_default(self):
+        """Real nodes drop a peer without NODE_NETWORK before the handshake."""
+        factory = NodeFactory(task.Clock())
+        self.assertIs(factory.options, LISTENER_OPTIONS)
+        self.assertEqual(LISTENER_OPTIONS.services, 9)  # NETWORK | WITNESS
+        self.assertTrue(LISTENER_OPTIONS.relay)
+        node = FakeNode(factory=NodeFactory(task.Clock(), random=random.Random(SEED)))
+        version = self.dial(node)[0]
+        self.assertEqual((version.services, version.relay), (9, True))
+        # The dialling side keeps the crawler's defaults.
+        self.assertEqual(PeerFactory(task.Clock()).options, PeerOptions())
+
+    def test_factories_are_quiet(self):
+        self.assertFalse(NodeFactory(task.Clock()).noisy)
+        self.assertFalse(PeerFactory(task.Clock()).noisy)
+
+    def answer(self, book, **arguments):
+        clock = task.Clock()
+        clock.advance(T0)
+        factory = NodeFactory(clock, options=PeerOptions(), random=random.Random(SEED),
+                              address_source=lambda: book, **arguments)
+        node = FakeNode(factory=factory)
+        self.dial(node)
+        node.send(GetAddr())
+        return node.sent()
+
+    def test_core_policy_sends_nothing_for_a_small_book(self):
+        self.assertEqual(self.answer(ipv4_entries(4)), [])
+        self.assertEqual(self.answer(ipv4_entries(4), getaddr_policy="core"), [])
+
+    def test_all_policy(self):
+        book = ipv4_entries(4)
+        [answer] = self.answer(book, getaddr_policy="all")
+        self.assertEqual(sorted(answer.addresses), sorted(book))
+        [answer] = self.answer(ipv4_entries(2000), getaddr_policy="all")
+        self.assertEqual(len(answer.addresses), 1000)
+
+    def test_callable_policy(self):
+        [answer] = self.answer(ipv4_entries(10), getaddr_policy=lambda count: count // 2)
+        self.assertEqual(len(answer.addresses), 5)
+
+    def test_unknown_policy(self):
+        with self.assertRaises(ValueError) as caught:
+            NodeFactory(task.Clock(), getaddr_policy="most")
+        self.assertIn("core, all", str(caught.exception))
+
+    def responding(self, **responders):
+        clock = task.Clock()
+        clock.advance(T0)
+        factory = NodeFactory(clock, random=random.Random(SEED), **responders)
+        return FakeNode(factory=factory)
+
+    def test_getheaders_responder(self):
+        asked = []
+        headers = Headers(())
+        node = self.responding(
+            on_getheaders=lambda peer, message: asked.append((peer, message)) or headers)
+        request = GetHeaders(70016, (bytes(32),), bytes(32))
+        node.send(node_version())
+        node.send(request)  # before verack: Core serves nothing
+        self.assertEqual(asked, [])
+        node.sent()
+        node.send(WtxidRelay(), VerAck(), request)
+        self.assertEqual(asked, [(node.peer, request)])
+        self.assertEqual(node.sent(), [headers])
+
+    def test_getheaders_responder_declines(self):
+        node = self.responding(on_getheaders=lambda peer, message: None)
+        self.dial(node)
+        node.send(GetHeaders(70016, (), bytes(32)))
+        self.assertEqual(node.sent(), [])
+
+    def test_getdata_responder(self):
+        wanted = [InvVector(2, bytes(32)), InvVector(1, b"\x01" * 32)]
+        node = self.responding(
+            on_getdata=lambda peer, message: [NotFound(message.inventory)])
+        self.dial(node)
+        node.send(GetData(wanted))
+        self.assertEqual(node.sent(), [NotFound(wanted)])
+
+    def test_no_responders(self):
+        node = self.responding()
+        self.dial(node)
+        node.send(GetHeaders(70016, (), bytes(32)), GetData([InvVector(2, bytes(32))]))
+        self.assertEqual(node.sent(), [])
+        self.assertFalse(node.transport.disconnecting)
+
+    def test_responder_raising(self):
+        node = self.responding(on_getdata=lambda peer, message: 1 / 0)
+        self.dial(node)
+        node.send(GetData([InvVector(2, bytes(32))]))
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertIsInstance(node.close_error(self), HandlerError)

@@ -303,7 +303,9 @@ class BitcoinProtocol(Protocol):
         message = reason.getErrorMessage()
         if not reason.check(_TransportClosed):
             return HandlerError(f"our code raised: {reason.type.__name__}: {message}")
-        if getattr(self.transport, "disconnecting", False) or reason.type is ConnectionAborted:
+        # ConnectionAborted and its kinds (StreamTransport aborts a peer that
+        # does not read what we send) are our transport's doing.
+        if getattr(self.transport, "disconnecting", False) or reason.check(ConnectionAborted):
             return ClosedLocally(f"connection closed locally: {message}")
         return ClosedByPeer(f"connection closed by peer: {message}")
 

@@ -28,6 +28,7 @@ from bitpeer.errors import (
     SelfConnection,
 )
 from bitpeer.logs import levels
+from bitpeer.net.stream import UnsentLimitExceeded
 from bitpeer.networks import MAINNET, REGTEST, TESTNET4
 from bitpeer.factory import NodeFactory, PeerFactory
 from bitpeer.protocol import LISTENER_OPTIONS, BitcoinProtocol, PeerOptions
@@ -787,6 +788,16 @@ class CloseTests(SynchronousTestCase):
         node.handshake()
         node.connection_lost(ConnectionAborted())
         self.assertIsInstance(self.successResultOf(node.peer.whenClosed()), ClosedLocally)
+
+    def test_transport_gave_up_on_a_peer_that_does_not_read(self):
+        """StreamTransport's abort of a peer that does not read (a kind of
+        ConnectionAborted) is ours too, and says why."""
+        node = FakeNode()
+        node.handshake()
+        node.connection_lost(UnsentLimitExceeded("more than 4194304 bytes waiting"))
+        error = self.successResultOf(node.peer.whenClosed())
+        self.assertIsInstance(error, ClosedLocally)
+        self.assertIn("more than 4194304 bytes waiting", str(error))
 
     def test_peer_reset(self):
         node = FakeNode()

@@ -14,8 +14,8 @@ from typing import ClassVar
 import attr
 
 from ..encoding import MAX_SIZE, Reader, compact_size, hash256
-from ..hashes import display_hash
 from ..errors import Misbehaviour, TooManyEntries
+from ..hashes import display_hash
 from .base import (
     MAX_HEADERS_RESULTS,
     MAX_LOCATOR_SZ,
@@ -94,9 +94,6 @@ _HEADER = struct.Struct("<i32s32sIII")
 @attr.frozen
 class BlockHeader:
     """An 80-byte block header."""
-
-    #: Its length on the wire.
-    SIZE: ClassVar[int] = _HEADER.size
 
     version: int = attr.ib(validator=_int32)
     prev_block: bytes = attr.ib(validator=_hash, repr=display_hash)

@@ -127,6 +127,8 @@ class Tx(Message):
     #: also 4,000,000).
     max_payload: ClassVar[int] = MAX_PROTOCOL_MESSAGE_LENGTH
 
+    #: A uint32, as Core holds it since 28.0 (older versions read the same
+    #: four bytes as an int32; the bytes, and so the hashes, are the same).
     version: int = attr.ib(validator=_uint32)
     inputs: tuple = attr.ib(converter=tuple, validator=_inputs)
     outputs: tuple = attr.ib(converter=tuple, validator=_typed(TxOut))

@@ -521,8 +521,8 @@ class FramingFaultTests(SynchronousTestCase):
         self.node.handshake()
         seen = []
         self.node.peer.subscribe(UnknownMessage, lambda peer, m: seen.append(m))
-        self.node.feed(encode_raw_frame(MAGIC, "block", b"\x01" * 5000))
-        self.assertEqual(seen, [UnknownMessage("block", b"\x01" * 5000)])
+        self.node.feed(encode_raw_frame(MAGIC, "futurecmd", b"\x01" * 5000))
+        self.assertEqual(seen, [UnknownMessage("futurecmd", b"\x01" * 5000)])
         self.assertEqual(self.node.protocol.decoder.skipped, 0)
 
     def test_version_over_its_maximum_is_dropped(self):

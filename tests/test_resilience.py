@@ -85,6 +85,7 @@ from bitpeer.wire.messages import (
 )
 
 from .test_tap import db_rows, finish, read_log, twistd
+from .test_wire_blocks import EXAMPLES as BLOCK_EXAMPLES
 
 MAGIC = REGTEST.magic
 
@@ -137,6 +138,7 @@ VALID = {
                         BlockHeader(0x20000000, H[2], H[3], T + 600, 0x17034219, 7)]),
     "reject": Reject("tx", 0x10, "bad-txns-inputs-missingorspent", H[1]),
     "alert": Alert(b"\x01\x02" * 40),
+    **BLOCK_EXAMPLES,
 }
 #: A type bitpeer does not know travels too (Core ignores it, we keep it).
 UNKNOWN = UnknownMessage("futurecmd", b"\x00\x01\x02\x03" * 5)

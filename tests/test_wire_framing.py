@@ -366,6 +366,10 @@ class PerTypeBoundTests(SynchronousTestCase):
         "getheaders": 4 + 1 + 101 * 32 + 32, "getblocks": 4 + 1 + 101 * 32 + 32,
         # 2000 x (80-byte header + tx count up to MAX_SIZE: 5 bytes).
         "headers": 3 + 2000 * 85,
+        # No Core limit but the frame's (consensus.h MAX_BLOCK_SERIALIZED_SIZE
+        # is the same 4,000,000).
+        "tx": MAX_PROTOCOL_MESSAGE_LENGTH, "block": MAX_PROTOCOL_MESSAGE_LENGTH,
+        "merkleblock": MAX_PROTOCOL_MESSAGE_LENGTH, "cmpctblock": MAX_PROTOCOL_MESSAGE_LENGTH,
         "reject": 13 + 1 + 112 + 32,
         "alert": MAX_PROTOCOL_MESSAGE_LENGTH,
     }

@@ -52,6 +52,8 @@ from bitpeer.wire.messages import (
     decode_message,
 )
 
+from .test_wire_blocks import EXAMPLES as BLOCK_EXAMPLES
+
 ONION = NetworkAddress(Network.TORV3, bytes(range(32)), 8333)
 IPV4 = NetworkAddress.parse("1.2.3.4:8333")
 IPV6 = NetworkAddress.parse("[2001:4860::8888]:18333")
@@ -113,6 +115,7 @@ EXAMPLES = {
     "headers": Headers([header(0), header(1)]),
     "reject": Reject("tx", 0x10, "bad-txns-inputs-missingorspent", H1),
     "alert": Alert(bytes.fromhex("60010000000000000000000000ffffff7f")),
+    **BLOCK_EXAMPLES,
 }
 
 

@@ -53,6 +53,8 @@ from bitpeer.wire.messages import (
     decode_message,
 )
 
+from .test_wire_blocks import STRATEGIES as BLOCK_STRATEGIES
+
 MAGIC = bytes.fromhex("f9beb4d9")
 
 #: Modest example counts keep the whole suite fast.
@@ -149,6 +151,7 @@ STRATEGIES = {
         Reject, limited_text(12), u8, limited_text(111), st.binary(max_size=32)
     ),
     "alert": st.builds(Alert, st.binary(max_size=200)),
+    **BLOCK_STRATEGIES,
 }
 
 messages = st.sampled_from(sorted(STRATEGIES)).flatmap(lambda c: STRATEGIES[c]) | st.builds(

@@ -10,7 +10,7 @@ UnknownMessage.  Anything else raises a ProtocolError naming the message type,
 the field and the rule.
 
 The classes live in one module per message family (handshake, addresses,
-control, inventory, headers) over a shared base; this package is the one
+control, inventory, headers, transactions, blocks) over a shared base; this package is the one
 place to import them from.
 """
 
@@ -33,6 +33,14 @@ from .base import (
     WTXID_RELAY_VERSION,
     Message,
     getaddr_answer_size,
+)
+from .blocks import (
+    MAX_CMPCT_TRANSACTIONS,
+    SHORT_ID_SIZE,
+    Block,
+    CmpctBlock,
+    MerkleBlock,
+    PrefilledTx,
 )
 from .control import REJECT_DATA_SIZE, Alert, Ping, Pong, Reject
 from .handshake import (
@@ -59,6 +67,7 @@ from .inventory import (
     MemPool,
     NotFound,
 )
+from .transactions import MIN_TX_SIZE, OutPoint, Tx, TxIn, TxOut
 from .registry import MAX_PAYLOADS, MESSAGE_TYPES, UnknownMessage, decode_message
 
 __all__ = [
@@ -117,6 +126,19 @@ __all__ = [
     "GetBlocks",
     "GetHeaders",
     "Headers",
+    # transactions
+    "MIN_TX_SIZE",
+    "OutPoint",
+    "Tx",
+    "TxIn",
+    "TxOut",
+    # blocks
+    "MAX_CMPCT_TRANSACTIONS",
+    "SHORT_ID_SIZE",
+    "Block",
+    "CmpctBlock",
+    "MerkleBlock",
+    "PrefilledTx",
     # registry
     "MAX_PAYLOADS",
     "MESSAGE_TYPES",

@@ -3,7 +3,7 @@ What every message class shares: the protocol versions and limits Core
 enforces, the field validators, and the Message base class.
 
 The message classes live in one module per family (handshake, addresses,
-control, inventory, headers); the registry from message type to class is in
+control, inventory, headers, transactions, blocks); the registry from message type to class is in
 registry.py.  Keeping the validators here means every family checks its
 fields with the same rules and reports a ProtocolError the same way.
 """
@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from ..encoding import UINT32_MAX, UINT64_MAX, compact_size
 from ..errors import MalformedMessage, Misbehaviour, OversizeMessage, ProtocolError
+from ..hashes import display_hash
 
 #: node/protocol_version.h
 PROTOCOL_VERSION = 70016
@@ -104,6 +105,17 @@ def _items(item_type, limit):
     return check
 
 
+def _typed(item_type):
+    """A sequence of ``item_type``, of any length."""
+
+    def check(instance, attribute, value):
+        for item in value:
+            if not isinstance(item, item_type):
+                _fail(instance, attribute, f"{item!r} is not a {item_type.__name__}")
+
+    return check
+
+
 def _text(limit):
     def check(instance, attribute, value):
         if type(value) is not str:
@@ -127,6 +139,28 @@ def _count(reader, field, limit, item_size):
             raise Misbehaviour(f"{count} entries exceed the limit of {limit}", field=field)
         raise MalformedMessage(f"{count} entries announced, payload too short", field=field)
     return count
+
+
+def _bounded_count(reader, field, item_size):
+    """
+    Read the count of a vector with no limit of its own (transactions,
+    inputs, witness items...) and refuse, before anything is allocated, a
+    count the rest of the payload cannot hold at ``item_size`` bytes (the
+    smallest encoding of one entry).  Core reads such a count and fails at
+    the end of the stream: the same verdict, MalformedMessage, reached
+    without building the entries first.
+    """
+    count = reader.compact_size(field)
+    if count * item_size > reader.remaining():
+        raise MalformedMessage(f"{count} entries announced, payload too short", field=field)
+    return count
+
+
+# -- reprs: hashes in display order (hashes.py says why) ----------------------
+
+
+def _hashes_repr(values):
+    return "(" + ", ".join(map(display_hash, values)) + ")"
 
 
 class Message:

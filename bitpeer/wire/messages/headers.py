@@ -1,6 +1,11 @@
 """
 Block header messages: getheaders and getblocks ask from a locator, headers
-answers with up to MAX_HEADERS_RESULTS block headers.
+answers with up to MAX_HEADERS_RESULTS block headers; and BlockHeader, the 80
+bytes that headers, block, merkleblock and cmpctblock carry.
+
+Hashes (prev_block, merkle_root, the locator, hash_stop, BlockHeader.hash())
+are held in internal order, the bytes the wire carries; reprs show them in
+display order, reversed, as Core's RPC and explorers do (see hashes.py).
 """
 
 import struct
@@ -8,8 +13,9 @@ from typing import ClassVar
 
 import attr
 
-from ..encoding import MAX_SIZE, Reader, compact_size
+from ..encoding import MAX_SIZE, Reader, compact_size, hash256
 from ..errors import Misbehaviour, TooManyEntries
+from ..hashes import display_hash
 from .base import (
     MAX_HEADERS_RESULTS,
     MAX_LOCATOR_SZ,
@@ -18,6 +24,7 @@ from .base import (
     _count,
     _fail,
     _hash,
+    _hashes_repr,
     _int32,
     _items,
     _uint32,
@@ -66,8 +73,8 @@ class GetHeaders(_Locator):
     command: ClassVar[str] = "getheaders"
 
     version: int = attr.ib(validator=_int32)
-    locator: tuple = attr.ib(converter=tuple, validator=_locator_hashes)
-    hash_stop: bytes = attr.ib(default=bytes(32), validator=_hash)
+    locator: tuple = attr.ib(converter=tuple, validator=_locator_hashes, repr=_hashes_repr)
+    hash_stop: bytes = attr.ib(default=bytes(32), validator=_hash, repr=display_hash)
 
 
 @attr.frozen
@@ -77,8 +84,8 @@ class GetBlocks(_Locator):
     command: ClassVar[str] = "getblocks"
 
     version: int = attr.ib(validator=_int32)
-    locator: tuple = attr.ib(converter=tuple, validator=_locator_hashes)
-    hash_stop: bytes = attr.ib(default=bytes(32), validator=_hash)
+    locator: tuple = attr.ib(converter=tuple, validator=_locator_hashes, repr=_hashes_repr)
+    hash_stop: bytes = attr.ib(default=bytes(32), validator=_hash, repr=display_hash)
 
 
 _HEADER = struct.Struct("<i32s32sIII")
@@ -89,11 +96,30 @@ class BlockHeader:
     """An 80-byte block header."""
 
     version: int = attr.ib(validator=_int32)
-    prev_block: bytes = attr.ib(validator=_hash)
-    merkle_root: bytes = attr.ib(validator=_hash)
+    prev_block: bytes = attr.ib(validator=_hash, repr=display_hash)
+    merkle_root: bytes = attr.ib(validator=_hash, repr=display_hash)
     timestamp: int = attr.ib(validator=_uint32)
     bits: int = attr.ib(validator=_uint32)
     nonce: int = attr.ib(validator=_uint32)
+
+    def encode(self):
+        """The 80 bytes of the header, as they are hashed and sent."""
+        return _HEADER.pack(
+            self.version, self.prev_block, self.merkle_root, self.timestamp, self.bits,
+            self.nonce,
+        )
+
+    @classmethod
+    def read(cls, reader, field="header"):
+        """Read one header from a Reader."""
+        return cls(*_HEADER.unpack(reader.take(_HEADER.size, field)))
+
+    def hash(self):
+        """
+        The block hash: the double SHA-256 of the 80 bytes, in internal
+        order (``display_hash`` gives the form explorers show).
+        """
+        return hash256(self.encode())
 
 
 @attr.frozen
@@ -122,7 +148,7 @@ class Headers(Message):
 
     def encode_payload(self):
         return compact_size(len(self.headers)) + b"".join(
-            _HEADER.pack(*attr.astuple(h)) + b"\x00" for h in self.headers
+            h.encode() + b"\x00" for h in self.headers
         )
 
     @classmethod
@@ -139,6 +165,6 @@ class Headers(Message):
             )
         headers = []
         for _ in range(count):
-            headers.append(BlockHeader(*_HEADER.unpack(r.take(_HEADER.size, "headers"))))
+            headers.append(BlockHeader.read(r, "headers"))
             r.compact_size("headers.tx_count")
         return cls(tuple(headers))

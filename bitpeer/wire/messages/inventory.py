@@ -1,6 +1,10 @@
 """
 Inventory messages: inv announces objects, getdata asks for them, notfound
 says they are gone, mempool asks for an inv of the mempool.
+
+An entry's hash is held in internal order, the bytes the wire carries; its
+repr shows it in display order, reversed, as Core's RPC and explorers do
+(see hashes.py).
 """
 
 import struct
@@ -10,6 +14,7 @@ import attr
 
 from ..encoding import MAX_SIZE, Reader, compact_size
 from ..errors import OversizeMessage, TooManyEntries
+from ..hashes import display_hash
 from .base import (
     MAX_INV_SZ,
     MAX_PROTOCOL_MESSAGE_LENGTH,
@@ -36,7 +41,7 @@ class InvVector:
     """One inventory entry: an object type and its 32-byte hash."""
 
     type: int = attr.ib(validator=_uint32)
-    hash: bytes = attr.ib(validator=_hash)
+    hash: bytes = attr.ib(validator=_hash, repr=display_hash)
 
 
 _INV_ENTRY = struct.Struct("<I32s")

@@ -11,10 +11,12 @@ import attr
 from ..errors import ProtocolError
 from .addresses import Addr, AddrV2, GetAddr
 from .base import Message, _fail
+from .blocks import Block, CmpctBlock, MerkleBlock
 from .control import Alert, Ping, Pong, Reject
 from .handshake import FeeFilter, SendAddrV2, SendCmpct, SendHeaders, VerAck, Version, WtxidRelay
 from .headers import GetBlocks, GetHeaders, Headers
 from .inventory import GetData, Inv, MemPool, NotFound
+from .transactions import Tx
 
 #: Every known message type, mapped to its class.
 MESSAGE_TYPES = {
@@ -39,14 +41,18 @@ MESSAGE_TYPES = {
         GetHeaders,
         GetBlocks,
         Headers,
+        Tx,
+        Block,
+        MerkleBlock,
+        CmpctBlock,
         Reject,
         Alert,
     )
 }
 
 #: The largest legal payload of each known message type (Message.max_payload);
-#: a type not listed (unknown, or known only by name such as block and tx)
-#: is bounded by the frame's MAX_PROTOCOL_MESSAGE_LENGTH alone.
+#: a type not listed (unknown) is bounded by the frame's
+#: MAX_PROTOCOL_MESSAGE_LENGTH alone.
 MAX_PAYLOADS = {command: cls.max_payload for command, cls in MESSAGE_TYPES.items()}
 
 

@@ -557,6 +557,9 @@ class TinySocks5Server(Protocol):
         self.buffer = b""
         self.step = self.greeting
 
+    def connectionLost(self, reason):
+        self.factory.closed.callback(None)
+
     def dataReceived(self, data):
         self.buffer += data
         while self.step():
@@ -619,7 +622,7 @@ class LoopbackTests(TestCase):
     @defer.inlineCallbacks
     def test_onion_through_a_local_server(self):
         server_factory = Factory.forProtocol(TinySocks5Server)
-        server_factory.requests = []
+        server_factory.requests, server_factory.closed = [], defer.Deferred()
         server = yield reactor.listenTCP(0, server_factory, interface="127.0.0.1")
         self.addCleanup(server.stopListening)
         echoed = defer.Deferred()
@@ -632,7 +635,5 @@ class LoopbackTests(TestCase):
         self.assertEqual(data, b"ping")
         self.assertEqual(server_factory.requests, [ONION_REQUEST])
         self.assertEqual(protocol.transport.getPeer(), HostnameAddress(ONION_NAME.encode(), 8333))
-        lost = defer.Deferred()
-        protocol.connectionLost = lambda reason: lost.callback(None)
         protocol.transport.loseConnection()
-        yield lost
+        yield server_factory.closed

@@ -149,25 +149,22 @@ class SamNegotiation(Negotiation):
         self._buffer += data
         line, newline, rest = self._buffer.partition(b"\n")
         if len(line) + 1 > MAX_LINE:
-            self.fail(ProxyError(f"{self.proxy} sent a reply line longer than {MAX_LINE} bytes"))
-            return
+            raise ProxyError(f"{self.proxy} sent a reply line longer than {MAX_LINE} bytes")
         if not newline:
             return
         self._buffer = rest
         topic, fields = parse_reply(line)
         if topic != self._topic:
-            self.fail(ProxyError(f"{self.proxy} answered {self._what} with "
-                                 f"{line[:80].decode('ascii', 'replace')!r}"))
-            return
+            raise ProxyError(f"{self.proxy} answered {self._what} with "
+                             f"{line[:80].decode('ascii', 'replace')!r}")
         self._handler(fields)
         if self.result is not None and self.inner is None and self._buffer:
-            self.fail(ProxyError(f"{self.proxy} sent more than one reply line"))
+            raise ProxyError(f"{self.proxy} sent more than one reply line")
 
     def _hello(self, fields):
         if fields.get(b"RESULT") != b"OK":
-            self.fail(self.refused(fields))
-        else:
-            self.hello_done()
+            raise self.refused(fields)
+        self.hello_done()
 
 
 class SessionNegotiation(SamNegotiation):
@@ -187,9 +184,8 @@ class SessionNegotiation(SamNegotiation):
 
     def _created(self, fields):
         if fields.get(b"RESULT") != b"OK":
-            self.fail(self.refused(fields))
-        else:
-            self.settle(self.session_id)
+            raise self.refused(fields)
+        self.settle(self.session_id)
 
     def connectionLost(self, reason):
         super().connectionLost(reason)
@@ -214,13 +210,12 @@ class StreamNegotiation(SamNegotiation):
     def _found(self, fields):
         destination = fields.get(b"VALUE", b"")
         if fields.get(b"RESULT") != b"OK":
-            self.fail(self.refused(fields))
-        elif not _DESTINATION.match(destination):
-            self.fail(ProxyError(f"{self.proxy} gave no valid destination for {self.name}"))
-        else:
-            self.ask(b"STREAM CONNECT ID=%s DESTINATION=%s SILENT=false\n"
-                     % (self.session_id.encode("ascii"), destination),
-                     b"STREAM STATUS", self._connected)
+            raise self.refused(fields)
+        if not _DESTINATION.match(destination):
+            raise ProxyError(f"{self.proxy} gave no valid destination for {self.name}")
+        self.ask(b"STREAM CONNECT ID=%s DESTINATION=%s SILENT=false\n"
+                 % (self.session_id.encode("ascii"), destination),
+                 b"STREAM STATUS", self._connected)
 
     def late(self):
         if self._topic == b"STREAM STATUS":
@@ -231,14 +226,14 @@ class StreamNegotiation(SamNegotiation):
         result = fields.get(b"RESULT")
         if result == b"OK":
             self.open(self.peer_factory, self.peer, self.take_buffer())
-        elif result == b"CANT_REACH_PEER":
-            self.fail(I2PUnreachable(f"the SAM bridge cannot reach {self.name}"))
-        elif result == b"TIMEOUT":
-            self.fail(ConnectTimeout(f"the SAM bridge timed out reaching {self.name}"))
-        else:
-            if result == b"INVALID_ID":
-                self.session.drop(self.session_id)
-            self.fail(self.refused(fields))
+            return
+        if result == b"CANT_REACH_PEER":
+            raise I2PUnreachable(f"{self.proxy} cannot reach {self.name}")
+        if result == b"TIMEOUT":
+            raise ConnectTimeout(f"{self.proxy} timed out reaching {self.name}")
+        if result == b"INVALID_ID":
+            self.session.drop(self.session_id)
+        raise self.refused(fields)
 
 
 class SamSession:

@@ -96,6 +96,9 @@ AUTH_VERSION = 0x01
 CONNECT = 0x01
 ATYP_IPV4, ATYP_DOMAIN, ATYP_IPV6 = 0x01, 0x03, 0x04
 
+#: The size of a CONNECT reply by the ATYP of its fixed-size BND.ADDR.
+BOUND_SIZES = {ATYP_IPV4: 4 + 4 + 2, ATYP_IPV6: 4 + 16 + 2}
+
 #: REP -> (error class, words).  0x03 and 0x04 are the onion's fault for an
 #: onion target (``UNREACHABLE_CODES``).
 REPLIES = {
@@ -156,20 +159,24 @@ def random_credentials(random):
     return Credentials(word, word)
 
 
-def _target(host, port):
-    """(ATYP, ADDR bytes, the peer's Twisted address) for ``host``: an IP
-    literal is sent as one, anything else as a name, never resolved."""
+def connect_request(host, port):
+    """The CONNECT request for ``host``:``port`` and the peer's Twisted
+    address: an IP literal is sent as one (IPv4Address, IPv6Address),
+    anything else as a name (HostnameAddress), never resolved here."""
     for family, atyp, address in ((socket.AF_INET, ATYP_IPV4, IPv4Address),
                                   (socket.AF_INET6, ATYP_IPV6, IPv6Address)):
         try:
             raw = socket.inet_pton(family, host)
         except (OSError, ValueError):
             continue
-        return atyp, raw, address("TCP", host, port)
-    name = host.encode("ascii")
-    if not 1 <= len(name) <= 255:
-        raise ValueError(f"a SOCKS5 host name has 1 to 255 bytes: {host!r}")
-    return ATYP_DOMAIN, bytes([len(name)]) + name, HostnameAddress(name, port)
+        peer = address("TCP", host, port)
+        break
+    else:
+        name = host.encode("ascii")
+        if not 1 <= len(name) <= 255:
+            raise ValueError(f"a SOCKS5 host name has 1 to 255 bytes: {host!r}")
+        atyp, raw, peer = ATYP_DOMAIN, bytes([len(name)]) + name, HostnameAddress(name, port)
+    return bytes([VERSION, CONNECT, 0, atyp]) + raw + port.to_bytes(2, "big"), peer
 
 
 class Socks5Negotiation(Negotiation):
@@ -177,16 +184,16 @@ class Socks5Negotiation(Negotiation):
 
     proxy = "the SOCKS5 proxy"
 
-    def __init__(self, clock, timeout, factory, host, port, credentials):
+    def __init__(self, clock, timeout, factory, request, peer, credentials):
         super().__init__(clock, timeout)
         self.peer_factory = factory
+        self.peer = peer
         self.credentials = credentials
-        self.onion = host.lower().endswith(".onion")
-        atyp, raw, self.peer = _target(host, port)
-        self._connect_request = (bytes([VERSION, CONNECT, 0, atyp]) + raw
-                                 + port.to_bytes(2, "big"))
+        self.onion = (isinstance(peer, HostnameAddress)
+                      and peer.hostname.lower().endswith(b".onion"))
+        self._connect_request = request
         self._buffer = b""
-        self._step = None
+        self._step = self._what = None
 
     def begin(self):
         methods = bytes([NO_AUTH]) if self.credentials is None else bytes([NO_AUTH, USER_PASS])
@@ -201,12 +208,12 @@ class Socks5Negotiation(Negotiation):
 
     def _ask(self, step, data, what):
         self._step, self._what = step, what
-        self.request(data, lambda: self._late(what))
+        self.request(data, self._late)
 
-    def _late(self, what):
-        if what == "CONNECT":
+    def _late(self):
+        if self._step == self._connected:
             return ConnectTimeout(f"no SOCKS5 CONNECT reply in {self.timeout} s")
-        return ProxyError(f"{self.proxy} did not answer the {what} in {self.timeout} s")
+        return ProxyError(f"{self.proxy} did not answer the {self._what} in {self.timeout} s")
 
     def _short_reply(self):
         """The 2-byte reply of the greeting or the authentication, or None
@@ -215,9 +222,8 @@ class Socks5Negotiation(Negotiation):
         if len(self._buffer) < 2:
             return None
         if len(self._buffer) > 2:
-            self.fail(ProxyError(f"{self.proxy} sent an oversized {self._what} reply: "
-                                 f"{self._buffer[:16].hex()}"))
-            return None
+            raise ProxyError(f"{self.proxy} sent an oversized {self._what} reply: "
+                             f"{self._buffer[:16].hex()}")
         reply, self._buffer = self._buffer, b""
         return reply
 
@@ -227,19 +233,18 @@ class Socks5Negotiation(Negotiation):
             return
         version, method = reply
         if version != VERSION:
-            self.fail(ProxyError(f"{self.proxy} answered with SOCKS version {version}"))
-        elif method == NO_ACCEPTABLE:
-            self.fail(ProxyError(f"{self.proxy} accepts none of the authentication methods "
-                                 "offered"))
-        elif method == NO_AUTH:
-            self._connect()
+            raise ProxyError(f"{self.proxy} answered with SOCKS version {version}")
+        if method == NO_ACCEPTABLE:
+            raise ProxyError(f"{self.proxy} accepts none of the authentication methods offered")
+        if method == NO_AUTH:
+            self._ask(self._connected, self._connect_request, "CONNECT")
         elif method == USER_PASS and self.credentials is not None:
             user, password = self.credentials.username, self.credentials.password
             self._ask(self._authenticated,
                       bytes([AUTH_VERSION, len(user)]) + user + bytes([len(password)]) + password,
                       "authentication")
         else:
-            self.fail(ProxyError(f"{self.proxy} chose method 0x{method:02x}, not offered"))
+            raise ProxyError(f"{self.proxy} chose method 0x{method:02x}, not offered")
 
     def _authenticated(self):
         reply = self._short_reply()
@@ -247,15 +252,10 @@ class Socks5Negotiation(Negotiation):
             return
         version, status = reply
         if version != AUTH_VERSION:
-            self.fail(ProxyError(f"{self.proxy} answered the authentication with version "
-                                 f"{version}"))
-        elif status != 0:
-            self.fail(ProxyError(f"{self.proxy} refused the user name and password "
-                                 f"(status 0x{status:02x})"))
-        else:
-            self._connect()
-
-    def _connect(self):
+            raise ProxyError(f"{self.proxy} answered the authentication with version {version}")
+        if status != 0:
+            raise ProxyError(f"{self.proxy} refused the user name and password "
+                             f"(status 0x{status:02x})")
         self._ask(self._connected, self._connect_request, "CONNECT")
 
     def _connected(self):
@@ -264,27 +264,20 @@ class Socks5Negotiation(Negotiation):
             return
         version, code, reserved, atyp = buffer[:4]
         if version != VERSION:
-            self.fail(ProxyError(f"{self.proxy} answered the CONNECT with SOCKS version "
-                                 f"{version}"))
-            return
+            raise ProxyError(f"{self.proxy} answered the CONNECT with SOCKS version {version}")
         if code != 0:
-            self.fail(reply_error(code, self.onion))
-            return
+            raise reply_error(code, self.onion)
         if reserved != 0:
-            self.fail(ProxyError(f"{self.proxy} set the reserved byte of its reply: "
-                                 f"0x{reserved:02x}"))
-            return
-        if atyp == ATYP_IPV4:
-            size = 4 + 4 + 2
-        elif atyp == ATYP_IPV6:
-            size = 4 + 16 + 2
-        elif atyp == ATYP_DOMAIN:
+            raise ProxyError(f"{self.proxy} set the reserved byte of its reply: "
+                             f"0x{reserved:02x}")
+        if atyp == ATYP_DOMAIN:
             if len(buffer) < 5:
                 return
             size = 4 + 1 + buffer[4] + 2
+        elif atyp in BOUND_SIZES:
+            size = BOUND_SIZES[atyp]
         else:
-            self.fail(ProxyError(f"{self.proxy} replied with address type 0x{atyp:02x}"))
-            return
+            raise ProxyError(f"{self.proxy} replied with address type 0x{atyp:02x}")
         if len(buffer) >= size:
             self._buffer = b""
             self.open(self.peer_factory, self.peer, buffer[size:])
@@ -304,18 +297,16 @@ class Socks5ClientEndpoint:
 
     def __init__(self, reactor, proxy_endpoint, host, port, *, credentials=None,
                  timeout=REPLY_TIMEOUT):
-        _target(host, port)
         self.reactor = reactor
         self.proxy_endpoint = proxy_endpoint
-        self.host = host
-        self.port = port
+        self.request, self.peer = connect_request(host, port)
         self.credentials = credentials
         self.timeout = timeout
 
     def connect(self, factory):
-        negotiation = Socks5Negotiation(self.reactor, self.timeout, factory, self.host,
-                                        self.port, self.credentials)
-        return negotiate(self.proxy_endpoint, negotiation, negotiation.peer)
+        negotiation = Socks5Negotiation(self.reactor, self.timeout, factory, self.request,
+                                        self.peer, self.credentials)
+        return negotiate(self.proxy_endpoint, negotiation, self.peer)
 
 
 class Socks5Dialler(EndpointDialler):

@@ -22,7 +22,7 @@ from twisted.python.components import proxyForInterface
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..errors import ProxyUnreachable
+from ..errors import ConnectFailed, ProxyUnreachable
 
 
 @implementer(IConsumer)
@@ -51,8 +51,8 @@ class Negotiation(Protocol):
     """
     The protocol on a proxy connection until the tunnel opens.  A subclass
     sends its first request in ``begin()``, takes the proxy's bytes in
-    ``received(data)`` and ends with ``open(...)``, ``settle(value)`` or
-    ``fail(error)``.
+    ``received(data)`` and ends with ``open(...)``, ``settle(value)``, or a
+    ConnectFailed that ``received`` raises (or gives to ``fail``).
 
     ``result`` is the Deferred of the negotiation (set by ``negotiate``),
     None once settled.  ``proxy`` names the proxy in error messages.
@@ -141,7 +141,10 @@ class Negotiation(Protocol):
         if self.inner is not None:
             self.inner.dataReceived(data)
         elif self.result is not None:
-            self.received(data)
+            try:
+                self.received(data)
+            except ConnectFailed as e:
+                self.fail(e)
 
     def connectionLost(self, reason):
         if self.inner is not None:

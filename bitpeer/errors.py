@@ -119,3 +119,59 @@ class FrameBudgetExceeded(ProtocolViolation):
     """
 
     reason = "frame-budget"
+
+
+# -- dialling through a proxy: Tor's SOCKS5 port, an I2P SAM bridge ----------
+#
+# The proxy's fault (ProxyUnreachable, ProxyError) is kept apart from the
+# peer's (OnionUnreachable, I2PUnreachable, ConnectTimeout, ConnectionRefused):
+# a proxy that is down must not make every address behind it look dead.
+# The peer's timeout is ConnectTimeout (SOCKS5 0x06 TTL expired, Tor's 0xF7
+# introduction timed out, no CONNECT reply in time, SAM TIMEOUT or no STREAM
+# STATUS in time); a peer that refuses the connection behind the proxy is
+# ConnectionRefused (SOCKS5 0x05).  bitpeer.net.socks5 and bitpeer.net.sam
+# hold the full tables of reply codes.
+
+
+class ProxyUnreachable(ConnectFailed):
+    """
+    The SOCKS5 proxy or the SAM bridge itself cannot be reached: the TCP
+    connection to it was refused, timed out or failed.  Says nothing of
+    the peer.
+    """
+
+    reason = "proxy-unreachable"
+
+
+class ProxyError(ConnectFailed):
+    """
+    The proxy or bridge answered but failed or broke its protocol: a reply
+    of the wrong version, size or shape, a reply that did not come in time
+    before the peer was asked for, authentication refused, the connection
+    closed mid-handshake; SOCKS5 replies 0x01 (general failure), 0x02 (not
+    allowed by the ruleset), 0x07 (command not supported), 0x08 (address
+    type not supported) and any unknown code; every SAM result but OK,
+    CANT_REACH_PEER and TIMEOUT (I2P_ERROR, INVALID_ID, INVALID_KEY,
+    KEY_NOT_FOUND, DUPLICATED_ID, DUPLICATED_DEST, NOVERSION...).
+    """
+
+    reason = "proxy-error"
+
+
+class OnionUnreachable(ConnectFailed):
+    """
+    Tor could not reach the onion service: SOCKS5 replies 0x03 (network
+    unreachable) and 0x04 (host unreachable) for an onion target, and Tor's
+    extended errors 0xF0-0xF6 (descriptor not found or invalid,
+    introduction or rendezvous failed, client authorization missing or
+    wrong, invalid address).
+    """
+
+    reason = "onion-unreachable"
+
+
+class I2PUnreachable(ConnectFailed):
+    """The SAM bridge could not reach the I2P destination: STREAM STATUS
+    RESULT=CANT_REACH_PEER."""
+
+    reason = "i2p-unreachable"

@@ -35,6 +35,7 @@ naming it, only change what a hook does.
 """
 
 import attr
+from twisted.internet.address import HostnameAddress
 from twisted.internet.error import ConnectionAborted
 from twisted.internet.error import ConnectionClosed as _TransportClosed
 from twisted.internet.protocol import Protocol
@@ -160,7 +161,12 @@ class _WantedTypes:
 
 
 def address_of(endpoint_address):
-    """The NetworkAddress of a Twisted IPv4Address/IPv6Address."""
+    """The NetworkAddress of a Twisted IPv4Address/IPv6Address, or of the
+    HostnameAddress (``b"<name>.onion"``, ``b"<name>.b32.i2p"``) that the
+    SOCKS5 and SAM endpoints give for a peer behind a proxy."""
+    if isinstance(endpoint_address, HostnameAddress):
+        return NetworkAddress.from_host(endpoint_address.hostname.decode("ascii"),
+                                        endpoint_address.port)
     host = endpoint_address.host.split("%", 1)[0]
     return NetworkAddress.from_host(host, endpoint_address.port)
 

@@ -19,7 +19,7 @@ from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from bitpeer.errors import ConnectFailed, ConnectionRefused, ConnectTimeout
+from bitpeer.errors import ConnectFailed, ConnectionRefused, ConnectTimeout, OnionUnreachable
 from bitpeer.net import DIALLERS, dialler_for
 from bitpeer.net.dialler import Dialler
 from bitpeer.net.endpoints import EndpointDialler
@@ -166,6 +166,62 @@ class EndpointDiallerTests(SynchronousTestCase):
         dialler.dial(ADDRESS)
         self.fail(error.ConnectionRefusedError())
         self.assertEqual(len(self.flushLoggedErrors(KeyError)), 1)
+
+
+class PendingEndpoint:
+    """An endpoint whose connects stay pending: ``connecting`` holds their
+    Deferreds (plain ones: cancelling gives CancelledError)."""
+
+    def __init__(self):
+        self.connecting = []
+
+    def connect(self, factory):
+        self.connecting.append(defer.Deferred())
+        return self.connecting[-1]
+
+
+class EndpointFunctionTests(SynchronousTestCase):
+    """EndpointDialler given an ``endpoint`` function (as the proxy
+    diallers are): what that endpoint reports is the attempt's end."""
+
+    def setUp(self):
+        self.reactor = MemoryReactorClock()
+        self.failures = []
+        self.pending = PendingEndpoint()
+        self.dialler = EndpointDialler(self.reactor, RecordingFactory(), TIMEOUT,
+                                       lambda address, e: self.failures.append((address, e)),
+                                       endpoint=self.endpoint)
+
+    def endpoint(self, address):
+        if address.network != Network.TORV3:
+            raise ValueError("onions only")
+        return self.pending
+
+    def test_the_function_chooses(self):
+        onion = NetworkAddress(Network.TORV3, bytes(range(32)), 8333)
+        self.dialler.dial(onion)
+        self.assertEqual(len(self.pending.connecting), 1)
+        self.assertRaises(ValueError, self.dialler.dial, ADDRESS)
+        self.assertEqual(self.reactor.tcpClients, [])
+
+    def test_bitpeer_errors_kept(self):
+        """A ConnectFailed subclass from the endpoint is reported as it is."""
+        onion = NetworkAddress(Network.TORV3, bytes(range(32)), 8333)
+        self.dialler.dial(onion)
+        self.pending.connecting[0].errback(OnionUnreachable("descriptor not found"))
+        [(address, e)] = self.failures
+        self.assertEqual(address, onion)
+        self.assertIs(type(e), OnionUnreachable)
+
+    def test_cancelled_wait(self):
+        """An endpoint cancelled while it waits (CancelledError) is a
+        cancelled attempt, not a bug."""
+        onion = NetworkAddress(Network.TORV3, bytes(range(32)), 8333)
+        attempt = self.dialler.dial(onion)
+        attempt.cancel()
+        [(_, e)] = self.failures
+        self.assertIn("cancelled", str(e))
+        self.assertEqual(self.flushLoggedErrors(), [])
 
 
 class SynchronousFailureReactor(MemoryReactorClock):

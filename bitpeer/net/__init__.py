@@ -39,6 +39,27 @@ and gives the endpoint dialler, which needs only IReactorTCP: its timeout is
 the Connector's, and its connections run on Twisted's TCP transport (with
 producers and half-close, and no bound on what waits to be sent).
 
+Two more diallers, with the same interface, dial through a proxy; each is an
+EndpointDialler given an endpoint function, and takes its proxy as a keyword
+(``dial`` raises ValueError for a network it does not carry).
+bitpeer.net.socks5.Socks5Dialler(..., proxy=(HOST, PORT), isolate=True)
+dials onion addresses (and IPv4 and IPv6, for a crawl behind a proxy)
+through a SOCKS5 proxy such as Tor's, with fresh RFC 1929 credentials per
+connection for stream isolation; bitpeer.net.sam.SamDialler(...,
+bridge=(HOST, PORT)) dials I2P addresses (port 0 only) through a SAM 3.1
+bridge, in one transient session made on the first dial and made again if
+its connection dies.  HOST is an IP address: no name is ever resolved, and
+an onion or I2P name goes only to the proxy.  Their ``timeout`` bounds each
+reply of the proxy's exchange (the CONNECT or STREAM CONNECT reply being the
+long one); the TCP connect to the proxy has its own, short, bound.
+``factory.buildProtocol`` gets a HostnameAddress (``b"<name>.onion"``,
+``b"<name>.b32.i2p"``) for an overlay peer, which
+bitpeer.protocol.address_of maps back to its NetworkAddress, and
+``failed`` gets the proxy's fault (bitpeer.errors.ProxyUnreachable,
+ProxyError) apart from the peer's (OnionUnreachable, I2PUnreachable,
+ConnectTimeout, ConnectionRefused); the modules' docstrings hold the tables
+of reply codes.
+
 bitpeer.net.stream.StreamTransport carries the fast dialler's connections.
 It provides ITransport and ``abortConnection``; it is not a producer or a
 consumer (no back-pressure: registerProducer does not exist), does not

@@ -10,9 +10,17 @@ Twisted's TCP transport.  It needs nothing of the reactor beyond IReactorTCP
 dialler needs IReactorFDSet; it costs more CPU per attempt (``python
 bench/dial.py`` measures both), and its connections are Twisted's, with
 everything they offer (producers, half-close, back-pressure).
+
+The same machinery dials through proxies: given an ``endpoint`` function
+(a NetworkAddress to an IStreamClientEndpoint), EndpointDialler connects
+whatever that endpoint connects, and an endpoint that fails with a bitpeer
+ConnectFailed (the SOCKS5 and SAM endpoints' ProxyError, OnionUnreachable...)
+has that error reported as it is.  bitpeer.net.socks5.Socks5Dialler and
+bitpeer.net.sam.SamDialler are built so.
 """
 
 from twisted.internet import error as _netError
+from twisted.internet.defer import CancelledError
 
 from ..errors import ConnectFailed, ConnectionRefused, ConnectTimeout
 from ..logs import logger
@@ -35,8 +43,11 @@ def tcp_endpoint(reactor, address, timeout):
 
 
 def classify_connect_error(failure):
-    """Turn Twisted's connect errors into bitpeer's ConnectFailed classes:
-    None for a failure that is not a connect error."""
+    """Turn Twisted's connect errors into bitpeer's ConnectFailed classes
+    (one that is already a ConnectFailed stays as it is): None for a failure
+    that is not a connect error."""
+    if failure.check(ConnectFailed):
+        return failure.value
     if failure.check(_netError.ConnectionRefusedError):
         return ConnectionRefused(failure.getErrorMessage())
     if failure.check(_netError.TimeoutError, _netError.TCPTimedOutError):
@@ -89,7 +100,7 @@ class EndpointAttempt:
 
     def _failed(self, failure):
         self.connecting = False
-        if failure.check(_netError.ConnectingCancelledError):
+        if failure.check(_netError.ConnectingCancelledError, CancelledError):
             error = ConnectFailed("connection attempt cancelled")
         elif failure.check(_netError.NoProtocol):
             error = ConnectFailed("the factory refused the connection")
@@ -122,7 +133,9 @@ class EndpointDialler:
     """
     Dial IPv4 and IPv6 NetworkAddresses for ``factory`` through Twisted's
     TCP client endpoints, giving up after ``timeout`` seconds (the
-    Connector's own timeout, on the reactor).
+    Connector's own timeout, on the reactor).  ``endpoint``, a function of
+    the NetworkAddress, gives other endpoints instead (raising ValueError
+    for an address it cannot dial).
 
     ``failed(address, error)`` is called once for every attempt that does
     not connect, with a ConnectFailed (ConnectionRefused, ConnectTimeout, or
@@ -131,16 +144,20 @@ class EndpointDialler:
     connected attempt calls nothing: the factory's protocol takes over.
     """
 
-    def __init__(self, reactor, factory, timeout, failed, clock=None):
+    def __init__(self, reactor, factory, timeout, failed, clock=None, *, endpoint=None):
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.factory = factory
         self.timeout = timeout
         self.failed = failed
+        self.endpoint = endpoint if endpoint is not None else self._tcp_endpoint
+
+    def _tcp_endpoint(self, address):
+        return tcp_endpoint(self.reactor, address, self.timeout)
 
     def dial(self, address):
         """Start connecting to ``address``: its EndpointAttempt."""
-        endpoint = tcp_endpoint(self.reactor, address, self.timeout)
+        endpoint = self.endpoint(address)
         attempt = EndpointAttempt(self, address)
         attempt._deferred = endpoint.connect(self.factory)
         attempt._deferred.addCallbacks(attempt._connected, attempt._failed)

@@ -110,6 +110,25 @@ class EndpointDiallerTests(SynchronousTestCase):
         self.reactor.advance(TIMEOUT)
         self.assertEqual(self.failures, [])
 
+    def test_connection_made_raises(self):
+        """A protocol whose connectionMade raises: the connection is
+        aborted, the bug logged and the attempt reported failed, as the fast
+        dialler does (Twisted's endpoint alone would never settle it)."""
+        class Broken(Protocol):
+            def connectionMade(self):
+                raise RuntimeError("start bug")
+
+        self.factory.protocol = Broken
+        attempt = self.dialler.dial(ADDRESS)
+        (_, _, factory, _), _ = self.connector()
+        peer = IPv4Address("TCP", "127.0.0.1", 18444)
+        transport = StringTransport(peerAddress=peer)
+        factory.buildProtocol(peer).makeConnection(transport)
+        self.assertTrue(transport.disconnecting)
+        self.assertFalse(attempt.connecting)
+        self.assertIn("start bug", str(self.assert_failed(ConnectFailed)))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
     def test_refused(self):
         attempt = self.dialler.dial(ADDRESS)
         self.fail(error.ConnectionRefusedError())

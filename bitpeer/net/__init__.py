@@ -10,7 +10,10 @@ dialler_for() picks one for a reactor.
 ``Dialler(reactor, factory, timeout, failed, clock=None)``: ``factory`` is
 any Twisted protocol factory; ``timeout`` the seconds an attempt may take to
 connect; ``failed(address, error)`` the callback for attempts that do not
-connect; ``clock`` (default: the reactor) times the attempts.
+connect; ``clock`` (default: the reactor) times the fast dialler's
+attempts.  The endpoint dialler's timeout is Twisted's Connector's, on the
+reactor; its ``clock`` only schedules the report of a failure known inside
+``dial``.
 
 ``dial(address)`` starts connecting to an IPv4 or IPv6 NetworkAddress (any
 other network raises ValueError: it needs a proxy) and returns the attempt.

@@ -21,6 +21,7 @@ bitpeer.net.sam.SamDialler are built so.
 
 from twisted.internet import error as _netError
 from twisted.internet.defer import CancelledError
+from twisted.python.failure import Failure
 
 from ..errors import ConnectFailed, ConnectionRefused, ConnectTimeout
 from ..logs import logger
@@ -65,7 +66,7 @@ class EndpointAttempt:
     """
 
     __slots__ = ("dialler", "address", "connecting", "_deferred", "_dialling", "_early",
-                 "_error")
+                 "_error", "_start_failure")
 
     log = logger()
 
@@ -80,6 +81,8 @@ class EndpointAttempt:
         #: The DelayedCall that reports a failure known inside dial(), and
         #: that failure.
         self._early = self._error = None
+        #: What the protocol's connectionMade raised, if it did.
+        self._start_failure = None
 
     def __repr__(self):
         state = "connecting" if self.connecting else "done"
@@ -94,9 +97,35 @@ class EndpointAttempt:
             self._early.cancel()
             self._report_early()
 
+    def buildProtocol(self, addr):
+        """
+        The dialler's factory's protocol, its start guarded.  Twisted's
+        endpoint fires its Deferred only after the protocol's
+        ``makeConnection`` returns: if ``connectionMade`` raised, the
+        attempt would never end.  So the error is kept, the connection
+        aborted, and the attempt reported failed, as the fast dialler does.
+        """
+        protocol = self.dialler.factory.buildProtocol(addr)
+        if protocol is not None:
+            start = protocol.makeConnection
+
+            def guarded(transport):
+                try:
+                    start(transport)
+                except Exception:
+                    self._start_failure = Failure()
+                    transport.abortConnection()
+
+            protocol.makeConnection = guarded
+        return protocol
+
     def _connected(self, protocol):
-        """The factory's protocol runs: the dialler's part is over."""
+        """The factory's protocol runs: the dialler's part is over (unless
+        its start failed)."""
         self.connecting = False
+        if self._start_failure is not None:
+            failure, self._start_failure = self._start_failure, None
+            self._failed(failure)
 
     def _failed(self, failure):
         self.connecting = False
@@ -159,8 +188,28 @@ class EndpointDialler:
         """Start connecting to ``address``: its EndpointAttempt."""
         endpoint = self.endpoint(address)
         attempt = EndpointAttempt(self, address)
-        attempt._deferred = endpoint.connect(self.factory)
+        attempt._deferred = endpoint.connect(_AttemptFactory(self.factory, attempt))
         attempt._deferred.addCallbacks(attempt._connected, attempt._failed)
         attempt._deferred.addErrback(attempt._bug)
         attempt._dialling = False
         return attempt
+
+
+class _AttemptFactory:
+    """
+    What an endpoint is given to connect: the dialler's factory (started
+    and stopped with it, as Twisted does), building each protocol through
+    the attempt that guards its start.
+    """
+
+    def __init__(self, factory, attempt):
+        self.factory, self.attempt = factory, attempt
+
+    def doStart(self):
+        self.factory.doStart()
+
+    def doStop(self):
+        self.factory.doStop()
+
+    def buildProtocol(self, addr):
+        return self.attempt.buildProtocol(addr)

@@ -65,6 +65,9 @@ def entry(address, stamp, services=SERVICES):
 ONION = NetworkAddress(Network.TORV3, bytes(range(32)), 8333)
 I2P = NetworkAddress(Network.I2P, bytes(range(32, 64)), 0)
 CJDNS = NetworkAddress(Network.CJDNS, b"\xfc" + bytes(range(15)), 8333)
+#: Why each is not dialled without the options that reach it.
+NO_OPTIONS = {ONION: "no --onion-proxy", I2P: "no --i2p-sam",
+              CJDNS: "cjdns not reachable (--cjdns-reachable)"}
 
 
 class FakeBook:
@@ -208,7 +211,7 @@ class LearnTests(SynchronousTestCase):
         crawler._learn(exotic, self.SOURCE)
         crawler._learn(exotic, self.SOURCE)  # a second mention is not a second address
         self.assertEqual(crawler.pending, [])
-        self.assertEqual(crawler.not_dialled, dict.fromkeys([ONION, I2P, CJDNS], "no-proxy"))
+        self.assertEqual(crawler.not_dialled, NO_OPTIONS)
         self.assertEqual(self.book.gossiped, [(exotic, self.SOURCE, T0)])
 
     def test_stale_exotic_is_dropped(self):
@@ -401,8 +404,7 @@ class DialTests(SynchronousTestCase):
         d = crawler.run()
         self.assertEqual(self.dialled(), self.seeds(1))
         self.fail_dial(0, ConnectionRefused("refused"))
-        self.assertEqual(self.successResultOf(d).not_dialled,
-                         dict.fromkeys([ONION, I2P, CJDNS], "no-proxy"))
+        self.assertEqual(self.successResultOf(d).not_dialled, NO_OPTIONS)
 
     def test_duplicate_seeds_dialled_once(self):
         self.crawler(self.seeds(2) * 3).run()
@@ -958,8 +960,8 @@ class OnlynetTests(SynchronousTestCase):
         self.assertEqual(options.networks, {"ipv4", "ipv6", "onion", "i2p", "cjdns"})
         self.assertIsNone(options.not_dialled_reason(ip("1.2.3.4")))
         self.assertIsNone(options.not_dialled_reason(self.V6))
-        for address in (ONION, I2P, CJDNS):
-            self.assertEqual(options.not_dialled_reason(address), "no-proxy")
+        for address, reason in NO_OPTIONS.items():
+            self.assertEqual(options.not_dialled_reason(address), reason)
 
     def test_onlynet_ipv4(self):
         """IPv6 is left out by the operator: 'onlynet'; Tor too, whatever its proxy."""
@@ -968,17 +970,18 @@ class OnlynetTests(SynchronousTestCase):
         self.assertEqual(self.crawler.not_dialled,
                          {self.V6: "onlynet", ONION: "onlynet", I2P: "onlynet"})
 
-    def test_onlynet_onion_dials_nothing_yet(self):
-        """--onlynet onion: clearnet is 'onlynet', onion 'no-proxy' (no proxy yet)."""
+    def test_onlynet_onion_without_a_proxy(self):
+        """--onlynet onion without --onion-proxy: clearnet is 'onlynet', onion
+        'no --onion-proxy'."""
         d = self.crawl([ip("10.0.0.1", 18444), self.V6, ONION, CJDNS], networks={"onion"})
         self.assertEqual(self.dialled(), [])
         result = self.successResultOf(d)
         self.assertEqual(result.not_dialled, {ip("10.0.0.1", 18444): "onlynet",
-                                              self.V6: "onlynet", ONION: "no-proxy",
+                                              self.V6: "onlynet", ONION: "no --onion-proxy",
                                               CJDNS: "onlynet"})
         summary = summarize(result)
         self.assertEqual(summary["outcomes"]["not_dialled"], 4)
-        self.assertEqual(summary["not_dialled_reasons"], {"onlynet": 3, "no-proxy": 1})
+        self.assertEqual(summary["not_dialled_reasons"], {"onlynet": 3, "no --onion-proxy": 1})
 
     def test_gossip_on_other_networks_kept_in_the_book(self):
         """Gossip on a network left out still goes to the book (kept, not dialled)."""
@@ -1002,10 +1005,10 @@ class OnlynetTests(SynchronousTestCase):
             document = json.load(stream)
         self.assertEqual(document["not_dialled"], [
             {"address": "10.0.0.1:18444", "network": "ipv4", "reason": "onlynet"},
-            {"address": str(ONION), "network": "onion", "reason": "no-proxy"},
+            {"address": str(ONION), "network": "onion", "reason": "no --onion-proxy"},
         ])
         self.assertEqual(document["summary"]["not_dialled_reasons"],
-                         {"onlynet": 1, "no-proxy": 1})
+                         {"onlynet": 1, "no --onion-proxy": 1})
 
     def test_bad_networks(self):
         for bad in (set(), {"ipv5"}, {"ipv4", "tor"}):

@@ -1238,7 +1238,7 @@ class ReadmeDiscoveryExamplesTests(SimnetCrawlMixin, TestCase):
     @defer.inlineCallbacks
     def test_only_onion(self):
         """No DNS seed asked, no resolver built; the onion fixed seeds are
-        kept and reported no-proxy (nothing is dialled until proxy support)."""
+        kept and reported "no --onion-proxy" (none is given)."""
         recorder = _Recorder(NoLookupResolver())
         self.patch(crawl_service, "make_resolver", recorder)
         options = self.options(*self.ONION)
@@ -1249,7 +1249,7 @@ class ReadmeDiscoveryExamplesTests(SimnetCrawlMixin, TestCase):
         self.assertTrue(onion)
         self.assertEqual(document["summary"]["outcomes"],
                          {"reachable": 0, "unreachable": 0, "not_dialled": len(onion)})
-        self.assertEqual(document["summary"]["not_dialled_reasons"], {"no-proxy": len(onion)})
+        self.assertEqual(document["summary"]["not_dialled_reasons"], {"no --onion-proxy": len(onion)})
 
     @defer.inlineCallbacks
     def test_private_network(self):

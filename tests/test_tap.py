@@ -822,12 +822,12 @@ class EncodeAheadTests(SynchronousTestCase):
 
     def test_waits_for_an_empty_pending_list(self):
         reachable = {NetworkAddress.parse(f"198.51.100.{i}:8333"): object() for i in range(3)}
-        crawler = types.SimpleNamespace(pending=[object()], reachable=reachable)
+        crawler = types.SimpleNamespace(pending_count=1, reachable=reachable)
         calls = []
         encoded = types.SimpleNamespace(catch_up=lambda *args: calls.append(args))
         crawl_service._encode_ahead(crawler, encoded)
         self.assertEqual(calls, [])
-        crawler.pending.clear()
+        crawler.pending_count = 0
         crawl_service._encode_ahead(crawler, encoded)
         self.assertEqual(calls, [(reachable, crawl_service.ENCODE_AHEAD_BATCH)])
 

@@ -1099,6 +1099,11 @@ class RoutingTests(SynchronousTestCase):
         self.assertEqual((self.crawler.dialler.timeout, socks.timeout, sam.timeout), (4, 25, 40))
         self.assertEqual((socks.config, sam.config), ({"proxy": TOR_A}, {"bridge": SAM}))
         self.assertEqual(self.crawler.not_dialled, {})
+        said = [formatEvent(e) for e in self.events if "dialling" in e.get("log_format", "")]
+        self.assertEqual(said, [
+            "dialling ipv4, ipv6, cjdns via direct (1000 at once, 4 s); onion via SOCKS5 "
+            "proxy 127.0.0.1:9050 (32 at once, 25 s); i2p via SAM bridge 127.0.0.1:7656 "
+            "(32 at once, 40 s)"])
 
     def test_no_overlay_path_without_its_option(self):
         """Without the options, no proxy path is made (nothing imported),

@@ -264,6 +264,10 @@ class OptionsTests(SynchronousTestCase):
             (["--onion-proxy", "127.0.0.1:9050", "--onion-proxy", "127.0.0.1:9050"],
              "--onion-proxy names a proxy twice"),
             (["--proxy", "::1:1080"], "--proxy ::1:1080: '::1:1080' is ambiguous"),
+            (["--proxy", "localhost:1080"], "--proxy localhost:1080: 'localhost' is not an "
+                                            "IP address"),
+            (["--onion-proxy", "x.onion:9050"], "--onion-proxy x.onion:9050: 'x.onion' is "
+                                                "not an IP address"),
             (["--i2p-sam", "127.0.0.1:0"], "--i2p-sam 127.0.0.1:0: "),
             (["--onion-concurrency", "0"], "--onion-concurrency must be positive"),
             (["--i2p-concurrency", "x"], "--i2p-concurrency: 'x' is not a whole number"),

@@ -434,6 +434,11 @@ class Crawler:
                 self.filtered["invalid"] += 1
                 self.log.warn("seed {address} is not a valid address; skipped",
                               address=address)
+        if len(self.slots.paths) > 1:
+            self.log.info("dialling {paths}", paths="; ".join(
+                f"{', '.join(lane.network for lane in path.lanes) or 'nothing'} via "
+                f"{path.name} ({path.capacity} at once, {path.dialler.timeout:g} s)"
+                for path in self.slots.paths))
         self._progress.start(self.options.progress_interval, now=False)
         self._fill()
         return self._done

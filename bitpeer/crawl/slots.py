@@ -25,7 +25,7 @@ calling them unreachable: the fault is ours, not theirs.
 
 import attr
 
-from ..wire.address import Network, split_host_port
+from ..wire.address import Network, NetworkAddress, split_host_port
 from ..wire.errors import ProtocolError
 
 #: The reason word of ProxyUnreachable (bitpeer.errors): the SOCKS proxy or
@@ -41,9 +41,11 @@ PROXY_DOWN = "proxy down"
 
 def parse_endpoint(text):
     """
-    ``(host, port)`` from the ``HOST:PORT`` (or ``[IPV6]:PORT``) of a proxy
+    ``(host, port)`` from the ``IP:PORT`` (or ``[IPV6]:PORT``) of a proxy
     or bridge; ValueError, one line, if it is not one.  The port is
-    required: a proxy has no default a guess could get right.
+    required: a proxy has no default a guess could get right.  The host is
+    an IP address, as for Core's -proxy and -i2psam: a name would have to be
+    looked up before every dial, or once and then go stale.
     """
     try:
         host, port = split_host_port(text)
@@ -51,6 +53,12 @@ def parse_endpoint(text):
         raise ValueError(error.rule) from None
     if port is None or not 0 < port <= 0xFFFF:
         raise ValueError(f"{text.strip()!r} is not HOST:PORT with a port in 1..65535")
+    try:
+        network = NetworkAddress.from_host(host, port).network
+    except ProtocolError:
+        network = None
+    if network not in (Network.IPV4, Network.IPV6):
+        raise ValueError(f"{host!r} is not an IP address (a proxy is named by its address)")
     return host, port
 
 

@@ -211,11 +211,13 @@ def build_slots(options, make_dialler):
     ``kind`` being "direct", "socks5" (config ``proxy``) or "sam" (config
     ``bridge``).  Only the paths the options ask for are made.
 
-    - IPv4 and IPv6: through ``--proxy`` if given (Core's -proxy), else
-      direct, ``concurrency`` at once, ``connect_timeout``;
+    - IPv4 and IPv6: direct, ``concurrency`` at once, ``connect_timeout``;
+      or through ``--proxy`` (Core's -proxy), on that proxy's path;
     - onion: through each ``--onion-proxy``, or ``--proxy`` when no
       ``--onion-proxy`` is given (Core's rule: -onion overrides -proxy for
-      onions); ``onion_concurrency`` per proxy, ``onion_timeout``;
+      onions);
+    - each SOCKS5 proxy's path: ``onion_concurrency`` at once,
+      ``onion_timeout``, whatever networks it carries;
     - I2P: through the SAM bridge, ``i2p_concurrency``, ``i2p_timeout``;
     - CJDNS: direct, as IPv6, with the clearnet's slots and timeout (it
       is routed by the operating system, like any IPv6 address).

@@ -5,6 +5,11 @@ The ``bitpeer`` command: poke one node, or decode bytes by hand.
     bitpeer getaddr HOST[:PORT] [--network NAME] [--json]     the addresses it gives
     bitpeer decode HEX|- [--network NAME]                     frames in hex, decoded
 
+A ``.onion`` node is reached through Tor (``--onion-proxy 127.0.0.1:9050``,
+or ``--proxy``), a ``.b32.i2p`` node through an I2P router's SAM bridge
+(``--i2p-sam 127.0.0.1:7656``), and with ``--proxy`` every node goes
+through that SOCKS5 proxy (Core's -proxy).
+
 What a command found goes to stdout; every error is one line on stderr,
 beginning ``bitpeer``, and a non-zero exit status: 2 for a usage error (bad
 options, input that is not hex), 1 when the node failed us or a frame did
@@ -17,16 +22,23 @@ import argparse
 import json
 import math
 import os
+import random
 import re
 import sys
 
 import attr
 from twisted.internet import task
 from twisted.internet.defer import ensureDeferred
+from twisted.python.failure import Failure
 
+from .crawl.crawler import DEFAULT_I2P_TIMEOUT, DEFAULT_ONION_TIMEOUT
+from .crawl.slots import endpoint_text, parse_endpoint
 from .errors import ConnectionClosed, PeerError, ProtocolViolation
-from .factory import DEFAULT_CONNECT_TIMEOUT, connectPeer
-from .networks import NETWORKS, custom_network, get_network, network_for_magic
+from .factory import DEFAULT_CONNECT_TIMEOUT, PeerFactory, client_endpoint, connectPeer
+from .net.endpoints import classify_connect_error
+from .networks import NETWORKS, custom_network, get_network, network_for_magic, parse_seed
+from .protocol import PeerOptions
+from .wire.address import Network, split_host_port
 from .wire.errors import BadMagic, ProtocolError
 from .wire.framing import FrameDecoder
 from .wire.services import describe
@@ -76,6 +88,14 @@ def _port(text):
     return int(text)
 
 
+def _endpoint(text):
+    """A proxy's or bridge's HOST:PORT."""
+    try:
+        return parse_endpoint(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _network(args):
     if args.magic:
         if args.port is None:
@@ -106,10 +126,19 @@ def _parser():
         ("getaddr", "connect, handshake, ask for addresses, print them"),
     ):
         sub = commands.add_parser(name, help=text, description=text)
-        sub.add_argument("address", help="HOST[:PORT]; IPv6 as [ADDR]:PORT")
+        sub.add_argument("address", help="HOST[:PORT]; IPv6 as [ADDR]:PORT; NAME.onion[:PORT] "
+                                         "or NAME.b32.i2p")
         network_options(sub)
-        sub.add_argument("--timeout", type=_seconds, default=DEFAULT_CONNECT_TIMEOUT,
-                         help="connect timeout in seconds (default %(default)s)")
+        sub.add_argument("--timeout", type=_seconds,
+                         help=f"connect timeout in seconds (default {DEFAULT_CONNECT_TIMEOUT:g}, "
+                              f"{DEFAULT_ONION_TIMEOUT:g} through a SOCKS5 proxy, "
+                              f"{DEFAULT_I2P_TIMEOUT:g} for I2P)")
+        sub.add_argument("--onion-proxy", type=_endpoint, metavar="HOST:PORT",
+                         help="Tor's SOCKS5 port, to reach a .onion node")
+        sub.add_argument("--proxy", type=_endpoint, metavar="HOST:PORT",
+                         help="a SOCKS5 proxy for any node (and .onion without --onion-proxy)")
+        sub.add_argument("--i2p-sam", type=_endpoint, metavar="HOST:PORT",
+                         help="an I2P router's SAM bridge, to reach a .b32.i2p node")
         sub.add_argument("--json", action="store_true", help="print JSON")
 
     text = "decode frames given as hex (- reads the hex from stdin)"
@@ -176,11 +205,90 @@ def _hint(error, address, network):
     return f"the node may be on another network: try --network {choices}"
 
 
-async def _connect(reactor, args, network):
-    """connectPeer, with a failed handshake explained."""
+@attr.frozen
+class Route:
+    """How to reach the node: through a SOCKS5 proxy (``kind`` "socks5") or
+    a SAM bridge ("sam") at ``via`` (host, port), to ``target`` (a
+    NetworkAddress), within ``timeout`` seconds."""
+
+    kind: str
+    via: tuple
+    target: object
+    timeout: float
+
+
+def route(args, network):
+    """
+    The Route to ``args.address``, or None for a plain connection; a
+    UsageError, one line, for an overlay address without its option (or an
+    I2P address with a port: SAM 3.1 has none).
+    """
     try:
+        host, port = split_host_port(args.address)
+    except ProtocolError:
+        return None  # not an address: connectPeer says why, as for any other
+    if host.lower().endswith(".b32.i2p"):
+        if port:
+            raise UsageError(f"{args.address}: I2P has no ports; write {host} or {host}:0")
+        target = parse_seed(f"{host}:0", 0)
+        if not args.i2p_sam:
+            raise UsageError(f"{args.address}: an I2P node is reached through an I2P router: "
+                             "give --i2p-sam HOST:PORT (its SAM bridge, e.g. 127.0.0.1:7656)")
+        return Route("sam", args.i2p_sam, target, args.timeout or DEFAULT_I2P_TIMEOUT)
+    if host.lower().endswith(".onion"):
+        target = parse_seed(args.address, network.default_port)
+        via = args.onion_proxy or args.proxy
+        if not via:
+            raise UsageError(f"{args.address}: an onion node is reached through Tor: give "
+                             "--onion-proxy HOST:PORT (Tor's SOCKS port, e.g. 127.0.0.1:9050)")
+        return Route("socks5", via, target, args.timeout or DEFAULT_ONION_TIMEOUT)
+    if args.proxy:
+        target = parse_seed(args.address, network.default_port, names=False)
+        return Route("socks5", args.proxy, target, args.timeout or DEFAULT_ONION_TIMEOUT)
+    return None
+
+
+def overlay_endpoint(reactor, route):
+    """The client endpoint of a Route: the SOCKS5 client (with fresh
+    credentials, so Tor gives the connection a circuit of its own, as
+    Core's -proxyrandomize) or the SAM client."""
+    bridge = client_endpoint(reactor, endpoint_text(route.via), route.timeout)
+    target = route.target
+    if route.kind == "socks5":
+        from .net.socks5 import Socks5ClientEndpoint, random_credentials  # OVERLAY-MERGE
+
+        return Socks5ClientEndpoint(reactor, bridge, target.host_text, target.port,
+                                    credentials=random_credentials(random.SystemRandom()),
+                                    timeout=route.timeout)
+    from .net.sam import SamClientEndpoint, SamSession  # OVERLAY-MERGE
+
+    return SamClientEndpoint(SamSession(reactor, bridge), target.host_text)
+
+
+async def _connect_through(reactor, route, network):
+    """Connect along ``route`` and complete the handshake: the Peer."""
+    endpoint = overlay_endpoint(reactor, route)
+    try:
+        protocol = await endpoint.connect(PeerFactory(reactor, network, PeerOptions()))
+    except PeerError:
+        raise
+    except Exception as error:
+        classified = classify_connect_error(Failure(error))
+        if classified is None:
+            raise
+        raise classified from error
+    await protocol.peer.whenHandshaken()
+    return protocol.peer
+
+
+async def _connect(reactor, args, network):
+    """connectPeer (or the overlay's endpoint), with a failed handshake
+    explained."""
+    try:
+        if args.route is not None:
+            return await _connect_through(reactor, args.route, network)
         return await connectPeer(reactor, args.address, network,
-                                 connect_timeout=args.timeout)
+                                 connect_timeout=args.timeout or DEFAULT_CONNECT_TIMEOUT)
     except PeerError as error:
         message = f"{args.address}: {error.reason}: {_line(error)}"
         hint = _hint(error, args.address, network)
@@ -278,6 +386,7 @@ def _run(argv):
         network = _network(args)
         if args.command == "decode":
             return _decode(args, network)
+        args.route = route(args, network)
     except (UsageError, ValueError) as error:
         print(f"bitpeer: {_line(error)}", file=sys.stderr)
         return USAGE

@@ -226,6 +226,62 @@ class UsageTests(SynchronousTestCase):
         self.assertNotIn(b"Traceback", done.stderr)
 
 
+ONION_NAME = "aaaqeayeaudaocajbifqydiob4ibceqtcqkrmfyydenbwha5dyp3kead.onion"
+I2P_NAME = "ukeu3k5oycgaauneqgtnvselmt4yemvoilkln7jpvamvfx7dnkdq.b32.i2p"
+
+
+class OverlayTargetTests(SynchronousTestCase):
+    """
+    ``.onion`` and ``.b32.i2p`` targets: routed through the option that
+    reaches them, or refused in one line (exit status 2) without it.
+    """
+
+    def route(self, *argv):
+        args = cli._parser().parse_args(["handshake", *argv])
+        return cli.route(args, MAINNET)
+
+    def assertRefused(self, *argv, says):
+        status, out, err = run_main(self, "handshake", *argv)
+        self.assertEqual((status, out), (2, ""), err)
+        self.assertEqual(err.count("\n"), 1, err)
+        self.assertIn(says, err)
+        self.assertTrue(err.startswith("bitpeer"), err)
+
+    def test_onion_needs_a_proxy(self):
+        self.assertRefused(ONION_NAME, says="give --onion-proxy HOST:PORT")
+        self.assertRefused(f"{ONION_NAME}:8333", "--i2p-sam", "127.0.0.1:7656",
+                           says="give --onion-proxy HOST:PORT")
+
+    def test_i2p_needs_a_bridge(self):
+        self.assertRefused(I2P_NAME, "--onion-proxy", "127.0.0.1:9050",
+                           says="give --i2p-sam HOST:PORT")
+
+    def test_i2p_has_no_ports(self):
+        self.assertRefused(f"{I2P_NAME}:8333", "--i2p-sam", "127.0.0.1:7656",
+                           says="I2P has no ports")
+
+    def test_bad_proxy(self):
+        for option in ("--onion-proxy", "--proxy", "--i2p-sam"):
+            self.assertRefused(ONION_NAME, option, "127.0.0.1", says=f"argument {option}")
+
+    def test_bad_onion_name(self):
+        """A mistyped onion name is refused before anything is dialled."""
+        self.assertRefused("abc.onion", "--onion-proxy", "127.0.0.1:9050", says="abc.onion")
+
+    def test_routes(self):
+        route = self.route(ONION_NAME, "--onion-proxy", "127.0.0.1:9050")
+        self.assertEqual((route.kind, route.via, str(route.target), route.timeout),
+                         ("socks5", ("127.0.0.1", 9050), f"{ONION_NAME}:8333", 20.0))
+        route = self.route(ONION_NAME, "--proxy", "127.0.0.1:1080", "--timeout", "7")
+        self.assertEqual((route.via, route.timeout), (("127.0.0.1", 1080), 7.0))
+        route = self.route(I2P_NAME, "--i2p-sam", "127.0.0.1:7656")
+        self.assertEqual((route.kind, route.via, str(route.target), route.timeout),
+                         ("sam", ("127.0.0.1", 7656), f"{I2P_NAME}:0", 30.0))
+        route = self.route("192.0.2.1:8333", "--proxy", "127.0.0.1:1080")
+        self.assertEqual((route.kind, str(route.target)), ("socks5", "192.0.2.1:8333"))
+        self.assertIsNone(self.route("192.0.2.1", "--onion-proxy", "127.0.0.1:9050"))
+
+
 class ClosedPipeTests(SynchronousTestCase):
     """``bitpeer decode ... | head -1``: the reader goes; the command ends
     quietly (status 1, nothing on stderr)."""

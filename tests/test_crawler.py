@@ -20,7 +20,7 @@ import tempfile
 
 from twisted.internet import defer, reactor, task
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from bitpeer.store.addrbook import AddressBook, AddressBookClosed, Verdict
@@ -65,6 +65,9 @@ def entry(address, stamp, services=SERVICES):
 ONION = NetworkAddress(Network.TORV3, bytes(range(32)), 8333)
 I2P = NetworkAddress(Network.I2P, bytes(range(32, 64)), 0)
 CJDNS = NetworkAddress(Network.CJDNS, b"\xfc" + bytes(range(15)), 8333)
+#: Why each is not dialled without the options that reach it.
+NO_OPTIONS = {ONION: "no --onion-proxy", I2P: "no --i2p-sam",
+              CJDNS: "cjdns not reachable (--cjdns-reachable)"}
 
 
 class FakeBook:
@@ -208,7 +211,7 @@ class LearnTests(SynchronousTestCase):
         crawler._learn(exotic, self.SOURCE)
         crawler._learn(exotic, self.SOURCE)  # a second mention is not a second address
         self.assertEqual(crawler.pending, [])
-        self.assertEqual(crawler.not_dialled, dict.fromkeys([ONION, I2P, CJDNS], "no-proxy"))
+        self.assertEqual(crawler.not_dialled, NO_OPTIONS)
         self.assertEqual(self.book.gossiped, [(exotic, self.SOURCE, T0)])
 
     def test_stale_exotic_is_dropped(self):
@@ -401,8 +404,7 @@ class DialTests(SynchronousTestCase):
         d = crawler.run()
         self.assertEqual(self.dialled(), self.seeds(1))
         self.fail_dial(0, ConnectionRefused("refused"))
-        self.assertEqual(self.successResultOf(d).not_dialled,
-                         dict.fromkeys([ONION, I2P, CJDNS], "no-proxy"))
+        self.assertEqual(self.successResultOf(d).not_dialled, NO_OPTIONS)
 
     def test_duplicate_seeds_dialled_once(self):
         self.crawler(self.seeds(2) * 3).run()
@@ -958,8 +960,8 @@ class OnlynetTests(SynchronousTestCase):
         self.assertEqual(options.networks, {"ipv4", "ipv6", "onion", "i2p", "cjdns"})
         self.assertIsNone(options.not_dialled_reason(ip("1.2.3.4")))
         self.assertIsNone(options.not_dialled_reason(self.V6))
-        for address in (ONION, I2P, CJDNS):
-            self.assertEqual(options.not_dialled_reason(address), "no-proxy")
+        for address, reason in NO_OPTIONS.items():
+            self.assertEqual(options.not_dialled_reason(address), reason)
 
     def test_onlynet_ipv4(self):
         """IPv6 is left out by the operator: 'onlynet'; Tor too, whatever its proxy."""
@@ -968,17 +970,18 @@ class OnlynetTests(SynchronousTestCase):
         self.assertEqual(self.crawler.not_dialled,
                          {self.V6: "onlynet", ONION: "onlynet", I2P: "onlynet"})
 
-    def test_onlynet_onion_dials_nothing_yet(self):
-        """--onlynet onion: clearnet is 'onlynet', onion 'no-proxy' (no proxy yet)."""
+    def test_onlynet_onion_without_a_proxy(self):
+        """--onlynet onion without --onion-proxy: clearnet is 'onlynet', onion
+        'no --onion-proxy'."""
         d = self.crawl([ip("10.0.0.1", 18444), self.V6, ONION, CJDNS], networks={"onion"})
         self.assertEqual(self.dialled(), [])
         result = self.successResultOf(d)
         self.assertEqual(result.not_dialled, {ip("10.0.0.1", 18444): "onlynet",
-                                              self.V6: "onlynet", ONION: "no-proxy",
+                                              self.V6: "onlynet", ONION: "no --onion-proxy",
                                               CJDNS: "onlynet"})
         summary = summarize(result)
         self.assertEqual(summary["outcomes"]["not_dialled"], 4)
-        self.assertEqual(summary["not_dialled_reasons"], {"onlynet": 3, "no-proxy": 1})
+        self.assertEqual(summary["not_dialled_reasons"], {"onlynet": 3, "no --onion-proxy": 1})
 
     def test_gossip_on_other_networks_kept_in_the_book(self):
         """Gossip on a network left out still goes to the book (kept, not dialled)."""
@@ -1002,11 +1005,282 @@ class OnlynetTests(SynchronousTestCase):
             document = json.load(stream)
         self.assertEqual(document["not_dialled"], [
             {"address": "10.0.0.1:18444", "network": "ipv4", "reason": "onlynet"},
-            {"address": str(ONION), "network": "onion", "reason": "no-proxy"},
+            {"address": str(ONION), "network": "onion", "reason": "no --onion-proxy"},
         ])
         self.assertEqual(document["summary"]["not_dialled_reasons"],
-                         {"onlynet": 1, "no-proxy": 1})
+                         {"onlynet": 1, "no --onion-proxy": 1})
 
     def test_bad_networks(self):
         for bad in (set(), {"ipv5"}, {"ipv4", "tor"}):
             self.assertRaises(ValueError, CrawlOptions, networks=bad)
+
+
+class ProxyGone(ConnectFailed):
+    """What the SOCKS5 and SAM diallers report when their proxy or bridge
+    cannot be reached (bitpeer.errors' class of that reason)."""
+
+    reason = "proxy-unreachable"
+
+
+class FakeOverlayDialler(FakeDialler):
+    """A FakeDialler for a proxy path: it keeps its ``proxy`` or ``bridge``."""
+
+    def __init__(self, reactor, factory, timeout, failed, clock=None, **config):
+        super().__init__(reactor, factory, timeout, failed, clock)
+        self.config = config
+
+
+TOR_A, TOR_B = ("127.0.0.1", 9050), ("127.0.0.1", 9150)
+SAM = ("127.0.0.1", 7656)
+
+
+def onion(n, port=8333):
+    """The ``n``th made-up onion address."""
+    return NetworkAddress(Network.TORV3, bytes([n % 256, n // 256]) * 16, port)
+
+
+def i2p(n, port=0):
+    return NetworkAddress(Network.I2P, bytes([n % 256, 7]) * 16, port)
+
+
+class RoutingTests(SynchronousTestCase):
+    """
+    Each network is dialled along its own path, with its own slots and
+    connect timeout (bitpeer.crawl.slots), on fake diallers: the direct
+    one, and one per SOCKS5 proxy and SAM bridge.
+    """
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.clock.advance(T0)
+        self.events = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def crawl(self, seeds, **options):
+        options.setdefault("allow_private", True)
+        self.crawler = Crawler(
+            self.clock, REGTEST, seeds, options=CrawlOptions(**options),
+            random=random.Random(1), dialler=FakeDialler,
+            overlay_diallers={"socks5": FakeOverlayDialler, "sam": FakeOverlayDialler})
+        return self.crawler.run()
+
+    def path(self, name):
+        (path,) = [p for p in self.crawler.slots.paths if p.name == name]
+        return path
+
+    def dialled(self, name="direct"):
+        return [a.address for a in self.path(name).dialler.attempts]
+
+    def fail_all(self, name, error=None):
+        """Fail every open attempt of a path (the ones failing meanwhile too)."""
+        while True:
+            open_ = [a for a in self.path(name).dialler.attempts if not a.settled]
+            if not open_:
+                return
+            open_[0].fail(error or ConnectionRefused("refused"))
+
+    def warnings(self):
+        return [formatEvent(e) for e in self.events if e.get("log_level") == LogLevel.warn]
+
+    def test_each_network_its_path(self):
+        """IPv4 and CJDNS (as IPv6) go direct, onions through a proxy, I2P
+        through the bridge; each path's dialler has its own timeout."""
+        v4 = ip("10.0.0.1", 18444)
+        self.crawl([v4, onion(1), i2p(1), CJDNS], onion_proxies=[TOR_A], i2p_sam=SAM,
+                   cjdns_reachable=True, connect_timeout=4, onion_timeout=25,
+                   i2p_timeout=40)
+        twin = NetworkAddress(Network.IPV6, CJDNS[1], CJDNS[2])
+        self.assertEqual(sorted(self.dialled()), sorted([v4, twin]))
+        self.assertEqual(self.dialled("SOCKS5 proxy 127.0.0.1:9050"), [onion(1)])
+        self.assertEqual(self.dialled("SAM bridge 127.0.0.1:7656"), [i2p(1)])
+        socks = self.path("SOCKS5 proxy 127.0.0.1:9050").dialler
+        sam = self.path("SAM bridge 127.0.0.1:7656").dialler
+        self.assertEqual((self.crawler.dialler.timeout, socks.timeout, sam.timeout), (4, 25, 40))
+        self.assertEqual((socks.config, sam.config), ({"proxy": TOR_A}, {"bridge": SAM}))
+        self.assertEqual(self.crawler.not_dialled, {})
+        said = [formatEvent(e) for e in self.events if "dialling" in e.get("log_format", "")]
+        self.assertEqual(said, [
+            "dialling ipv4, ipv6, cjdns via direct (1000 at once, 4 s); onion via SOCKS5 "
+            "proxy 127.0.0.1:9050 (32 at once, 25 s); i2p via SAM bridge 127.0.0.1:7656 "
+            "(32 at once, 40 s)"])
+
+    def test_no_overlay_path_without_its_option(self):
+        """Without the options, no proxy path is made (nothing imported),
+        and each overlay address says which option would dial it."""
+        d = self.crawl([onion(1), i2p(1), CJDNS])
+        self.assertEqual([p.name for p in self.crawler.slots.paths], ["direct"])
+        self.assertEqual(self.successResultOf(d).not_dialled,
+                         {onion(1): "no --onion-proxy", i2p(1): "no --i2p-sam",
+                          CJDNS: "cjdns not reachable (--cjdns-reachable)"})
+
+    def test_cjdns_verdict_under_its_own_address(self):
+        """A CJDNS dial fails under the CJDNS address, not its IPv6 form;
+        and with --cjdns-reachable an fc00::/8 seed is CJDNS (Core's
+        MaybeFlipIPv6toCJDNS)."""
+        as_ipv6 = NetworkAddress.from_host("fc00::5", 8333)
+        d = self.crawl([CJDNS, as_ipv6], cjdns_reachable=True)
+        self.fail_all("direct", ConnectTimeout("no answer"))
+        result = self.successResultOf(d)
+        flipped = NetworkAddress(Network.CJDNS, as_ipv6[1], 8333)
+        self.assertEqual(set(result.unreachable), {CJDNS, flipped})
+        self.assertEqual(self.crawler._dialled_as, {})
+        self.assertEqual(summarize(result)["by_network"]["cjdns"]["unreachable"], 2)
+
+    def test_cjdns_routable(self):
+        """CJDNS gossip is never dropped as private IPv6 (fc00::/8 lies in
+        the unique-local fc00::/7): without --cjdns-reachable it is kept
+        and counted, with it, dialled."""
+        for reachable, pending, not_dialled in [(False, [], {CJDNS: NO_OPTIONS[CJDNS]}),
+                                                (True, [CJDNS], {})]:
+            crawler = Crawler(self.clock, REGTEST, [], random=random.Random(1),
+                              options=CrawlOptions(cjdns_reachable=reachable),
+                              dialler=FakeDialler)
+            crawler._learn([entry(CJDNS, T0)], ip("1.2.3.4"))
+            self.assertEqual((crawler.filtered["unroutable"], crawler.pending,
+                              crawler.not_dialled), (0, pending, not_dialled))
+
+    def test_i2p_port_not_0(self):
+        """Core dials I2P on port 0 only: another port is kept, not dialled."""
+        d = self.crawl([i2p(1, port=8333)], i2p_sam=SAM)
+        self.assertEqual(self.successResultOf(d).not_dialled, {i2p(1, 8333): "i2p port not 0"})
+
+    def test_slots_per_path(self):
+        """Each path fills its own slots: the clearnet's concurrency does not
+        bound onions, nor onions the clearnet; and a freed clearnet slot is
+        refilled at once while every onion slot is taken."""
+        seeds = [ip(f"10.0.0.{n}", 18444) for n in range(1, 11)]
+        seeds += [onion(n) for n in range(20)] + [i2p(n) for n in range(5)]
+        self.crawl(seeds, concurrency=2, onion_proxies=[TOR_A, TOR_B], onion_concurrency=3,
+                   i2p_sam=SAM, i2p_concurrency=1)
+        counts = {p.name: p.in_flight for p in self.crawler.slots.paths}
+        self.assertEqual(counts, {"direct": 2, "SOCKS5 proxy 127.0.0.1:9050": 3,
+                                  "SOCKS5 proxy 127.0.0.1:9150": 3,
+                                  "SAM bridge 127.0.0.1:7656": 1})
+        self.assertEqual(len(self.crawler.in_flight), 9)
+        self.assertEqual(self.crawler.pending_count, 35 - 9)
+        self.path("direct").dialler.attempts[0].fail(ConnectionRefused("refused"))
+        self.assertEqual(len(self.dialled()), 3)
+        self.assertEqual(self.path("direct").in_flight, 2)
+
+    def test_onions_spread_over_proxies(self):
+        """Fewer onions than slots: they are shared out among the proxies,
+        not all given to the first."""
+        self.crawl([onion(n) for n in range(4)], onion_proxies=[TOR_A, TOR_B])
+        self.assertEqual([len(self.dialled(f"SOCKS5 proxy 127.0.0.1:{port}"))
+                          for port in (9050, 9150)], [2, 2])
+
+    def test_proxy_serves_clearnet_and_onions(self):
+        """--proxy alone: IPv4 and IPv6 go through it (Core's -proxy), and
+        onions too, sharing its slots; CJDNS stays direct."""
+        v4, v6 = ip("10.0.0.1", 18444), NetworkAddress.parse("[2001:4860::1]:18444")
+        self.crawl([v4, v6, onion(1), CJDNS], proxy="127.0.0.1:9050", cjdns_reachable=True)
+        self.assertEqual(sorted(self.dialled("SOCKS5 proxy 127.0.0.1:9050")),
+                         sorted([v4, v6, onion(1)]))
+        self.assertEqual(len(self.dialled()), 1)
+        self.assertEqual(self.crawler.options.onion_paths, (TOR_A,))
+
+    def test_onion_proxy_overrides_proxy_for_onions(self):
+        """--proxy with --onion-proxy: onions take the onion proxies only."""
+        self.crawl([ip("10.0.0.1", 18444), onion(1)], proxy=("127.0.0.1", 1080),
+                   onion_proxies=[TOR_A])
+        self.assertEqual(self.dialled("SOCKS5 proxy 127.0.0.1:9050"), [onion(1)])
+        self.assertEqual(self.dialled("SOCKS5 proxy 127.0.0.1:1080"), [ip("10.0.0.1", 18444)])
+
+    def test_proxy_down_one_warning_others_take_over(self):
+        """A proxy that cannot be reached: one warning however many of its
+        dials fail so; those onions are dialled through the other proxy,
+        never counted unreachable."""
+        onions = [onion(n) for n in range(6)]
+        d = self.crawl(onions, onion_proxies=[TOR_A, TOR_B], onion_concurrency=2)
+        self.fail_all("SOCKS5 proxy 127.0.0.1:9050", ProxyGone("connection refused"))
+        self.assertEqual(len(self.warnings()), 1, self.warnings())
+        self.assertIn("SOCKS5 proxy 127.0.0.1:9050 cannot be reached (connection refused)",
+                      self.warnings()[0])
+        self.assertEqual(self.crawler.unreachable, {})
+        self.fail_all("SOCKS5 proxy 127.0.0.1:9150", ConnectTimeout("no answer"))
+        result = self.successResultOf(d)
+        self.assertEqual(set(result.unreachable), set(onions))
+        self.assertEqual(set(self.dialled("SOCKS5 proxy 127.0.0.1:9150")), set(onions))
+        self.assertEqual(result.not_dialled, {})
+        self.assertEqual(len(self.warnings()), 1)
+
+    def test_every_proxy_down(self):
+        """The only proxy down: its onions in flight and pending, and those
+        learnt later, are not dialled ("onion proxy down"), never
+        unreachable; the clearnet goes on."""
+        v4 = ip("10.0.0.1", 18444)
+        onions = [onion(n) for n in range(5)]
+        d = self.crawl([v4] + onions, onion_proxies=[TOR_A], onion_concurrency=2)
+        self.fail_all("SOCKS5 proxy 127.0.0.1:9050", ProxyGone("connection refused"))
+        self.assertEqual(len(self.warnings()), 1)
+        self.assertIn("its addresses are kept as not dialled (onion proxy down)",
+                      self.warnings()[0])
+        self.assertEqual(len(self.dialled("SOCKS5 proxy 127.0.0.1:9050")), 2)
+        self.crawler._learn([entry(onion(99), T0)], v4)
+        self.fail_all("direct")
+        result = self.successResultOf(d)
+        self.assertEqual(result.not_dialled,
+                         dict.fromkeys(onions + [onion(99)], "onion proxy down"))
+        self.assertEqual(set(result.unreachable), {v4})
+        self.assertEqual(summarize(result)["by_network"]["onion"]["not_dialled_reasons"],
+                         {"onion proxy down": 6})
+
+    def test_i2p_bridge_down(self):
+        d = self.crawl([i2p(n) for n in range(3)], i2p_sam=SAM)
+        self.fail_all("SAM bridge 127.0.0.1:7656", ProxyGone("connection refused"))
+        result = self.successResultOf(d)
+        self.assertEqual(result.not_dialled,
+                         dict.fromkeys([i2p(n) for n in range(3)], "i2p bridge down"))
+        self.assertEqual(len(self.warnings()), 1)
+
+    def test_proxy_errors_are_the_peers_or_the_proxys(self):
+        """Any other failure through a proxy is a verdict on the address,
+        with its own reason word (onion-unreachable, proxy-error...)."""
+
+        class OnionGone(ConnectFailed):
+            reason = "onion-unreachable"
+
+        d = self.crawl([onion(1)], onion_proxies=[TOR_A])
+        self.fail_all("SOCKS5 proxy 127.0.0.1:9050", OnionGone("descriptor not found"))
+        result = self.successResultOf(d)
+        self.assertEqual(result.unreachable[onion(1)].reason, "onion-unreachable")
+        self.assertEqual(self.warnings(), [])
+
+    def test_stop_with_a_proxy_down(self):
+        """Dials cancelled by stop() are not mistaken for a proxy down."""
+        d = self.crawl([onion(n) for n in range(3)], onion_proxies=[TOR_A])
+        self.crawler.stop()
+        result = self.successResultOf(d)
+        self.assertEqual((result.unreachable, result.not_dialled), ({}, {}))
+        self.assertEqual(self.warnings(), [])
+
+
+class OverlayOptionsTests(SynchronousTestCase):
+    """The overlay fields of CrawlOptions: defaults and refusals."""
+
+    def test_defaults(self):
+        options = CrawlOptions()
+        self.assertEqual((options.onion_proxies, options.proxy, options.i2p_sam,
+                          options.cjdns_reachable), ((), None, None, False))
+        self.assertEqual((options.onion_concurrency, options.onion_timeout,
+                          options.i2p_concurrency, options.i2p_timeout), (32, 20.0, 32, 30.0))
+        self.assertEqual(options.onion_paths, ())
+
+    def test_endpoints_from_text(self):
+        options = CrawlOptions(onion_proxies=["127.0.0.1:9050", "[::1]:9150"],
+                               i2p_sam="127.0.0.1:7656")
+        self.assertEqual(options.onion_proxies, (TOR_A, ("::1", 9150)))
+        self.assertEqual(options.i2p_sam, SAM)
+
+    def test_bad_values(self):
+        for field, value in [("onion_concurrency", 0), ("onion_timeout", 0),
+                             ("i2p_concurrency", -1), ("i2p_timeout", 0),
+                             ("onion_proxies", [TOR_A, TOR_A]),
+                             ("onion_proxies", [("127.0.0.1", 0)]),
+                             ("proxy", ("", 9050)), ("i2p_sam", ("127.0.0.1", "x"))]:
+            with self.assertRaises(ValueError, msg=field) as raised:
+                CrawlOptions(**{field: value})
+            self.assertIn(field, str(raised.exception))
+        for text in ["127.0.0.1", "127.0.0.1:0", "::1:9050", ":9050"]:
+            self.assertRaises(ValueError, CrawlOptions, proxy=text)

@@ -33,6 +33,7 @@ from bitpeer.crawl.export import (
     node_record,
     snapshot,
     summarize,
+    unreachable_record,
     write_snapshot,
 )
 from bitpeer.crawl.external import ExternalAddressVote
@@ -68,6 +69,9 @@ C = NetworkAddress.parse("[2001:db8::5]:8333")
 ONION = NetworkAddress(Network.TORV3, bytes(range(32)), 8333)
 I2P = NetworkAddress(Network.I2P, bytes(range(32, 64)), 0)
 CJDNS = NetworkAddress(Network.CJDNS, b"\xfc" + bytes(15), 8333)
+#: Why each is kept but not dialled by a crawl without overlay options.
+NOT_DIALLED = {ONION: "no --onion-proxy", I2P: "no --i2p-sam",
+               CJDNS: "cjdns not reachable (--cjdns-reachable)"}
 
 
 def crawl_result(*, reachable=None, unreachable=None, not_dialled=None, finished=T0 + 7.5,
@@ -96,7 +100,7 @@ def crawl_result(*, reachable=None, unreachable=None, not_dialled=None, finished
         network=network, started=T0, finished=finished, reachable=reachable,
         unreachable=unreachable,
         not_dialled=(not_dialled if isinstance(not_dialled, dict)
-                     else dict.fromkeys(not_dialled, "no-proxy")),
+                     else {a: NOT_DIALLED[a] for a in not_dialled}),
         filtered={"stale": 4, "absurd-time": 1, "invalid": 0, "unroutable": 2,
                   "pending-full": 0},
         gossiped=40, external=vote.result(), timeline=tuple(timeline),
@@ -146,6 +150,43 @@ class SummarizeTests(SynchronousTestCase):
             {"ipv4": 2, "ipv6": 1, "onion": 1, "i2p": 1, "cjdns": 1},
         )
 
+    def test_by_network(self):
+        """Outcomes, failure reasons and not-dialled reasons per network;
+        every network named, zeros included."""
+        by_network = self.summary["by_network"]
+        self.assertEqual(list(by_network), ["ipv4", "ipv6", "onion", "i2p", "cjdns"])
+        self.assertEqual(by_network["ipv4"], {
+            "reachable": 2, "unreachable": 3, "not_dialled": 0,
+            "failure_reasons": {"refused": 2, "protocol-error": 1},
+            "not_dialled_reasons": {}})
+        self.assertEqual(by_network["ipv6"]["reachable"], 1)
+        self.assertEqual(by_network["onion"], {
+            "reachable": 0, "unreachable": 0, "not_dialled": 1, "failure_reasons": {},
+            "not_dialled_reasons": {"no --onion-proxy": 1}})
+        self.assertEqual(by_network["cjdns"]["not_dialled_reasons"],
+                         {"cjdns not reachable (--cjdns-reachable)": 1})
+        for key in ("reachable", "unreachable", "not_dialled"):
+            self.assertEqual(sum(n[key] for n in by_network.values()),
+                             self.summary["outcomes"][key], key)
+
+    def test_by_network_overlays_reached(self):
+        """Onion and I2P nodes reached, failed, or left by a proxy that is
+        down, each under its network; failure reasons escaped as elsewhere."""
+        result = crawl_result(
+            reachable={ONION: NodeResult(info(ONION), "answered", 10)},
+            unreachable={I2P: Unreachable("i2p-unreachable", "CANT_REACH_PEER")},
+            not_dialled={CJDNS: "onlynet"})
+        by_network = summarize(result)["by_network"]
+        self.assertEqual((by_network["onion"]["reachable"], by_network["i2p"]["unreachable"]),
+                         (1, 1))
+        self.assertEqual(by_network["i2p"]["failure_reasons"], {"i2p-unreachable": 1})
+        self.assertEqual(by_network["cjdns"]["not_dialled_reasons"], {"onlynet": 1})
+        self.assertEqual(by_network["ipv4"]["reachable"], 0)
+        record = node_record(ONION, result.reachable[ONION])
+        self.assertEqual((record["network"], record["host"], record["port"]),
+                         ("onion", ONION.host_text, 8333))
+        self.assertEqual(unreachable_record(I2P, result.unreachable[I2P])[3], "i2p")
+
     def test_gossip(self):
         self.assertEqual(self.summary["gossip"]["entries_received"], 40)
         self.assertEqual(self.summary["gossip"]["filtered"]["stale"], 4)
@@ -188,7 +229,7 @@ class SnapshotTests(SynchronousTestCase):
                          [str(a) for a in sorted(result.reachable)])
         self.assertEqual(
             document["not_dialled"],
-            [{"address": str(a), "network": a.network_name, "reason": "no-proxy"}
+            [{"address": str(a), "network": a.network_name, "reason": NOT_DIALLED[a]}
              for a in (ONION, I2P, CJDNS)],
         )
         # JSON-ready: it survives a round trip (int keys become text).

@@ -235,6 +235,80 @@ class OptionsTests(SynchronousTestCase):
     def test_unknown_option(self):
         self.assertRefused("--no-such-option")
 
+    def test_overlay_defaults(self):
+        """No proxy, no bridge, CJDNS not reachable; per-network slots and
+        timeouts at their documented defaults."""
+        crawl = parse()["crawl"]
+        self.assertEqual((crawl.onion_proxies, crawl.proxy, crawl.i2p_sam,
+                          crawl.cjdns_reachable), ((), None, None, False))
+        self.assertEqual((crawl.onion_concurrency, crawl.onion_timeout, crawl.i2p_concurrency,
+                          crawl.i2p_timeout), (32, 20.0, 32, 30.0))
+
+    def test_overlay_options(self):
+        crawl = parse("--onion-proxy", "127.0.0.1:9050", "--onion-proxy", "[::1]:9150",
+                      "--proxy", "127.0.0.1:1080", "--i2p-sam", "127.0.0.1:7656",
+                      "--cjdns-reachable", "--onion-concurrency", "16", "--onion-timeout",
+                      "1m", "--i2p-concurrency", "8", "--i2p-timeout", "45")["crawl"]
+        self.assertEqual(crawl.onion_proxies, (("127.0.0.1", 9050), ("::1", 9150)))
+        self.assertEqual((crawl.proxy, crawl.i2p_sam),
+                         (("127.0.0.1", 1080), ("127.0.0.1", 7656)))
+        self.assertTrue(crawl.cjdns_reachable)
+        self.assertEqual((crawl.onion_concurrency, crawl.onion_timeout, crawl.i2p_concurrency,
+                          crawl.i2p_timeout), (16, 60, 8, 45))
+
+    def test_bad_overlay_values(self):
+        """One line naming the option as typed."""
+        for argv, message in [
+            (["--onion-proxy", "127.0.0.1"], "--onion-proxy 127.0.0.1: '127.0.0.1' is not "
+                                             "HOST:PORT"),
+            (["--onion-proxy", "127.0.0.1:9050", "--onion-proxy", "127.0.0.1:9050"],
+             "--onion-proxy names a proxy twice"),
+            (["--proxy", "::1:1080"], "--proxy ::1:1080: '::1:1080' is ambiguous"),
+            (["--proxy", "localhost:1080"], "--proxy localhost:1080: 'localhost' is not an "
+                                            "IP address"),
+            (["--onion-proxy", "x.onion:9050"], "--onion-proxy x.onion:9050: 'x.onion' is "
+                                                "not an IP address"),
+            (["--i2p-sam", "127.0.0.1:0"], "--i2p-sam 127.0.0.1:0: "),
+            (["--onion-concurrency", "0"], "--onion-concurrency must be positive"),
+            (["--i2p-concurrency", "x"], "--i2p-concurrency: 'x' is not a whole number"),
+            (["--onion-timeout", "0"], "--onion-timeout must be positive"),
+            (["--i2p-timeout", "-1"], "--i2p-timeout: '-1': a duration"),
+            (["--simnet-onion", "-1"], "--simnet-onion cannot be negative"),
+        ]:
+            with self.assertRaises(usage.UsageError, msg=argv) as caught:
+                parse(*argv)
+            text = str(caught.exception)
+            self.assertTrue(text.startswith(message), (argv, text))
+            self.assertNotIn("\n", text)
+
+    def test_cjdns_seeds(self):
+        """With --cjdns-reachable an fc00::/8 seed is CJDNS (Core's
+        MaybeFlipIPv6toCJDNS); without it, a unique-local IPv6 address."""
+        for flags, network in [([], "ipv6"), (["--cjdns-reachable"], "cjdns")]:
+            (seed,) = parse("--seed", "[fc00::1]:8333", *flags)["seeds"]
+            self.assertEqual(seed.network_name, network)
+
+    def test_simnet_overlays(self):
+        """--simnet-onion and --simnet-i2p reach the SimNet's overlay knobs,
+        only those asked for."""
+        self.assertEqual(tap.simnet_overlays(parse("--simnet", "10")), {})
+        options = parse("--simnet", "10", "--simnet-onion", "4", "--simnet-i2p", "2")
+        self.assertEqual(tap.simnet_overlays(options), {"onion": 4, "i2p": 2})
+
+    def test_simnet_routes(self):
+        """With overlay nodes, the crawl is routed to the simnet's SOCKS5
+        fronts and SAM bridge once it has started; without, not at all."""
+        plain = crawl_application(parse("--simnet", "10"), reactor)
+        self.assertIsNone(plain.crawl.simnet_routes)
+        app = crawl_application(parse("--simnet", "10", "--simnet-onion", "3",
+                                      "--simnet-i2p", "1"), reactor)
+        app.simnet.simnet = types.SimpleNamespace(
+            socks_fronts=lambda: [("127.0.0.1", 4001), ("127.0.0.1", 4002)],
+            sam_bridge=lambda: ("127.0.0.1", 4003))
+        self.assertEqual(app.crawl.simnet_routes(), {
+            "onion_proxies": (("127.0.0.1", 4001), ("127.0.0.1", 4002)),
+            "i2p_sam": ("127.0.0.1", 4003)})
+
     def test_affordable_concurrency(self):
         self.assertEqual(affordable_concurrency(1000, limit=1024), 960)
         self.assertEqual(affordable_concurrency(1000, limit=100000), 1000)
@@ -748,12 +822,12 @@ class EncodeAheadTests(SynchronousTestCase):
 
     def test_waits_for_an_empty_pending_list(self):
         reachable = {NetworkAddress.parse(f"198.51.100.{i}:8333"): object() for i in range(3)}
-        crawler = types.SimpleNamespace(pending=[object()], reachable=reachable)
+        crawler = types.SimpleNamespace(pending_count=1, reachable=reachable)
         calls = []
         encoded = types.SimpleNamespace(catch_up=lambda *args: calls.append(args))
         crawl_service._encode_ahead(crawler, encoded)
         self.assertEqual(calls, [])
-        crawler.pending.clear()
+        crawler.pending_count = 0
         crawl_service._encode_ahead(crawler, encoded)
         self.assertEqual(calls, [(reachable, crawl_service.ENCODE_AHEAD_BATCH)])
 
@@ -1234,7 +1308,7 @@ class ReadmeDiscoveryExamplesTests(SimnetCrawlMixin, TestCase):
     @defer.inlineCallbacks
     def test_only_onion(self):
         """No DNS seed asked, no resolver built; the onion fixed seeds are
-        kept and reported no-proxy (nothing is dialled until proxy support)."""
+        kept and reported "no --onion-proxy" (none is given)."""
         recorder = _Recorder(NoLookupResolver())
         self.patch(crawl_service, "make_resolver", recorder)
         options = self.options(*self.ONION)
@@ -1245,7 +1319,7 @@ class ReadmeDiscoveryExamplesTests(SimnetCrawlMixin, TestCase):
         self.assertTrue(onion)
         self.assertEqual(document["summary"]["outcomes"],
                          {"reachable": 0, "unreachable": 0, "not_dialled": len(onion)})
-        self.assertEqual(document["summary"]["not_dialled_reasons"], {"no-proxy": len(onion)})
+        self.assertEqual(document["summary"]["not_dialled_reasons"], {"no --onion-proxy": len(onion)})
 
     @defer.inlineCallbacks
     def test_private_network(self):

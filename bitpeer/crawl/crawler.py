@@ -4,7 +4,8 @@ The crawl: visit every reachable node once, learning addresses as we go.
 Addresses move through four sets: pending (known, not yet dialled), in
 flight (being dialled), reachable (handshake completed) and unreachable
 (failed, with the reason).  Pending addresses are picked at random so that no
-one part of the network is hammered, up to ``concurrency`` at once.  A
+one part of the network is hammered, up to ``concurrency`` direct dials at
+once (and each overlay path's own slots, below).  A
 ``getaddr_fraction`` of the reachable nodes are asked for their addresses
 (PROTOCOL.md 9.8: coverage comes from breadth, and each answer is a random
 23% sample anyway); unless the fraction is 0, the first GETADDR_BOOTSTRAP
@@ -13,10 +14,18 @@ nodes are always asked, so that a small fraction cannot starve the crawl.
 Gossiped addresses are filtered before they are dialled, as Core filters
 what it stores: absurd timestamps (at most 1e8, or more than 10 minutes in
 the future), entries older than ``max_age``, invalid and (unless
-``allow_private``) unroutable addresses.  Tor v3, I2P and CJDNS addresses are
-kept and counted but not dialled (``no-proxy``: that needs a proxy), and so
-are addresses on a network ``CrawlOptions.networks`` (``--onlynet``) leaves
-out (``onlynet``).
+``allow_private``) unroutable addresses.
+
+Each address is dialled along the path of its network (bitpeer.crawl.slots):
+IPv4 and IPv6 directly (or through ``--proxy``), Tor v3 through the onion
+proxies, I2P through the SAM bridge, CJDNS directly as IPv6 with
+``--cjdns-reachable``; each path has its own slots and connect timeout, so
+the clearnet never waits behind slow onion circuits.  An address no path
+dials is kept and counted as not dialled, with why: ``onlynet`` (a network
+``--onlynet`` leaves out), ``no --onion-proxy``, ``no --i2p-sam``, ``cjdns
+not reachable (--cjdns-reachable)``, ``i2p port not 0``, or, once the
+proxy or bridge of its network cannot be reached, ``onion proxy down``,
+``i2p bridge down``, ``proxy down``.
 
 The crawl ends when nothing is pending or in flight.
 """
@@ -37,8 +46,9 @@ from ..networks import ONLYNET_CHOICES
 from ..peer import PeerInfo
 from ..protocol import PeerOptions
 from ..validators import positive
-from ..wire.address import Network
+from ..wire.address import Network, NetworkAddress
 from ..wire.addrlist import entry_keys
+from .slots import PROXY_UNREACHABLE, build_slots, endpoint_text, parse_endpoint
 
 #: Nodes asked for addresses whatever the getaddr fraction (unless it is 0).
 GETADDR_BOOTSTRAP = 10
@@ -52,9 +62,32 @@ MAX_FUTURE_DRIFT = 600
 #: unpacking a tuple subclass takes the slow, generic path.
 ENTRY_TIME, ENTRY_ADDRESS = 0, 2
 
-#: Reasons an address is kept but not dialled (CrawlResult.not_dialled).
+#: Reasons an address is kept but not dialled (CrawlResult.not_dialled),
+#: as the operator's options decide; bitpeer.crawl.slots has those of a
+#: proxy that is down.
 NOT_DIALLED_ONLYNET = "onlynet"
-NOT_DIALLED_NO_PROXY = "no-proxy"
+NOT_DIALLED_NO_ONION_PROXY = "no --onion-proxy"
+NOT_DIALLED_NO_I2P_SAM = "no --i2p-sam"
+NOT_DIALLED_CJDNS = "cjdns not reachable (--cjdns-reachable)"
+#: Core refuses I2P ports other than 0 ("connection refused due to
+#: arbitrary port"): SAM 3.1 has no ports.
+NOT_DIALLED_I2P_PORT = "i2p port not 0"
+
+#: Dials through one Tor daemon at once: Tor's MaxClientCircuitsPending
+#: (32, tor config.c); more only wait inside Tor.
+DEFAULT_ONION_CONCURRENCY = 32
+#: Seconds an onion dial may take, the proxy's answer included: Core's
+#: g_socks5_recv_timeout (20 s, "ample time for negotiation for very slow
+#: proxies such as Tor", netbase.cpp).
+DEFAULT_ONION_TIMEOUT = 20.0
+#: Dials through the SAM bridge at once: no figure upstream (Core dials
+#: one at a time, p2p-crawler shares 64 workers across networks); Tor's
+#: cap, for a router building tunnels much as Tor builds circuits.
+DEFAULT_I2P_CONCURRENCY = 32
+#: Seconds an I2P dial may take: p2p-crawler's I2P connect timeout (30 s,
+#: config.py); Core waits up to 3 minutes for each SAM reply, which would
+#: hold a dead destination's slot that long.
+DEFAULT_I2P_TIMEOUT = 30.0
 
 
 def _onlynet(instance, attribute, value):
@@ -70,6 +103,40 @@ def _transport(instance, attribute, value):
         raise ValueError(
             f"{attribute.name} must be one of {', '.join(DIALLERS)}, got {value!r}"
         )
+
+
+def _endpoint(instance, attribute, value):
+    if value is not None:
+        _check_endpoint(attribute.name, value)
+
+
+def _endpoints(instance, attribute, value):
+    for endpoint in value:
+        _check_endpoint(attribute.name, endpoint)
+    if len(set(value)) < len(value):
+        raise ValueError(f"{attribute.name} names a proxy twice: "
+                         f"{', '.join(endpoint_text(e) for e in value)}")
+
+
+def _check_endpoint(name, endpoint):
+    """``(host, port)``: what parse_endpoint gives."""
+    try:
+        host, port = endpoint
+        valid = isinstance(host, str) and host and isinstance(port, int) and 0 < port <= 0xFFFF
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(f"{name} must be (host, port) with a port in 1..65535, "
+                         f"got {endpoint!r}")
+
+
+def _as_endpoint(value):
+    """A ``HOST:PORT`` text or a (host, port) pair, as (host, port)."""
+    return parse_endpoint(value) if isinstance(value, str) else value
+
+
+def _as_endpoints(values):
+    return tuple(_as_endpoint(value) for value in values)
 
 
 def _fraction(instance, attribute, value):
@@ -104,20 +171,56 @@ class CrawlOptions:
     #: the reference; also what "fast" falls back to on a reactor without
     #: IReactorFDSet).
     transport: str = attr.ib(default="fast", validator=_transport)
+    #: ``--onion-proxy``: the SOCKS5 proxies (Tor daemons) onions are
+    #: dialled through, (host, port) each; onion dials are spread over them.
+    onion_proxies: tuple = attr.ib(default=(), converter=_as_endpoints, validator=_endpoints)
+    #: ``--proxy``: a SOCKS5 proxy for IPv4 and IPv6 too (Core's -proxy),
+    #: and for onions when no ``onion_proxies`` are given.
+    proxy: tuple | None = attr.ib(default=None, converter=attr.converters.optional(_as_endpoint),
+                                  validator=_endpoint)
+    #: ``--i2p-sam``: the SAM 3.1 bridge I2P addresses are dialled through.
+    i2p_sam: tuple | None = attr.ib(default=None,
+                                    converter=attr.converters.optional(_as_endpoint),
+                                    validator=_endpoint)
+    #: ``--cjdns-reachable`` (Core's -cjdnsreachable): CJDNS (fc00::/8) is
+    #: dialled directly, as IPv6; without it, kept and counted, not dialled.
+    cjdns_reachable: bool = False
+    #: Onion dials at once per SOCKS5 proxy, and their connect timeout (s).
+    onion_concurrency: int = attr.ib(default=DEFAULT_ONION_CONCURRENCY, validator=positive)
+    onion_timeout: float = attr.ib(default=DEFAULT_ONION_TIMEOUT, validator=positive)
+    #: I2P dials at once through the SAM bridge, and their timeout (s).
+    i2p_concurrency: int = attr.ib(default=DEFAULT_I2P_CONCURRENCY, validator=positive)
+    i2p_timeout: float = attr.ib(default=DEFAULT_I2P_TIMEOUT, validator=positive)
+
+    @property
+    def onion_paths(self):
+        """The proxies onions are dialled through: ``onion_proxies``, else
+        ``proxy`` (Core: -onion overrides -proxy for onions), else none."""
+        if self.onion_proxies:
+            return self.onion_proxies
+        return (self.proxy,) if self.proxy else ()
 
     def not_dialled_reason(self, address):
         """
         Why ``address`` is not dialled in this crawl, or None if it is:
         ``onlynet`` when its network is not among ``networks`` (the
-        operator's choice comes first), ``no-proxy`` for Tor, I2P and CJDNS
-        (reaching them needs a proxy bitpeer does not have yet).
+        operator's choice comes first); for Tor, I2P and CJDNS, the option
+        that would dial it when it is missing (``no --onion-proxy``, ``no
+        --i2p-sam``, ``cjdns not reachable (--cjdns-reachable)``); ``i2p
+        port not 0`` for an I2P address with a port (Core refuses those).
         """
-        name = address.network_name
-        if name not in self.networks:
+        if address.network_name not in self.networks:
             return NOT_DIALLED_ONLYNET
-        if address.network not in (Network.IPV4, Network.IPV6):
-            return NOT_DIALLED_NO_PROXY
-        return None
+        network = address.network
+        if network == Network.IPV4 or network == Network.IPV6:
+            return None
+        if network == Network.TORV3:
+            return None if self.onion_paths else NOT_DIALLED_NO_ONION_PROXY
+        if network == Network.I2P:
+            if not self.i2p_sam:
+                return NOT_DIALLED_NO_I2P_SAM
+            return None if address.port == 0 else NOT_DIALLED_I2P_PORT
+        return None if self.cjdns_reachable else NOT_DIALLED_CJDNS
 
 
 @attr.frozen
@@ -197,9 +300,8 @@ class CrawlResult:
 
     @ivar reachable: NetworkAddress -> NodeResult.
     @ivar unreachable: NetworkAddress -> Unreachable.
-    @ivar not_dialled: NetworkAddress -> why it was kept but not dialled:
-        ``no-proxy`` (Tor, I2P, CJDNS) or ``onlynet`` (a network
-        ``--onlynet`` leaves out); in the order they were met.
+    @ivar not_dialled: NetworkAddress -> why it was kept but not dialled
+        (the module's docstring lists the reasons); in the order met.
     @ivar filtered: counts of gossip dropped, by rule.
     @ivar timeline: (elapsed s, reachable, unreachable, known) samples.
     @ivar resumed: verdicts carried over from the interrupted run this
@@ -233,9 +335,12 @@ class Crawler:
     ``book`` (an AddressBook, or None) receives every gossiped address and
     every attempt, under ``crawl_id``.  ``run()`` returns a Deferred of the
     CrawlResult; cancelling it stops dialling and closes what is in flight.
-    ``dialler`` makes the connections: by default the one
+    ``dialler`` makes the direct connections: by default the one
     ``options.transport`` names (bitpeer.net.dialler_for), or a stand-in
-    with the same signature (tests).  ``settled`` (a Settled)
+    with the same signature (tests); ``overlay_diallers`` maps "socks5"
+    and "sam" to the diallers of the proxy paths (by default
+    bitpeer.net.socks5.Socks5Dialler and bitpeer.net.sam.SamDialler,
+    imported only when options ask for them).  ``settled`` (a Settled)
     resumes an interrupted crawl: its addresses are not dialled again.
     """
 
@@ -243,7 +348,7 @@ class Crawler:
 
     def __init__(self, reactor, network, seeds, *, options=None, peer_options=None,
                  book=None, crawl_id=None, random=None, clock=None, dialler=None,
-                 settled=None):
+                 overlay_diallers=None, settled=None):
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.network = network
@@ -260,14 +365,28 @@ class Crawler:
             peer_options if peer_options is not None else PeerOptions(),
             random=self.random, on_peer=self._connected, known_addresses=self.known_keys,
         )
-        if dialler is None:
-            dialler = dialler_for(self.options.transport, reactor)
-        self.dialler = dialler(reactor, self.factory, self.options.connect_timeout,
-                               self._connect_failed, clock=self.clock)
-        self.pending = []
+        classes = {"direct": dialler if dialler is not None
+                   else dialler_for(self.options.transport, reactor)}
+        classes.update(overlay_diallers or {})
+
+        def make_dialler(kind, timeout, **config):
+            cls = classes[kind] if kind in classes else _overlay_dialler(kind)
+            return cls(reactor, self.factory, timeout, self._connect_failed, clock=self.clock,
+                       **config)
+
+        #: The paths, their slots and the pending addresses of each network.
+        self.slots = build_slots(self.options, make_dialler)
+        #: The direct path's dialler.
+        self.dialler = self.slots.paths[0].dialler
         self.seen = set()
         #: Address -> its dialler Attempt, until its verdict is in.
         self.in_flight = {}
+        #: Address -> the Path its dial took, until its verdict is in.
+        self._through = {}
+        #: The IPv6 form a CJDNS address is dialled as -> the CJDNS address,
+        #: while it is in flight: the dialler and the peer know only the
+        #: IPv6 form.
+        self._dialled_as = {}
         #: Address -> Peer, for the in-flight addresses that connected.
         self.connected = {}
         self.reachable = {}
@@ -289,6 +408,17 @@ class Crawler:
         self._progress = LoopingCall(self._report)
         self._progress.clock = self.clock
 
+    @property
+    def pending(self):
+        """Every address waiting to be dialled (a new list; pending_count
+        is the cheap way to count them)."""
+        return self.slots.pending()
+
+    @property
+    def pending_count(self):
+        """How many addresses wait to be dialled, in every network."""
+        return self.slots.pending_count
+
     # -- running ------------------------------------------------------------------
 
     def run(self):
@@ -304,6 +434,11 @@ class Crawler:
                 self.filtered["invalid"] += 1
                 self.log.warn("seed {address} is not a valid address; skipped",
                               address=address)
+        if len(self.slots.paths) > 1:
+            self.log.info("dialling {paths}", paths="; ".join(
+                f"{', '.join(lane.network for lane in path.lanes) or 'nothing'} via "
+                f"{path.name} ({path.capacity} at once, {path.dialler.timeout:g} s)"
+                for path in self.slots.paths))
         self._progress.start(self.options.progress_interval, now=False)
         self._fill()
         return self._done
@@ -327,12 +462,12 @@ class Crawler:
             self.log.info(
                 "crawl {network} stopped: {pending} addresses left undialled, {in_flight} "
                 "connections cut short, {reachable} reachable, {unreachable} unreachable",
-                network=self.network.name, pending=len(self.pending),
+                network=self.network.name, pending=self.pending_count,
                 in_flight=len(self.in_flight), reachable=len(self.reachable),
                 unreachable=len(self.unreachable),
             )
         self._stopping = True
-        self.pending.clear()
+        self.slots.clear()
         for attempt in list(self.in_flight.values()):
             attempt.cancel()
         for peer in list(self.connected.values()):
@@ -341,35 +476,41 @@ class Crawler:
 
     def _consider(self, address):
         """Queue an address for dialling, once per crawl."""
+        if (address[0] == Network.IPV6 and address[1][0] == 0xFC
+                and self.options.cjdns_reachable):
+            # Core's MaybeFlipIPv6toCJDNS: with CJDNS reachable, fc00::/8
+            # is CJDNS, not a unique-local IPv6 address.
+            address = NetworkAddress(Network.CJDNS, address[1], address[2])
         if address in self.seen:
             return
         self.seen.add(address)
         self.known_keys.update(entry_keys(address))
         reason = self.options.not_dialled_reason(address)
+        lane = None
+        if reason is None:
+            lane = self.slots.lane(address)
+            if lane.down:
+                reason = lane.down_reason
         if reason is not None:
             self.not_dialled[address] = reason
             return
-        if len(self.pending) >= self.options.max_pending:
+        if self.slots.pending_count >= self.options.max_pending:
             self.filtered["pending-full"] += 1
             return
-        self.pending.append(address)
+        self.slots.add(lane, address)
 
     def _fill(self):
-        pending, rng = self.pending, self.random
-        concurrency, max_open = self.options.concurrency, self.options.max_open
-        while (
-            pending
-            and len(self.in_flight) < concurrency
-            and (max_open is None or self.open_sockets < max_open)
-        ):
-            # Random pick without shifting the list: swap with the last.
-            i = rng.randrange(len(pending))
-            pending[i], pending[-1] = pending[-1], pending[i]
-            self._visit(pending.pop())
+        slots, rng, max_open = self.slots, self.random, self.options.max_open
+        while max_open is None or self.open_sockets < max_open:
+            picked = slots.pick(rng)
+            if picked is None:
+                break
+            self._visit(*picked)
         self._maybe_finished()
 
     def _maybe_finished(self):
-        if self.pending or self.in_flight or self._done is None or self._done.called:
+        if (self.slots.pending_count or self.in_flight or self._done is None
+                or self._done.called):
             return
         if self._progress.running:
             self._progress.stop()
@@ -393,13 +534,25 @@ class Crawler:
 
     # -- one address --------------------------------------------------------------
 
-    def _visit(self, address):
+    def _visit(self, path, address):
         self.open_sockets += 1
-        self.in_flight[address] = self.dialler.dial(address)
+        path.in_flight += 1
+        self._through[address] = path
+        dialled = address
+        if address[0] == Network.CJDNS:
+            # Routed by the operating system as any IPv6 address.
+            dialled = NetworkAddress(Network.IPV6, address[1], address[2])
+            self._dialled_as[dialled] = address
+        self.in_flight[address] = path.dialler.dial(dialled)
+
+    def _crawled_address(self, address):
+        """The address the crawl dialled, from the one a dialler or peer
+        names (they differ for CJDNS only)."""
+        return self._dialled_as.get(address, address) if self._dialled_as else address
 
     def _connected(self, peer):
         """TCP is up (the factory's on_peer hook): wait for the handshake."""
-        address = peer.address
+        address = self._crawled_address(peer.address)
         self.connected[address] = peer
         peer.whenClosed().addCallback(self._socket_closed)
         waiting = peer.whenHandshaken().addCallback(lambda _: peer)
@@ -423,11 +576,15 @@ class Crawler:
     def _connect_failed(self, address, error):
         """The dialler's verdict on an attempt that did not connect (its
         socket is closed already)."""
+        address = self._crawled_address(address)
         if address in self.connected:
             # Its protocol had started (a bug broke it after): the peer's
             # own end gives the verdict and frees the socket.
             return
         self.open_sockets -= 1
+        if error.reason == PROXY_UNREACHABLE and not self._stopping:
+            self._proxy_unreachable(address, error)
+            return
         if levels.debug:
             # Connected peers log their own end (BitcoinProtocol); a dial
             # that never connected is said here.
@@ -452,23 +609,23 @@ class Crawler:
             return None
         asked = peer.getaddr()
         asked.addCallbacks(self._answered, self._not_answered,
-                           callbackArgs=(peer,), errbackArgs=(peer,))
+                           callbackArgs=(peer, address), errbackArgs=(peer, address))
         return asked
 
-    def _answered(self, result, peer):
+    def _answered(self, result, peer, address):
         peer.close()
         self.gossiped += result.announced
-        self._learn(result.addresses, peer.address)
+        self._learn(result.addresses, address)
         self._record_reachable(
-            peer.address, NodeResult(peer.info, result.outcome, result.announced)
+            address, NodeResult(peer.info, result.outcome, result.announced)
         )
 
-    def _not_answered(self, failure, peer):
+    def _not_answered(self, failure, peer, address):
         peer.close()
         error = failure.value
         reason = error.reason if isinstance(error, PeerError) else "error"
         self._record_reachable(
-            peer.address, NodeResult(peer.info, reason, 0, getaddr_error=str(error))
+            address, NodeResult(peer.info, reason, 0, getaddr_error=str(error))
         )
 
     def _failed(self, failure, address):
@@ -494,12 +651,48 @@ class Crawler:
         self.unreachable[address] = Unreachable("internal-error", failure.getErrorMessage())
 
     def _visited(self, _, address):
-        self.in_flight.pop(address, None)
+        self._release(address)
         self.connected.pop(address, None)
         if not self._stopping:
             self._fill()
         else:
             self._maybe_finished()
+
+    def _release(self, address):
+        """An attempt is over: its slot on its path is free."""
+        self.in_flight.pop(address, None)
+        path = self._through.pop(address, None)
+        if path is not None:
+            path.in_flight -= 1
+        if address[0] == Network.CJDNS:
+            self._dialled_as.pop(NetworkAddress(Network.IPV6, address[1], address[2]), None)
+
+    def _proxy_unreachable(self, address, error):
+        """
+        The proxy or bridge of a dial could not be reached: that says
+        nothing of the address.  The path is taken out (said once, however
+        many dials it had in flight); the address goes back to its lane, for
+        another proxy, or is kept as not dialled when none is left.
+        """
+        path = self._through.get(address)
+        self._release(address)
+        if path is not None and path.up:
+            emptied = self.slots.path_down(path)
+            reasons = sorted({lane.down_reason for lane, _ in emptied})
+            self.log.warn(
+                "{path} cannot be reached ({error}): nothing more is dialled through it; "
+                "{after}", path=path.name, error=error,
+                after=f"its addresses are kept as not dialled ({', '.join(reasons)})"
+                if reasons else "the other paths of its networks dial their addresses")
+            for lane, addresses in emptied:
+                for waiting in addresses:
+                    self.not_dialled[waiting] = lane.down_reason
+        lane = self.slots.lane(address)
+        if lane.down:
+            self.not_dialled[address] = lane.down_reason
+        else:
+            self.slots.add(lane, address)
+        self._fill()
 
     def _record_reachable(self, address, result):
         self.reachable[address] = result
@@ -564,8 +757,25 @@ class Crawler:
         self.log.info(
             "crawl {network}: {pending} pending, {in_flight} in flight, {reachable} reachable, "
             "{unreachable} unreachable, {rate:.0f} addresses/s, {elapsed:.1f} s",
-            network=self.network.name, pending=len(self.pending),
+            network=self.network.name, pending=self.pending_count,
             in_flight=len(self.in_flight), reachable=len(self.reachable),
             unreachable=len(self.unreachable), rate=done / elapsed if elapsed else 0.0,
             elapsed=elapsed,
         )
+
+
+def _overlay_dialler(kind):
+    """
+    The dialler class of a proxy path ("socks5" or "sam"), imported when a
+    crawl first needs it: a clearnet crawl never loads the SOCKS5 and SAM
+    clients.
+    """
+    if kind == "socks5":
+        from ..net.socks5 import Socks5Dialler  # OVERLAY-MERGE
+
+        return Socks5Dialler
+    if kind == "sam":
+        from ..net.sam import SamDialler  # OVERLAY-MERGE
+
+        return SamDialler
+    raise ValueError(f"no dialler of kind {kind!r}")

@@ -30,6 +30,7 @@ import typing
 
 from .. import __version__
 from ..files import atomic_write, remove_quietly
+from ..networks import ONLYNET_CHOICES
 from ..wire.services import describe
 from ..wire.text import escape
 
@@ -115,8 +116,8 @@ def unreachable_record(address, unreachable):
 
 
 def _not_dialled_record(address, reason):
-    """An address kept but not dialled, with why (``no-proxy`` for Tor, I2P
-    and CJDNS, ``onlynet`` for a network --onlynet leaves out), JSON-ready."""
+    """An address kept but not dialled, with why (``no --onion-proxy``,
+    ``onlynet``... bitpeer.crawl.crawler lists them), JSON-ready."""
     return {"address": str(address), "network": address.network_name, "reason": reason}
 
 
@@ -203,12 +204,49 @@ def summarize(result, params=None):
         "network_types": _counts(
             a.network_name for a in list(result.reachable) + list(result.not_dialled)
         ),
+        "by_network": by_network(result),
         "external_address": result.external.as_dict(),
         "discovered_over_time": [
             {"elapsed": t, "reachable": r, "unreachable": u, "known": k}
             for t, r, u, k in result.timeline
         ],
     }
+
+
+def by_network(result):
+    """
+    The outcomes of a CrawlResult per network: for each of ipv4, ipv6,
+    onion, i2p and cjdns (always, zeros included, so a reader need not
+    guess) and any other network met, its reachable, unreachable and
+    not-dialled counts, its failure reasons and not-dialled reasons.
+    """
+    def counts():
+        return {"reachable": 0, "unreachable": 0, "not_dialled": 0,
+                "failure_reasons": collections.Counter(),
+                "not_dialled_reasons": collections.Counter()}
+
+    networks = {name: counts() for name in ONLYNET_CHOICES}
+
+    def of(address):
+        name = address.network_name
+        if name not in networks:
+            networks[name] = counts()
+        return networks[name]
+
+    for address in result.reachable:
+        of(address)["reachable"] += 1
+    for address, unreachable in result.unreachable.items():
+        counts = of(address)
+        counts["unreachable"] += 1
+        counts["failure_reasons"][escape(unreachable.reason)] += 1
+    for address, reason in result.not_dialled.items():
+        counts = of(address)
+        counts["not_dialled"] += 1
+        counts["not_dialled_reasons"][reason] += 1
+    for counts in networks.values():
+        for key in ("failure_reasons", "not_dialled_reasons"):
+            counts[key] = dict(counts[key].most_common())
+    return networks
 
 
 def _utc(seconds):

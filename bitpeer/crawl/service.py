@@ -37,6 +37,7 @@ from .crawler import Crawler, Settled
 from .discovery import discover, make_resolver
 from .export import EncodedNodes, SnapshotError, check_output_directory, summarize, write_snapshot
 from .external import fetch_external_ip
+from .slots import endpoint_text
 
 #: Open files kept back for the database, logs, listeners and the simnet.
 RESERVED_FILES = 64
@@ -111,9 +112,12 @@ class CrawlApplication(ServiceStack):
     (bitpeer.simnet.tap.SimNetRunner, or None): started before the crawl,
     it offers ``seeds()`` and its ground ``truth``.  The tap builds it, so
     that the crawl's own code never imports the simulator.
+    ``simnet_routes``, given by the tap with a simnet that serves overlay
+    nodes, returns the CrawlOptions fields that route the crawl to its
+    SOCKS5 fronts and SAM bridge, once it has started.
     """
 
-    def __init__(self, options, reactor, *, simnet=None):
+    def __init__(self, options, reactor, *, simnet=None, simnet_routes=None):
         self.outcome = Outcome(reactor)
         super().__init__(self.outcome.cannot_run)
         network = options["network"]
@@ -128,7 +132,7 @@ class CrawlApplication(ServiceStack):
         if simnet is not None:
             simnet.setServiceParent(self)
         self.crawl = CrawlLoopService(options, reactor, self.books, self.outcome,
-                                      simnet=self.simnet)
+                                      simnet=self.simnet, simnet_routes=simnet_routes)
         self.crawl.setServiceParent(self)
 
     def exit_code(self):
@@ -145,17 +149,19 @@ class CrawlLoopService(Service):
     Runs crawls with the book of ``books`` (an AddressBookService, started
     before): discover, crawl, write the snapshot, record the crawl, and
     either wait --interval and go again or stop the reactor.  Faults go to
-    ``outcome``.  ``simnet`` (a started SimNetRunner) adds its seeds.
+    ``outcome``.  ``simnet`` (a started SimNetRunner) adds its seeds, and
+    ``simnet_routes()`` its overlay fronts (see CrawlApplication).
     """
 
     log = logger()
 
-    def __init__(self, options, reactor, books, outcome, *, simnet=None):
+    def __init__(self, options, reactor, books, outcome, *, simnet=None, simnet_routes=None):
         self.options = options
         self.reactor = reactor
         self.books = books
         self.outcome = outcome
         self.simnet = simnet
+        self.simnet_routes = simnet_routes
         self.crawler = None
         self._running = None
         self._finished = OneShot()
@@ -224,6 +230,9 @@ class CrawlLoopService(Service):
             self.log.info("simnet: {nodes} nodes, {dead} dead addresses on loopback",
                           nodes=self.simnet.truth["counts"]["nodes"],
                           dead=options["simnet-dead"])
+        if self.simnet_routes is not None:
+            routes = {k: v for k, v in self.simnet_routes().items() if v}
+            crawl_options = attr.evolve(crawl_options, **routes)
         if options["external-ip-url"]:
             try:
                 ip = await fetch_external_ip(options["external-ip-url"], reactor=reactor)
@@ -317,6 +326,11 @@ class CrawlLoopService(Service):
             resumed=f" ({result.resumed} from the interrupted run)" if result.resumed else "",
             files=", ".join(paths) or "none written", book=self._book_text(recorded),
         )
+        self.log.info("by network: {networks}", networks="; ".join(
+            f"{name} {n['reachable']} reachable, {n['unreachable']} unreachable, "
+            f"{n['not_dialled']} not dialled"
+            for name, n in summary["by_network"].items()
+            if n["reachable"] or n["unreachable"] or n["not_dialled"]) or "nothing met")
 
     async def _begin(self, network):
         """
@@ -402,7 +416,7 @@ class CrawlLoopService(Service):
 def _encode_ahead(crawler, encoded):
     """Encode nodes for the snapshot once nothing is pending: the crawl then
     only waits for what is in flight, most of it dials that will time out."""
-    if not crawler.pending:
+    if not crawler.pending_count:
         encoded.catch_up(crawler.reachable, ENCODE_AHEAD_BATCH)
 
 
@@ -430,6 +444,10 @@ def crawl_params(options):
         "getaddr_fraction": crawl.getaddr_fraction,
         "max_age": crawl.max_age,
         "connect_timeout": crawl.connect_timeout,
+        "onion_proxies": [endpoint_text(e) for e in crawl.onion_proxies],
+        "proxy": crawl.proxy and endpoint_text(crawl.proxy),
+        "i2p_sam": crawl.i2p_sam and endpoint_text(crawl.i2p_sam),
+        "cjdns_reachable": crawl.cjdns_reachable,
         "simnet": options["simnet"],
         # As typed, escaped: an argument need not be UTF-8.
         "argv": [escape(argument) for argument in sys.argv[1:]],

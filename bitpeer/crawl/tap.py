@@ -2,6 +2,8 @@
 ``twistd bitpeer-crawl``: the crawler as a service.
 
     twistd -n bitpeer-crawl                      crawl mainnet once, then exit
+    twistd -n bitpeer-crawl --onion-proxy 127.0.0.1:9050 --i2p-sam 127.0.0.1:7656
+                                                 ... and Tor and I2P too
     twistd -n bitpeer-crawl --simnet 1000        crawl a simulated network offline
 
 Options are checked before anything starts; a bad one prints the usage and
@@ -33,9 +35,16 @@ from ..runtime import tune_garbage_collector
 from ..simnet.network import SimNet
 from ..simnet.tap import SimNetRunner
 from ..wire.errors import ProtocolError
-from .crawler import CrawlOptions
+from .crawler import (
+    DEFAULT_I2P_CONCURRENCY,
+    DEFAULT_I2P_TIMEOUT,
+    DEFAULT_ONION_CONCURRENCY,
+    DEFAULT_ONION_TIMEOUT,
+    CrawlOptions,
+)
 from .discovery import DiscoveryOptions, make_resolver
 from .service import CrawlApplication, affordable
+from .slots import parse_endpoint
 
 #: The network a --simnet crawl speaks (regtest's magic, its own name).
 SIMNET = NetworkParams(name="simnet", magic=REGTEST.magic, default_port=REGTEST.default_port)
@@ -88,19 +97,23 @@ class _NamedCoerce(usage.CoerceParameter):
             raise usage.UsageError(f"--{parameterName}: {message}") from None
 
 
-#: CrawlOptions and PeerOptions fields set from an option of the same name:
-#: their validators name the field, the user typed the option.
-_OPTION_FIELDS = frozenset(
-    {"concurrency", "getaddr_fraction", "max_age", "connect_timeout", "handshake_timeout",
-     "getaddr_timeout", "getaddr_idle_timeout", "user_agent", "transport"}
-)
+#: CrawlOptions and PeerOptions fields set from an option: their
+#: validators name the field, the user typed the option.
+_OPTION_FIELDS = {
+    field: f"--{field.replace('_', '-')}" for field in (
+        "concurrency", "getaddr_fraction", "max_age", "connect_timeout", "handshake_timeout",
+        "getaddr_timeout", "getaddr_idle_timeout", "user_agent", "transport",
+        "onion_concurrency", "onion_timeout", "i2p_concurrency", "i2p_timeout", "proxy",
+        "i2p_sam")
+}
+_OPTION_FIELDS["onion_proxies"] = "--onion-proxy"
 
 
 def _as_typed(error):
     """A validator's message with the field named as its option."""
     field, _, rest = str(error).partition(" ")
     if field in _OPTION_FIELDS:
-        return f"--{field.replace('_', '-')} {rest}"
+        return f"{_OPTION_FIELDS[field]} {rest}"
     return str(error)
 
 
@@ -116,6 +129,8 @@ class Options(usage.Options):
 
     optFlags = [
         ["allow-private", None, "dial private and loopback addresses learnt from gossip"],
+        ["cjdns-reachable", None, "dial CJDNS (fc00::/8) directly, as IPv6: this host is on "
+                                  "CJDNS (Core's -cjdnsreachable)"],
         ["forcednsseed", None, "query the DNS seeds even when the address book holds enough "
                                "good addresses"],
         ["fresh", None, "start a new crawl even if the address book holds an unfinished one"],
@@ -133,6 +148,18 @@ class Options(usage.Options):
         ["connect-timeout", None, 5.0, "TCP connect timeout", _duration],
         ["transport", None, "fast", "how to dial: fast (bitpeer's own, Linux epoll) or "
                                     "twisted (Twisted's endpoints, any reactor)"],
+        ["proxy", None, None, "HOST:PORT of a SOCKS5 proxy for IPv4 and IPv6 dials too, and "
+                              "for onions without --onion-proxy (Core's -proxy)"],
+        ["onion-concurrency", None, DEFAULT_ONION_CONCURRENCY,
+         "onion dials at once per SOCKS5 proxy (Tor's MaxClientCircuitsPending)", _whole],
+        ["onion-timeout", None, DEFAULT_ONION_TIMEOUT,
+         "connect timeout of a dial through a SOCKS5 proxy (Core's SOCKS5 timeout)",
+         _duration],
+        ["i2p-sam", None, None, "HOST:PORT of an I2P router's SAM 3.1 bridge: dial I2P "
+                                "(e.g. 127.0.0.1:7656)"],
+        ["i2p-concurrency", None, DEFAULT_I2P_CONCURRENCY, "I2P dials at once", _whole],
+        ["i2p-timeout", None, DEFAULT_I2P_TIMEOUT,
+         "connect timeout of an I2P dial (p2p-crawler's)", _duration],
         ["handshake-timeout", None, 20.0, "version/verack timeout", _duration],
         ["getaddr-timeout", None, 30.0, "total wait for a getaddr answer", _duration],
         ["getaddr-idle-timeout", None, 10.0, "wait since the last addr message", _duration],
@@ -150,6 +177,15 @@ class Options(usage.Options):
         ["simnet-dead", None, 0, "dead addresses in the simulated network", _whole],
         ["simnet-misbehaving", None, 0.0, "share of misbehaving simulated nodes", _number],
         ["simnet-seed", None, 1, "random seed of the simulated network", _whole],
+        # OVERLAY-MERGE: once the simnet serves overlays, the defaults
+        # become a quarter of --simnet (onion) and a twentieth (I2P), about
+        # the proportions p2p-metrics counted (10,700 onion and 700 I2P to
+        # 8,800 clearnet), scaled down so that the clearnet still sets a
+        # small run's pace: a plain --simnet N crawl then shows every network.
+        ["simnet-onion", None, 0, "onion nodes in the simulated network, behind its SOCKS5 "
+                                  "front", _whole],
+        ["simnet-i2p", None, 0, "I2P nodes in the simulated network, behind its SAM bridge",
+         _whole],
         ["external-ip-url", None, None, "URL answering with our public IP (off by default)"],
         ["user-agent", None, f"/bitpeer:{__version__}/", "user agent we announce"],
     ]
@@ -158,6 +194,7 @@ class Options(usage.Options):
         super().__init__()
         self["seed"] = []
         self["onlynet"] = []
+        self["onion-proxy"] = []
         for name, handler in self._dispatch.items():
             if type(handler) is usage.CoerceParameter:
                 self._dispatch[name] = _NamedCoerce(self, handler.coerce)
@@ -165,6 +202,11 @@ class Options(usage.Options):
     def opt_seed(self, value):
         """HOST[:PORT] to start from (repeatable; a host name is resolved at start)"""
         self["seed"].append(value)
+
+    def opt_onion_proxy(self, value):
+        """HOST:PORT of a Tor SOCKS5 port to dial onions through (repeatable: onion dials
+        are spread over several Tor daemons)"""
+        self["onion-proxy"].append(value)
 
     def opt_onlynet(self, value):
         """dial only this network (repeatable): ipv4, ipv6, onion, i2p, cjdns"""
@@ -182,8 +224,9 @@ class Options(usage.Options):
             self["db"] = (
                 "bitpeer.sqlite" if network.name == "mainnet" else f"bitpeer-{network.name}.sqlite"
             )
-        if self["simnet"] < 0 or self["simnet-dead"] < 0:
-            raise usage.UsageError("--simnet and --simnet-dead cannot be negative")
+        for name in ("simnet", "simnet-dead", "simnet-onion", "simnet-i2p"):
+            if self[name] < 0:
+                raise usage.UsageError(f"--{name} cannot be negative")
         if not 0 <= self["simnet-misbehaving"] <= 1:
             raise usage.UsageError("--simnet-misbehaving is a share within 0..1")
         if self["max-age"] <= 0:
@@ -201,6 +244,7 @@ class Options(usage.Options):
                 transport=self["transport"],
                 allow_private=self["allow-private"] or bool(self["simnet"]),
                 networks=self["discovery"].networks,
+                **self._overlay_options(),
             )
             self["peer"] = PeerOptions(
                 user_agent=self["user-agent"],
@@ -216,6 +260,25 @@ class Options(usage.Options):
                 make_resolver([self["dns-server"]])
             except ValueError as error:
                 raise usage.UsageError(f"--dns-server: {error}") from None
+
+    def _overlay_options(self):
+        """The CrawlOptions fields of the proxies, the SAM bridge, CJDNS and
+        their slots and timeouts; a bad HOST:PORT named by its option."""
+
+        def endpoint(option, text):
+            try:
+                return parse_endpoint(text)
+            except ValueError as error:
+                raise usage.UsageError(f"--{option} {text.strip()}: {error}") from None
+
+        return dict(
+            onion_proxies=[endpoint("onion-proxy", text) for text in self["onion-proxy"]],
+            proxy=self["proxy"] and endpoint("proxy", self["proxy"]),
+            i2p_sam=self["i2p-sam"] and endpoint("i2p-sam", self["i2p-sam"]),
+            cjdns_reachable=bool(self["cjdns-reachable"]),
+            onion_concurrency=self["onion-concurrency"], onion_timeout=self["onion-timeout"],
+            i2p_concurrency=self["i2p-concurrency"], i2p_timeout=self["i2p-timeout"],
+        )
 
     def _discovery_options(self):
         """DiscoveryOptions from --dnsseed, --forcednsseed, --dns, --fixed-seeds
@@ -239,11 +302,13 @@ class Options(usage.Options):
         """--seed and --seeds-file: addresses, and host names unless --dns 0.
         A bad one is one line naming the option (and the file's line)."""
         names = self["dns"] == "1"
+        # Core's MaybeFlipIPv6toCJDNS: with CJDNS reachable, fc00::/8 is CJDNS.
+        cjdns = bool(self["cjdns-reachable"])
         seeds = []
         for text in self["seed"]:
             try:
                 seeds.append(parse_seed(text, network.default_port, names=names,
-                                        origin="--seed"))
+                                        cjdns=cjdns, origin="--seed"))
             except ValueError as error:
                 raise usage.UsageError(f"--seed {text.strip()}{_after_text(error, text)}"
                                        f"{_dns_hint(error)}") from None
@@ -252,7 +317,7 @@ class Options(usage.Options):
             try:
                 with open(path) as stream:
                     seeds += parse_seed_lines(stream, network.default_port, names=names,
-                                              source=path)
+                                              cjdns=cjdns, source=path)
             except (OSError, UnicodeDecodeError) as error:
                 raise usage.UsageError(f"--seeds-file {path}: {error}") from None
             except ValueError as error:
@@ -275,19 +340,38 @@ def _dns_hint(error):
     return " (--dns 0)" if isinstance(error, HostNameRefused) else ""
 
 
+def simnet_overlays(options):
+    """The SimNet arguments of --simnet-onion and --simnet-i2p: only those
+    asked for (a simnet without overlays is built as before)."""
+    counts = {"onion": options["simnet-onion"], "i2p": options["simnet-i2p"]}
+    return {name: count for name, count in counts.items() if count}
+
+
 def crawl_application(options, reactor):
-    """The CrawlApplication for ``options``, with the simulated network that
-    ``--simnet N`` asks for (served from this process, on loopback)."""
-    simnet = None
+    """
+    The CrawlApplication for ``options``, with the simulated network that
+    ``--simnet N`` asks for (served from this process, on loopback).  With
+    overlay nodes, the crawl dials its onions through the simnet's SOCKS5
+    fronts and its I2P nodes through its SAM bridge, whose ports are known
+    once it has started.
+    """
+    simnet = routes = None
     if options["simnet"]:
+        overlays = simnet_overlays(options)
         simnet = SimNetRunner(lambda: SimNet(
             reactor, options["simnet"], options["simnet-dead"],
             misbehaving=options["simnet-misbehaving"], seed=options["simnet-seed"],
             network=options["network"],
             # The crawler's connections, and a moment's overlap as they close.
             max_connections=2 * affordable(options).concurrency,
+            **overlays,  # OVERLAY-MERGE: the simnet's overlay knobs
         ))
-    return CrawlApplication(options, reactor, simnet=simnet)
+        if overlays:
+            def routes():
+                # OVERLAY-MERGE: the simnet's fronts.
+                return {"onion_proxies": tuple(simnet.simnet.socks_fronts()),
+                        "i2p_sam": simnet.simnet.sam_bridge()}
+    return CrawlApplication(options, reactor, simnet=simnet, simnet_routes=routes)
 
 
 def makeService(options):

@@ -39,6 +39,10 @@ given, answer the peer's requests (BitcoinProtocol's
 ``answer_getheaders`` and ``answer_getdata`` hooks say how); without
 them those requests go unanswered.
 
+``protocol``, a factory attribute as on any Twisted factory, is the class
+built for each connection: BitcoinProtocol, or a subclass overriding its
+public hooks (bitpeer.testing's FakeNode sets it so).
+
 ``options`` defaults to the class's ``default_options``: PeerOptions() (a
 crawler's) for PeerFactory, LISTENER_OPTIONS for NodeFactory.  Factories are not ``noisy``: a
 reconnecting client would log "Starting factory" at every attempt.
@@ -78,6 +82,7 @@ class _BitcoinFactory(Factory):
     answer_size = GETADDR_POLICIES["core"]
     noisy = False
     default_options = PeerOptions()
+    protocol = BitcoinProtocol
 
     def __init__(self, clock, network=MAINNET, options=None, random=None, nonces=None,
                  on_peer=None, known_addresses=None, frame_budget=None, on_getheaders=None,
@@ -94,7 +99,7 @@ class _BitcoinFactory(Factory):
         self.on_getdata = on_getdata
 
     def buildProtocol(self, addr):
-        protocol = BitcoinProtocol(
+        protocol = self.protocol(
             self.network,
             self.options,
             self.clock,

@@ -147,19 +147,13 @@ class InMemoryEmbeddingTests(SynchronousTestCase):
         self.assertTrue(node.connections[0].closed)
 
 
-import os  # noqa: E402
-import re  # noqa: E402
-
-README = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "README.rst")
+from .test_testing import README, code_blocks  # noqa: E402
 
 
 def readme_service_example():
     """The README's PeerService example, run as written: its namespace."""
-    with open(README, encoding="utf-8") as stream:
-        section = stream.read().split("To keep a peer rather than dial once", 1)[1]
-    block = re.search(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)", section).group(1)
+    code = code_blocks(README, "To keep a peer rather than dial once")[0]
     namespace = {"__name__": "readme_peer_service"}
-    code = "\n".join(line[4:] for line in block.splitlines())
     exec(compile(code, README, "exec"), namespace)
     return namespace
 

@@ -8,6 +8,7 @@ simulated network started for a trial test.
 
 import os
 import re
+import unittest as pyunit
 
 import attr
 from twisted.internet import defer, reactor
@@ -54,7 +55,40 @@ from bitpeer.wire.messages import (
     VerAck,
 )
 
-README = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "README.rst")
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
+README = os.path.join(ROOT, "README.rst")
+EMBEDDING = os.path.join(ROOT, "docs", "embedding.rst")
+
+
+def code_blocks(path, after=""):
+    """
+    The Python code blocks of the reStructuredText file at ``path`` (those
+    after the text ``after``), unindented: the examples of the README and
+    the docs, so that tests run them as written.
+    """
+    with open(path, encoding="utf-8") as stream:
+        text = stream.read()
+    if after:
+        text = text.split(after, 1)[1]
+    blocks = re.findall(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)", text)
+    return ["\n".join(line[4:] for line in block.splitlines()) for block in blocks]
+
+
+def run_example(testcase, code, path):
+    """
+    Run one example as written, in a namespace of its own, then the trial
+    tests it defines; fail ``testcase`` if any of them fails.  Returns the
+    namespace.
+    """
+    namespace = {"__name__": "example"}
+    exec(compile(code, path, "exec"), namespace)
+    for value in list(namespace.values()):
+        if isinstance(value, type) and issubclass(value, SynchronousTestCase):
+            result = reporter.TestResult()
+            pyunit.TestLoader().loadTestsFromTestCase(value).run(result)
+            testcase.assertEqual((result.errors, result.failures), ([], []))
+            testcase.assertGreater(result.successes, 0)
+    return namespace
 
 
 def book(count):
@@ -369,17 +403,18 @@ class ReadmeTests(SynchronousTestCase):
     """The README's bitpeer.testing example runs as written, and passes."""
 
     def test_example(self):
-        with open(README, encoding="utf-8") as stream:
-            text = stream.read()
-        section = text.split("Testing code that uses bitpeer", 1)[1]
-        block = re.search(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)", section).group(1)
-        code = "\n".join(line[4:] for line in block.splitlines())
-        namespace = {}
-        exec(compile(code, README, "exec"), namespace)
-        result = reporter.TestResult()
-        namespace["GetAddrTests"]("test_answer").run(result)
-        self.assertEqual((result.errors, result.failures), ([], []))
-        self.assertEqual(result.successes, 1)
+        code = code_blocks(README, "Testing code that uses bitpeer")[0]
+        self.assertIn("GetAddrTests", run_example(self, code, README))
+
+
+class EmbeddingDocTests(SynchronousTestCase):
+    """Every example of docs/embedding.rst runs as written, and passes."""
+
+    def test_examples(self):
+        blocks = code_blocks(EMBEDDING)
+        self.assertGreaterEqual(len(blocks), 8)
+        for code in blocks:
+            run_example(self, code, EMBEDDING)
 
 
 class StartSimNetTests(TestCase):

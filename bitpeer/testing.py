@@ -32,8 +32,8 @@ from twisted.internet.error import (
     ConnectionLost,
     ConnectionRefusedError,
 )
-from twisted.internet.interfaces import IAddress, IConnector, IProtocolFactory, IReactorTCP
-from twisted.internet.protocol import ClientFactory, Factory, Protocol
+from twisted.internet.interfaces import IAddress, IConnector, IProtocol, IReactorTCP
+from twisted.internet.protocol import ClientFactory, Factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
@@ -97,9 +97,9 @@ class _End(StringTransport):
     @ivar other: the other end.
     """
 
-    def __init__(self, loopback: "Loopback[Any, Any]", owner: Protocol,
+    def __init__(self, loopback: "Loopback[Any, Any]", owner: IProtocol,
                  host: IAddress | None, peer: IAddress | None) -> None:
-        super().__init__(hostAddress=host, peerAddress=peer)
+        super().__init__(hostAddress=host, peerAddress=peer)  # type: ignore[no-untyped-call]
         self.loopback, self.owner = loopback, owner
         self.other: _End | None = None
 
@@ -112,7 +112,7 @@ class _End(StringTransport):
 
     def loseConnection(self) -> None:
         if not self.disconnecting:
-            super().loseConnection()
+            super().loseConnection()  # type: ignore[no-untyped-call]
             self.loopback._close(self, aborted=False)
 
     def abortConnection(self) -> None:
@@ -121,8 +121,8 @@ class _End(StringTransport):
             self.loopback._close(self, aborted=True)
 
 
-ClientT = TypeVar("ClientT", bound=Protocol)
-ServerT = TypeVar("ServerT", bound=Protocol)
+ClientT = TypeVar("ClientT", bound=IProtocol)
+ServerT = TypeVar("ServerT", bound=IProtocol)
 
 
 class Loopback(Generic[ClientT, ServerT]):
@@ -157,7 +157,7 @@ class Loopback(Generic[ClientT, ServerT]):
         assert sender.other is not None
         self.clock.callLater(self.latency, self._deliver, sender.other.owner, data)
 
-    def _deliver(self, receiver: Protocol, data: bytes) -> None:
+    def _deliver(self, receiver: IProtocol, data: bytes) -> None:
         if not (self.closed or self._aborted):
             receiver.dataReceived(data)
 
@@ -233,7 +233,7 @@ class FakeNode:
         self.data: dict[bytes, Message] = dict(data or {})
         self.random = random if random is not None else _random.Random(str(self.address))
         self.nonces: set[int] = set()
-        self.connections: list[Loopback] = []
+        self.connections: list[Loopback[IProtocol, BitcoinProtocol]] = []
         options = PeerOptions(user_agent=user_agent, start_height=start_height,
                               services=int(services), relay=True, version=version)
         self.factory = NodeFactory(
@@ -259,7 +259,7 @@ class FakeNode:
         return self.factory.buildProtocol(twisted_address(_network_address(client_address)))
 
     def connect(self, factory: Factory, client_address: NetworkAddress | str = "127.0.0.1:50000",
-                latency: float | None = None) -> Loopback:
+                latency: float | None = None) -> Loopback[IProtocol, BitcoinProtocol]:
         """
         Connect a client built by ``factory`` (a PeerFactory, say) to this
         node over a new Loopback (``latency`` defaults to the node's), and
@@ -268,7 +268,9 @@ class FakeNode:
         client_address = _network_address(client_address)
         here, there = twisted_address(self.address), twisted_address(client_address)
         client = factory.buildProtocol(here)
-        loopback = Loopback(self.clock, client, self.accept(client_address), there, here,
+        if client is None:
+            raise ValueError(f"{factory!r} refused the connection")
+        loopback: Loopback[IProtocol, BitcoinProtocol] = Loopback(self.clock, client, self.accept(client_address), there, here,
                             self.latency if latency is None else latency)
         self.connections.append(loopback)
         return loopback
@@ -358,7 +360,8 @@ class FakeNode:
 def header_hash(header: BlockHeader) -> bytes:
     """A block header's hash in wire order: hash256 of its 80 bytes (the
     headers message's layout, after its one-byte count)."""
-    return hash256(Headers([header]).encode_payload()[1:81])
+    hashed: bytes = hash256(Headers([header]).encode_payload()[1:81])
+    return hashed
 
 
 def handshake(node: FakeNode, factory: Factory | None = None) -> Peer:
@@ -373,13 +376,17 @@ def handshake(node: FakeNode, factory: Factory | None = None) -> Peer:
     if factory is None:
         factory = PeerFactory(node.clock, node.network, random=_random.Random(0))
     loopback = node.connect(factory)
-    peer = loopback.client.peer
+    client = loopback.client
+    if not isinstance(client, BitcoinProtocol) or client.peer is None:
+        raise TypeError(f"{factory!r} does not build bitpeer connections")
+    peer = client.peer
     outcome: list[object] = []
     peer.whenHandshaken().addBoth(outcome.append)
     # Version out, version and verack back, our verack out: three crossings.
     for step in (0.0, loopback.latency, loopback.latency, loopback.latency):
         node.clock.advance(step)
-        if outcome and (loopback.closed or loopback.server.peer.info is not None):
+        server = loopback.server.peer
+        if outcome and (loopback.closed or (server is not None and server.info is not None)):
             break
     if not outcome:
         raise AssertionError(f"the handshake with {node.address} has not completed")
@@ -397,7 +404,7 @@ class FakeInternet(MemoryReactorClock):
     """
 
     def __init__(self, start: float = T0) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.advance(start)
         self.nodes: dict[tuple[str, int], FakeNode] = {}
 
@@ -421,12 +428,14 @@ class FakeInternet(MemoryReactorClock):
 
     def connectTCP(self, host: str, port: int, factory: ClientFactory, timeout: float = 30,
                    bindAddress: tuple[str, int] | None = None) -> IConnector:
-        connector = super().connectTCP(host, port, factory, timeout, bindAddress)
+        connector: IConnector = super().connectTCP(  # type: ignore[no-untyped-call]
+            host, port, factory, timeout, bindAddress)
         self.callLater(0, self._complete, connector, host, port, factory)
         return connector
 
-    def _complete(self, connector: IConnector, host: str, port: int,
+    def _complete(self, connector: Any, host: str, port: int,
                   factory: ClientFactory) -> None:
+        # ``connector`` is MemoryReactor's, which says whether it was stopped.
         if connector.stoppedConnecting:
             return
         node = self.nodes.get((host, port))

@@ -19,10 +19,12 @@ monitor under twistd, put this in ``monitor.tac`` beside it and run
 """
 
 from collections.abc import Iterable
+from functools import partial
+from random import Random
 
 import attr
 from twisted.application.service import MultiService
-from twisted.internet.interfaces import IReactorTCP, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from bitpeer.errors import PeerError
@@ -60,10 +62,10 @@ class Monitor(MultiService):
 
     log = Logger()
 
-    def __init__(self, reactor: IReactorTCP, addresses: Iterable[str],
+    def __init__(self, reactor: IReactorTime, addresses: Iterable[str],
                  network: NetworkParams = MAINNET, *, clock: IReactorTime | None = None,
                  ping_interval: float = DEFAULT_PING_INTERVAL,
-                 random: object | None = None) -> None:
+                 random: Random | None = None) -> None:
         super().__init__()
         self.nodes: dict[str, PeerService] = {}
         self._announced: dict[str, int] = {}
@@ -71,8 +73,7 @@ class Monitor(MultiService):
         for address in addresses:
             service = PeerService(reactor, address, network, clock=clock, random=random,
                                   ping_interval=ping_interval,
-                                  on_peer=lambda peer, address=address: self._connected(
-                                      address, peer))
+                                  on_peer=partial(self._connected, address))
             service.setServiceParent(self)
             self.nodes[address] = service
             self._announced[address] = 0

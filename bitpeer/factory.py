@@ -223,6 +223,8 @@ def connectPeer(reactor: IReactorTime, address: NetworkAddress | str,
                 factory: PeerFactory | None = None, **options: Any) -> "Deferred[Peer]":
     """
     Dial ``address`` and complete the handshake: a Deferred of the Peer.
+    ``reactor`` both dials (IReactorTCP) and times (IReactorTime): the
+    reactor, or bitpeer.testing's FakeInternet.
 
     ``options`` are PeerOptions fields (``user_agent``, ``handshake_timeout``
     ...); or pass a ready ``factory``.  Connect failures errback with

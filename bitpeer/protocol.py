@@ -346,6 +346,8 @@ class BitcoinProtocol(Protocol):
             self._close_reason = error
         assert self.transport is not None
         if abort:
+            # Every transport bitpeer runs on aborts (TCP, StreamTransport,
+            # bitpeer.testing's Loopback); ITransport does not say so.
             self.transport.abortConnection()  # type: ignore[attr-defined]
         else:
             self.transport.loseConnection()

@@ -5,10 +5,12 @@ Your tests can run your PeerFactory, connectPeer() or Peer code against
 Bitcoin nodes that live in memory and on a task.Clock:
 
 - ``FakeNode``: a node speaking bitpeer's own protocol from the inbound side
-  (what NodeFactory serves: Core's handshake order, getaddr answered once
-  from its address book), with the version data you give it.  Its
-  ``protocol`` may be a BitcoinProtocol subclass overriding the protocol's
-  hooks, as the simulated network's misbehaving nodes do.
+  (what NodeFactory serves: Core's handshake order), with the version data
+  you give it, scripted: it answers getaddr, getheaders and getdata from
+  the addresses, header chain and data you give it, sends inv, headers,
+  addr or any message when told, and adds latency.  Its ``protocol`` may be
+  a BitcoinProtocol subclass overriding the protocol's hooks, as the
+  simulated network's misbehaving nodes do.
 - ``Loopback``: two protocols joined in memory; bytes cross it on the clock.
 - ``handshake``: connect a client to a FakeNode and complete the handshake.
 - ``FakeInternet``: a MemoryReactorClock whose connectTCP reaches FakeNodes

@@ -142,9 +142,9 @@ GETADDR_POLICIES: dict[str, Callable[[int], int]] = {
 #: AddrEntry objects.
 AddressSource = Callable[[], Iterable[AddrEntry]]
 #: Answers a getheaders: (peer, message) -> a Headers, or None for nothing.
-GetHeadersResponder = Callable[[Peer, GetHeaders], "Headers | None"]
+GetHeadersResponder = Callable[[Peer, GetHeaders], Headers | None]
 #: Answers a getdata: (peer, message) -> the messages to send, or None.
-GetDataResponder = Callable[[Peer, GetData], "Iterable[Message] | None"]
+GetDataResponder = Callable[[Peer, GetData], Iterable[Message] | None]
 
 
 class _WantedTypes:

@@ -18,7 +18,7 @@ the peer's bytes (HandlerError).
 class PeerError(Exception):
     """Base of every failure of a peer connection."""
 
-    reason = "error"
+    reason: str = "error"
 
 
 class ConnectFailed(PeerError):
@@ -73,7 +73,7 @@ class ProtocolViolation(PeerError):
 
     reason = "protocol-error"
 
-    def __init__(self, message, error=None):
+    def __init__(self, message: str, error: Exception | None = None) -> None:
         super().__init__(message)
         self.error = error
 

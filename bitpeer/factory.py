@@ -39,28 +39,45 @@ given, answer the peer's requests (BitcoinProtocol's
 ``answer_getheaders`` and ``answer_getdata`` hooks say how); without
 them those requests go unanswered.
 
+``protocol``, a factory attribute as on any Twisted factory, is the class
+built for each connection: BitcoinProtocol, or a subclass overriding its
+public hooks (bitpeer.testing's FakeNode sets it so).
+
 ``options`` defaults to the class's ``default_options``: PeerOptions() (a
 crawler's) for PeerFactory, LISTENER_OPTIONS for NodeFactory.  Factories are not ``noisy``: a
 reconnecting client would log "Starting factory" at every attempt.
 """
 
 import random as _random
+from collections.abc import Callable, Collection
+from typing import Any
 
 from twisted.internet import error as _netError
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import (
+    IAddress,
+    IProtocol,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
 from .errors import ClosedLocally
 from .net.endpoints import classify_connect_error, tcp_endpoint
-from .networks import MAINNET, SeedName, parse_seed
+from .networks import MAINNET, NetworkParams, SeedName, parse_seed
+from .peer import Peer
 from .protocol import (
     GETADDR_POLICIES,
     LISTENER_OPTIONS,
+    AddressSource,
     BitcoinProtocol,
+    GetDataResponder,
+    GetHeadersResponder,
     PeerOptions,
     address_of,
 )
+from .wire.address import NetworkAddress
 from .wire.framing import FrameBudget
 
 #: How long connectPeer waits for the TCP connection by default.
@@ -74,14 +91,18 @@ class _BitcoinFactory(Factory):
     """
 
     inbound = False
-    address_source = None
-    answer_size = GETADDR_POLICIES["core"]
     noisy = False
     default_options = PeerOptions()
+    protocol: type[BitcoinProtocol] = BitcoinProtocol
 
-    def __init__(self, clock, network=MAINNET, options=None, random=None, nonces=None,
-                 on_peer=None, known_addresses=None, frame_budget=None, on_getheaders=None,
-                 on_getdata=None):
+    def __init__(self, clock: IReactorTime, network: NetworkParams = MAINNET,
+                 options: PeerOptions | None = None, random: _random.Random | None = None,
+                 nonces: set[int] | None = None,
+                 on_peer: Callable[[Peer], object] | None = None,
+                 known_addresses: Collection[object] | None = None,
+                 frame_budget: FrameBudget | None = None,
+                 on_getheaders: GetHeadersResponder | None = None,
+                 on_getdata: GetDataResponder | None = None) -> None:
         self.clock = clock
         self.frame_budget = frame_budget if frame_budget is not None else FrameBudget()
         self.network = network
@@ -92,9 +113,11 @@ class _BitcoinFactory(Factory):
         self.known_addresses = known_addresses
         self.on_getheaders = on_getheaders
         self.on_getdata = on_getdata
+        self.address_source: AddressSource | None = None
+        self.answer_size: Callable[[int], int] = GETADDR_POLICIES["core"]
 
-    def buildProtocol(self, addr):
-        protocol = BitcoinProtocol(
+    def buildProtocol(self, addr: IAddress | None) -> BitcoinProtocol:
+        protocol = self.protocol(
             self.network,
             self.options,
             self.clock,
@@ -146,9 +169,15 @@ class NodeFactory(_BitcoinFactory):
     inbound = True
     default_options = LISTENER_OPTIONS
 
-    def __init__(self, clock, network=MAINNET, options=None, random=None, nonces=None,
-                 on_peer=None, address_source=None, frame_budget=None, getaddr_policy="core",
-                 on_getheaders=None, on_getdata=None):
+    def __init__(self, clock: IReactorTime, network: NetworkParams = MAINNET,
+                 options: PeerOptions | None = None, random: _random.Random | None = None,
+                 nonces: set[int] | None = None,
+                 on_peer: Callable[[Peer], object] | None = None,
+                 address_source: AddressSource | None = None,
+                 frame_budget: FrameBudget | None = None,
+                 getaddr_policy: str | Callable[[int], int] = "core",
+                 on_getheaders: GetHeadersResponder | None = None,
+                 on_getdata: GetDataResponder | None = None) -> None:
         super().__init__(clock, network, options, random, nonces, on_peer,
                          frame_budget=frame_budget, on_getheaders=on_getheaders,
                          on_getdata=on_getdata)
@@ -162,7 +191,9 @@ class NodeFactory(_BitcoinFactory):
                              f"or a callable, not {getaddr_policy!r}")
 
 
-def client_endpoint(reactor, address, timeout=DEFAULT_CONNECT_TIMEOUT, default_port=None):
+def client_endpoint(reactor: IReactorTime, address: NetworkAddress | str,
+                    timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                    default_port: int | None = None) -> IStreamClientEndpoint:
     """
     A client endpoint for ``address``: a NetworkAddress or ``HOST[:PORT]``
     text.  Raw IPs get TCP4/TCP6 endpoints (no resolver round trip); names
@@ -182,13 +213,18 @@ def client_endpoint(reactor, address, timeout=DEFAULT_CONNECT_TIMEOUT, default_p
             return HostnameEndpoint(reactor, seed.name.encode("idna"), seed.port,
                                     timeout=timeout)
         address = seed
-    return tcp_endpoint(reactor, address, timeout)
+    endpoint: IStreamClientEndpoint = tcp_endpoint(reactor, address, timeout)
+    return endpoint
 
 
-def connectPeer(reactor, address, network=MAINNET, *, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
-                factory=None, **options):
+def connectPeer(reactor: IReactorTime, address: NetworkAddress | str,
+                network: NetworkParams = MAINNET, *,
+                connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                factory: PeerFactory | None = None, **options: Any) -> "Deferred[Peer]":
     """
     Dial ``address`` and complete the handshake: a Deferred of the Peer.
+    ``reactor`` both dials (IReactorTCP) and times (IReactorTime): the
+    reactor, or bitpeer.testing's FakeInternet.
 
     ``options`` are PeerOptions fields (``user_agent``, ``handshake_timeout``
     ...); or pass a ready ``factory``.  Connect failures errback with
@@ -200,28 +236,30 @@ def connectPeer(reactor, address, network=MAINNET, *, connect_timeout=DEFAULT_CO
         factory = PeerFactory(reactor, network, PeerOptions(**options))
     endpoint = client_endpoint(reactor, address, connect_timeout, network.default_port)
     connecting = endpoint.connect(factory)
-    protocols = []
+    protocols: list[BitcoinProtocol] = []
 
-    def cancel(result):
+    def cancel(result: object) -> None:
         if protocols:
             protocols[0].close(ClosedLocally("cancelled"), abort=True)
         else:
             connecting.cancel()
 
-    result = Deferred(canceller=cancel)
+    result: Deferred[Peer] = Deferred(canceller=cancel)
 
-    def connected(protocol):
+    def connected(protocol: IProtocol) -> "Deferred[Peer]":
+        assert isinstance(protocol, BitcoinProtocol)  # what the factory builds
         protocols.append(protocol)
-        return protocol.peer.whenHandshaken().addCallback(lambda _: protocol.peer)
+        peer = protocol._peer
+        return peer.whenHandshaken().addCallback(lambda _: peer)
 
-    def connect_failed(failure):
+    def connect_failed(failure: Failure) -> Failure:
         if failure.check(_netError.ConnectingCancelledError):
             # Our cancel: the caller gets CancelledError, as it does later on.
             return Failure(CancelledError())
         error = classify_connect_error(failure)
         return failure if error is None else Failure(error)
 
-    def deliver(outcome):
+    def deliver(outcome: Peer | Failure) -> None:
         # After a cancel the result has already failed; the rest is moot.
         if not result.called:
             if isinstance(outcome, Failure):
@@ -229,5 +267,6 @@ def connectPeer(reactor, address, network=MAINNET, *, connect_timeout=DEFAULT_CO
             else:
                 result.callback(outcome)
 
-    connecting.addCallbacks(connected, connect_failed).addBoth(deliver)
+    handshaken: Deferred[Peer] = connecting.addCallbacks(connected, connect_failed)
+    handshaken.addBoth(deliver)
     return result

@@ -7,33 +7,38 @@ share one callback chain, so a caller that cancels or adds a callback would
 disturb the others.
 """
 
+from typing import Generic, TypeVar
+
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 
+T = TypeVar("T")
 
-class OneShot:
+
+class OneShot(Generic[T]):
     """
     A result that many callers can wait for: each gets a fresh Deferred, a
     cancelled caller is simply removed, and callers that come after the
     result get it at once.
     """
 
-    def __init__(self):
-        self._waiters = []
-        self._result = None
+    def __init__(self) -> None:
+        self._waiters: list[Deferred[T]] = []
         self.done = False
+        #: Set once, by ``fire``, with ``done``.
+        self._result: T | Failure
 
-    def when(self):
+    def when(self) -> "Deferred[T]":
         """A Deferred for the result."""
         if self.done:
             if isinstance(self._result, Failure):
                 return fail(self._result)
             return succeed(self._result)
-        waiter = Deferred(canceller=self._waiters.remove)
+        waiter: Deferred[T] = Deferred(canceller=self._waiters.remove)
         self._waiters.append(waiter)
         return waiter
 
-    def fire(self, result):
+    def fire(self, result: T | Failure) -> None:
         """Deliver ``result`` (a value or a Failure) to every waiter, once."""
         if self.done:
             return

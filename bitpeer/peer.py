@@ -9,16 +9,27 @@ every waiter errbacks with a bitpeer.errors.PeerError when the connection is
 lost.
 """
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
 import attr
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
-from .errors import ClosedLocally
+from .errors import ClosedLocally, PeerError
 from .logs import logger
 from .oneshot import OneShot
-from .wire.address import NetworkAddress
-from .wire.messages import GetAddr, Message, Ping, SendAddrV2, WtxidRelay
+from .wire.address import AddrEntry, NetworkAddress
+from .wire.messages import Addr, AddrV2, GetAddr, Message, Ping, SendAddrV2, WtxidRelay
 from .wire.services import describe
+
+if TYPE_CHECKING:
+    from .protocol import BitcoinProtocol
+
+M = TypeVar("M", bound=Message)
+#: A subscriber: called with the Peer and each message of its class.
+Subscriber = Callable[["Peer", M], object]
 
 
 @attr.frozen
@@ -49,11 +60,11 @@ class PeerInfo:
     handshake_latency: float
 
     @property
-    def services_text(self):
+    def services_text(self) -> str:
         """The service bits as names, e.g. ``NETWORK|WITNESS``."""
-        return describe(self.services)
+        return str(describe(self.services))
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (addresses as text, services as number and names)."""
         out = attr.asdict(self, recurse=False)
         out["address"] = str(self.address)
@@ -79,7 +90,7 @@ class PeerStats:
     last_received_at: float | None
 
     @classmethod
-    def of(cls, protocol):
+    def of(cls, protocol: "BitcoinProtocol") -> "PeerStats":
         """The counts of a BitcoinProtocol, now."""
         return cls(protocol.bytes_sent, protocol.bytes_received, protocol.messages_sent,
                    protocol.messages_received, protocol.last_received_at)
@@ -104,7 +115,7 @@ class GetAddrResult:
         ``known_addresses``).
     """
 
-    addresses: tuple
+    addresses: tuple[AddrEntry, ...]
     outcome: str
     messages: int
     elapsed: float
@@ -122,18 +133,18 @@ class _AddrCollector:
     seconds.  At most ``limit`` addresses are kept.
     """
 
-    def __init__(self, clock, idle, total, limit):
+    def __init__(self, clock: IReactorTime, idle: float, total: float, limit: int) -> None:
         self.clock = clock
         self.idle, self.limit = idle, limit
-        self.entries = []
+        self.entries: list[AddrEntry] = []
         self.messages = 0
         self.announced = 0
         self.started = clock.seconds()
-        self.result = OneShot()
-        self._idle_call = clock.callLater(idle, self._finish, "idle")
-        self._total_call = clock.callLater(total, self._finish, "timeout")
+        self.result: OneShot[GetAddrResult] = OneShot()
+        self._idle_call: IDelayedCall | None = clock.callLater(idle, self._finish, "idle")
+        self._total_call: IDelayedCall | None = clock.callLater(total, self._finish, "timeout")
 
-    def add(self, message):
+    def add(self, message: Addr | AddrV2) -> None:
         if self.result.done:
             return
         entries = message.addresses
@@ -144,17 +155,17 @@ class _AddrCollector:
         self.entries.extend(entries[:room])
         if count > 1:
             self._finish("answered")
-        else:
+        elif self._idle_call is not None:
             self._idle_call.reset(self.idle)
 
-    def _stop_timers(self):
+    def _stop_timers(self) -> None:
         for call in (self._idle_call, self._total_call):
             if call is not None and call.active():
                 call.cancel()
         # The calls hold methods of ours: no cycle left behind.
         self._idle_call = self._total_call = None
 
-    def _finish(self, outcome):
+    def _finish(self, outcome: str) -> None:
         self._stop_timers()
         self.result.fire(
             GetAddrResult(
@@ -166,7 +177,7 @@ class _AddrCollector:
             )
         )
 
-    def lost(self, failure):
+    def lost(self, failure: Failure) -> None:
         """The connection ended: keep what arrived, or pass the failure on."""
         if self.entries:
             self._finish("closed")
@@ -185,58 +196,63 @@ class Peer:
 
     log = logger()
 
-    def __init__(self, protocol, address):
-        self._protocol = protocol
+    def __init__(self, protocol: "BitcoinProtocol", address: NetworkAddress) -> None:
+        self._protocol: BitcoinProtocol | None = protocol
         self.address = address
-        self.info = None
-        self._handshake = OneShot()
-        self._closed = OneShot()
-        self._collector = None
-        self._pings = {}
-        self._subscribers = {}
+        self.info: PeerInfo | None = None
+        self._handshake: OneShot[PeerInfo] = OneShot()
+        self._closed: OneShot[PeerError] = OneShot()
+        self._collector: _AddrCollector | None = None
+        self._pings: dict[int, tuple[float, Deferred[float]]] = {}
+        self._subscribers: dict[type[Message], list[Subscriber[Any]]] = {}
         #: expect() waiters -> their unsubscribe functions.
-        self._expected = {}
+        self._expected: dict[Deferred[Any], Callable[[], None]] = {}
         #: (PeerStats, wants_addrv2) as the connection ended.
-        self._final = None
+        self._final: tuple[PeerStats, bool] | None = None
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         """True once the connection has ended (``whenClosed`` has fired)."""
         return self._closed.done
 
     @property
-    def wants_addrv2(self):
+    def wants_addrv2(self) -> bool:
         """True if the peer sent sendaddrv2 (BIP155) in its handshake: our
         addresses go to it as addrv2."""
         if self._final is not None:
             return self._final[1]
-        return self._protocol.wants_addrv2
+        return self._live().wants_addrv2
 
     @property
-    def stats(self):
+    def stats(self) -> PeerStats:
         """The connection's PeerStats: now, or as it ended."""
         if self._final is not None:
             return self._final[0]
-        return PeerStats.of(self._protocol)
+        return PeerStats.of(self._live())
 
-    def __repr__(self):
+    def _live(self) -> "BitcoinProtocol":
+        # Until the connection ends (then _final is set) there is a protocol.
+        assert self._protocol is not None, "the connection has ended"
+        return self._protocol
+
+    def __repr__(self) -> str:
         state = "handshaken" if self.info else "connecting"
         return f"<Peer {self.address} {state}>"
 
     # -- one-shot results ---------------------------------------------------
 
-    def whenHandshaken(self):
+    def whenHandshaken(self) -> "Deferred[PeerInfo]":
         """A Deferred that fires with the PeerInfo when version/verack is done."""
         return self._handshake.when()
 
-    def whenClosed(self):
+    def whenClosed(self) -> "Deferred[PeerError]":
         """
         A Deferred that fires when the connection has ended, with the
         PeerError saying why (it never errbacks).
         """
         return self._closed.when()
 
-    def getaddr(self):
+    def getaddr(self) -> "Deferred[GetAddrResult]":
         """
         Ask for addresses, once per connection (a node answers only once):
         a Deferred of GetAddrResult.  Called before the handshake is done, it
@@ -248,18 +264,19 @@ class Peer:
             return self._ended()
         if self.info is None:
             return self.whenHandshaken().addCallback(lambda _: self.getaddr())
-        options = self._protocol.options
+        protocol = self._live()
+        options = protocol.options
         self._collector = _AddrCollector(
-            self._protocol.clock,
+            protocol.clock,
             options.getaddr_idle_timeout,
             options.getaddr_timeout,
             options.max_addresses,
         )
         result = self._collector.result.when()
-        self._protocol.sendMessage(GetAddr())
+        protocol.sendMessage(GetAddr())
         return result
 
-    def ping(self, timeout=None):
+    def ping(self, timeout: float | None = None) -> "Deferred[float]":
         """
         Send a ping; a Deferred of the round-trip time in seconds, which
         errbacks with TimeoutError after ``timeout`` seconds (by default
@@ -269,17 +286,20 @@ class Peer:
             return self._ended()
         if self.info is None:
             return self.whenHandshaken().addCallback(lambda _: self.ping(timeout))
-        protocol = self._protocol
+        protocol = self._live()
         nonce = protocol.random.getrandbits(64) or 1
         sent = protocol.clock.seconds()
-        done = Deferred(canceller=lambda d: self._pings.pop(nonce, None))
+        done: Deferred[float] = Deferred(canceller=lambda d: self._forget_ping(nonce))
         self._pings[nonce] = (sent, done)
         protocol.sendMessage(Ping(nonce))
         if timeout is None:
             timeout = protocol.options.ping_timeout
         return done.addTimeout(timeout, protocol.clock)
 
-    def sync_with_ping(self, timeout=None):
+    def _forget_ping(self, nonce: int) -> None:
+        self._pings.pop(nonce, None)
+
+    def sync_with_ping(self, timeout: float | None = None) -> "Deferred[None]":
         """
         A Deferred that fires (with None) once the peer has answered a
         ping sent now: a node handles its peer's messages in order, so
@@ -289,7 +309,8 @@ class Peer:
         """
         return self.ping(timeout).addCallback(lambda _: None)
 
-    def expect(self, message_class, timeout=DEFAULT_EXPECT_TIMEOUT):
+    def expect(self, message_class: type[M],
+               timeout: float | None = DEFAULT_EXPECT_TIMEOUT) -> "Deferred[M]":
         """
         A Deferred of the next received message of ``message_class`` (as
         ``subscribe`` counts them: from the next frame on).  It errbacks
@@ -300,27 +321,28 @@ class Peer:
         if self._closed.done:
             return self._ended()
 
-        def arrived(peer, message):
+        def arrived(peer: Peer, message: M) -> None:
             self._expected.pop(waiting)()
             waiting.callback(message)
 
-        def cancel(_):
+        def cancel(_: object) -> None:
             self._expected.pop(waiting)()
 
-        waiting = Deferred(canceller=cancel)
+        waiting: Deferred[M] = Deferred(canceller=cancel)
         self._expected[waiting] = self.subscribe(message_class, arrived)
         if timeout is not None:
-            waiting.addTimeout(timeout, self._protocol.clock)
+            waiting.addTimeout(timeout, self._live().clock)
         return waiting
 
-    def _ended(self):
+    def _ended(self) -> "Deferred[Any]":
         # Asked after the connection ended: nothing would answer, so say why
         # at once rather than write to a closed transport and time out.
         return self._closed.when().addCallback(lambda error: Failure(error))
 
     # -- streams ------------------------------------------------------------
 
-    def subscribe(self, message_class, callback):
+    def subscribe(self, message_class: type[M],
+                  callback: Subscriber[M]) -> Callable[[], None]:
         """
         Call ``callback(peer, message)`` for every received message of
         ``message_class`` (``Message`` for all of them), including those the
@@ -334,9 +356,14 @@ class Peer:
         """
         callbacks = self._subscribers.setdefault(message_class, [])
         callbacks.append(callback)
-        return lambda: callbacks.remove(callback) if callback in callbacks else None
 
-    def send(self, message):
+        def unsubscribe() -> None:
+            if callback in callbacks:
+                callbacks.remove(callback)
+
+        return unsubscribe
+
+    def send(self, message: Message) -> None:
         """
         Send any message.  ``wtxidrelay`` and ``sendaddrv2`` after our verack
         are refused: Core disconnects for them.  Once the connection has
@@ -348,7 +375,7 @@ class Peer:
             raise ValueError(f"{message.command} after verack makes Core disconnect")
         self._protocol.sendMessage(message)
 
-    def close(self):
+    def close(self) -> None:
         """Close the connection politely (pending writes are flushed); once
         it has ended, this does nothing."""
         if self._protocol is not None:
@@ -356,11 +383,11 @@ class Peer:
 
     # -- called by BitcoinProtocol -------------------------------------------
 
-    def _handshaken(self, info):
+    def _handshaken(self, info: PeerInfo) -> None:
         self.info = info
         self._handshake.fire(info)
 
-    def _deliver(self, message):
+    def _deliver(self, message: Message) -> None:
         for cls in (type(message), Message):
             for callback in tuple(self._subscribers.get(cls, ())):
                 try:
@@ -371,17 +398,17 @@ class Peer:
                         peer=self.address, callback=callback, command=message.command,
                     )
 
-    def _addresses(self, message):
+    def _addresses(self, message: Addr | AddrV2) -> None:
         if self._collector is not None:
             self._collector.add(message)
 
-    def _pong(self, nonce):
+    def _pong(self, nonce: int) -> None:
         pending = self._pings.pop(nonce, None)
         if pending is not None:
             sent, done = pending
-            done.callback(self._protocol.clock.seconds() - sent)
+            done.callback(self._live().clock.seconds() - sent)
 
-    def _lost(self, error, protocol):
+    def _lost(self, error: PeerError, protocol: "BitcoinProtocol") -> None:
         self._final = (PeerStats.of(protocol), protocol.wants_addrv2)
         failure = Failure(error)
         self._handshake.fire(failure)

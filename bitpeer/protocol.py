@@ -34,11 +34,17 @@ module's handlers directly, so a subclass cannot replace a handler by
 naming it, only change what a hook does.
 """
 
+import random as _random
+from collections.abc import Callable, Collection, Iterable
+from typing import Any
+
 import attr
 from twisted.internet.address import HostnameAddress
 from twisted.internet.error import ConnectionAborted
 from twisted.internet.error import ConnectionClosed as _TransportClosed
-from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.python.failure import Failure
 
 from . import __version__
 from .errors import (
@@ -49,15 +55,17 @@ from .errors import (
     HandshakeTimeout,
     IdleTimeout,
     ObsoleteVersion,
+    PeerError,
     ProtocolViolation,
     SelfConnection,
 )
 from .logs import levels, logger
+from .networks import NetworkParams
 from .peer import Peer, PeerInfo
 from .validators import positive
-from .wire.address import NetworkAddress
+from .wire.address import AddrEntry, NetworkAddress
 from .wire.errors import FrameBudgetExhausted, ProtocolError
-from .wire.framing import FrameDecoder, encode_frame
+from .wire.framing import FrameBudget, FrameDecoder, encode_frame
 from .wire.messages import (
     MAX_ADDR_TO_SEND,
     MESSAGE_TYPES,
@@ -69,6 +77,7 @@ from .wire.messages import (
     GetAddr,
     GetData,
     GetHeaders,
+    Headers,
     Message,
     Ping,
     Pong,
@@ -117,16 +126,26 @@ class PeerOptions:
 LISTENER_OPTIONS = PeerOptions(services=int(NODE_NETWORK | NODE_WITNESS), relay=True)
 
 
-def all_addresses(count):
+def all_addresses(count: int) -> int:
     """The "all" getaddr policy: every known address, up to Core's
     MAX_ADDR_TO_SEND (1000) in one message."""
-    return min(count, MAX_ADDR_TO_SEND)
+    limit: int = MAX_ADDR_TO_SEND
+    return min(count, limit)
 
 
 #: How many of ``count`` known addresses a getaddr answer holds, by policy
 #: name: ``core`` is Core's GetAddresses (23%, at most 1000: 4 addresses
 #: give nothing), ``all`` suits a small list given on purpose.
-GETADDR_POLICIES = {"core": getaddr_answer_size, "all": all_addresses}
+GETADDR_POLICIES: dict[str, Callable[[int], int]] = {
+    "core": getaddr_answer_size, "all": all_addresses}
+
+#: What a connection's getaddr answer is drawn from: a callable returning
+#: AddrEntry objects.
+AddressSource = Callable[[], Iterable[AddrEntry]]
+#: Answers a getheaders: (peer, message) -> a Headers, or None for nothing.
+GetHeadersResponder = Callable[[Peer, GetHeaders], Headers | None]
+#: Answers a getdata: (peer, message) -> the messages to send, or None.
+GetDataResponder = Callable[[Peer, GetData], Iterable[Message] | None]
 
 
 class _WantedTypes:
@@ -141,11 +160,11 @@ class _WantedTypes:
 
     __slots__ = ("handled", "subscribers")
 
-    def __init__(self, handled):
+    def __init__(self, handled: frozenset[str]) -> None:
         self.handled = handled
-        self.subscribers = None
+        self.subscribers: dict[type[Message], list[Callable[..., object]]] | None = None
 
-    def __contains__(self, command):
+    def __contains__(self, command: object) -> bool:
         if command in self.handled:
             return True
         if not self.subscribers:
@@ -207,21 +226,21 @@ class BitcoinProtocol(Protocol):
 
     def __init__(
         self,
-        network,
-        options,
-        clock,
-        random,
-        nonces,
-        inbound,
-        address=None,
-        address_source=None,
-        on_peer=None,
-        known_addresses=None,
-        frame_budget=None,
-        answer_size=getaddr_answer_size,
-        on_getheaders=None,
-        on_getdata=None,
-    ):
+        network: NetworkParams,
+        options: PeerOptions,
+        clock: IReactorTime,
+        random: _random.Random,
+        nonces: set[int],
+        inbound: bool,
+        address: NetworkAddress | None = None,
+        address_source: AddressSource | None = None,
+        on_peer: Callable[[Peer], object] | None = None,
+        known_addresses: Collection[object] | None = None,
+        frame_budget: FrameBudget | None = None,
+        answer_size: Callable[[int], int] = getaddr_answer_size,
+        on_getheaders: GetHeadersResponder | None = None,
+        on_getdata: GetDataResponder | None = None,
+    ) -> None:
         self.network = network
         self.options = options
         self.clock = clock
@@ -240,8 +259,8 @@ class BitcoinProtocol(Protocol):
             network.magic, wanted=self._wanted, budget=frame_budget,
             on_evicted=self._fault,
         )
-        self.peer = None
-        self.peer_version = None
+        self.peer: Peer | None = None
+        self.peer_version: Version | None = None
         self.verack_sent = False
         self.verack_received = False
         self.wants_addrv2 = False
@@ -251,15 +270,24 @@ class BitcoinProtocol(Protocol):
         self.messages_received = 0
         self.messages_sent = 0
         #: The clock's time when the peer's last bytes arrived, or None.
-        self.last_received_at = None
+        self.last_received_at: float | None = None
         #: Messages lost to non-fatal faults, and the first such fault.
         self.dropped = 0
-        self.first_dropped = None
-        self._close_reason = None
+        self.first_dropped: ProtocolError | None = None
+        self._close_reason: PeerError | None = None
+        self._handshake_call: IDelayedCall | None = None
+        self._idle_call: IDelayedCall | None = None
+
+    @property
+    def _peer(self) -> Peer:
+        # The Peer exists from connectionMade on, before any byte arrives.
+        assert self.peer is not None, "not connected yet"
+        return self.peer
 
     # -- connection lifecycle -----------------------------------------------
 
-    def connectionMade(self):
+    def connectionMade(self) -> None:
+        assert self.transport is not None
         if self.address is None:
             self.address = address_of(self.transport.getPeer())
         self.peer = Peer(self, self.address)
@@ -282,9 +310,9 @@ class BitcoinProtocol(Protocol):
         if self.on_peer is not None:
             self.on_peer(self.peer)
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         for call in (self._handshake_call, self._idle_call):
-            if call.active():
+            if call is not None and call.active():
                 call.cancel()
         # A DelayedCall holds its function, a method of ours: dropping them
         # (and the Peer dropping us) leaves no cycle, so a closed
@@ -296,9 +324,9 @@ class BitcoinProtocol(Protocol):
         error = self._close_reason or self._lost_reason(reason)
         if levels.debug:
             self.log.debug("{peer} closed: {error}", peer=self.address, error=error)
-        self.peer._lost(error, self)
+        self._peer._lost(error, self)
 
-    def _lost_reason(self, reason):
+    def _lost_reason(self, reason: Failure) -> PeerError:
         """
         Why a connection we did not close through ``close()`` ended: a
         transport closed by a call on our side (``loseConnection`` sets its
@@ -308,30 +336,33 @@ class BitcoinProtocol(Protocol):
         """
         message = reason.getErrorMessage()
         if not reason.check(_TransportClosed):
-            return HandlerError(f"our code raised: {reason.type.__name__}: {message}")
+            return HandlerError(f"our code raised: {type(reason.value).__name__}: {message}")
         # ConnectionAborted and its kinds (StreamTransport aborts a peer that
         # does not read what we send) are our transport's doing.
         if getattr(self.transport, "disconnecting", False) or reason.check(ConnectionAborted):
             return ClosedLocally(f"connection closed locally: {message}")
         return ClosedByPeer(f"connection closed by peer: {message}")
 
-    def close(self, error, abort=False):
+    def close(self, error: PeerError, abort: bool = False) -> None:
         """
         End the connection; ``error`` (a PeerError) is what every waiter
         receives.  ``abort`` drops unsent data, for peers we give up on.
         """
         if self._close_reason is None:
             self._close_reason = error
+        assert self.transport is not None
         if abort:
-            self.transport.abortConnection()
+            # Every transport bitpeer runs on aborts (TCP, StreamTransport,
+            # bitpeer.testing's Loopback); ITransport does not say so.
+            self.transport.abortConnection()  # type: ignore[attr-defined]
         else:
             self.transport.loseConnection()
 
-    def _timeout(self, error):
+    def _timeout(self, error: PeerError) -> None:
         self.log.debug("{peer}: {error}", peer=self.address, error=error)
         self.close(error, abort=True)
 
-    def _handshake_timeout(self):
+    def _handshake_timeout(self) -> None:
         rule = f"no version/verack within {self.options.handshake_timeout:g} s"
         if self.first_dropped is None:
             self._timeout(HandshakeTimeout(rule))
@@ -343,16 +374,16 @@ class BitcoinProtocol(Protocol):
                 self.first_dropped,
             )
 
-    def _violation(self, rule, error=None):
+    def _violation(self, rule: str, error: ProtocolError | None = None) -> None:
         self.log.debug("{peer} broke a rule: {rule}", peer=self.address, rule=rule)
         self.close(ProtocolViolation(rule, error), abort=True)
 
     # -- receiving ------------------------------------------------------------
 
-    def dataReceived(self, data):
+    def dataReceived(self, data: bytes) -> None:
         self.bytes_received += len(data)
         self.last_received_at = self.clock.seconds()
-        if self._idle_call.active():
+        if self._idle_call is not None and self._idle_call.active():
             self._idle_call.reset(self.options.idle_timeout)
         try:
             for item in self.decoder.feed(data):
@@ -374,7 +405,7 @@ class BitcoinProtocol(Protocol):
             self.close(HandlerError(f"our handler raised: {type(error).__name__}: {error}"),
                        abort=True)
 
-    def _fault(self, error):
+    def _fault(self, error: ProtocolError) -> None:
         if isinstance(error, FrameBudgetExhausted):
             # Also called by the decoder when another connection's frame
             # evicts ours: then we are inside that one's dataReceived.
@@ -391,7 +422,7 @@ class BitcoinProtocol(Protocol):
                 "{peer}: dropped a message: {error}", peer=self.address, error=error
             )
 
-    def _dispatch(self, message):
+    def _dispatch(self, message: Message) -> None:
         self.messages_received += 1
         handler = _HANDLERS.get(type(message))
         if self.peer_version is None and not isinstance(message, Version):
@@ -404,9 +435,9 @@ class BitcoinProtocol(Protocol):
         elif handler is not None:
             handler(self, message)
         if self._close_reason is None:
-            self.peer._deliver(message)
+            self._peer._deliver(message)
 
-    def _on_version(self, message):
+    def _on_version(self, message: Version) -> None:
         if self.peer_version is not None:
             self.log.debug("{peer}: ignored redundant version", peer=self.address)
             return
@@ -437,14 +468,15 @@ class BitcoinProtocol(Protocol):
         self.sendMessage(VerAck())
         self.verack_sent = True
 
-    def _on_verack(self, message):
+    def _on_verack(self, message: VerAck) -> None:
         if self.verack_received:
             return
         self.verack_received = True
         self.nonces.discard(self.nonce)
-        if self._handshake_call.active():
+        if self._handshake_call is not None and self._handshake_call.active():
             self._handshake_call.cancel()
         version = self.peer_version
+        assert version is not None and self.address is not None  # dispatch's rule
         now = self.clock.seconds()
         info = PeerInfo(
             address=self.address,
@@ -460,25 +492,25 @@ class BitcoinProtocol(Protocol):
             clock_offset=version.timestamp - self.version_received_at,
             handshake_latency=now - self.connected_at,
         )
-        self.peer._handshaken(info)
+        self._peer._handshaken(info)
         self.handshake_done(info)
 
-    def _on_feature_negotiation(self, message):
+    def _on_feature_negotiation(self, message: WtxidRelay | SendAddrV2) -> None:
         self.feature_negotiation(message)
 
-    def _on_ping(self, message):
+    def _on_ping(self, message: Ping) -> None:
         if self.verack_received and message.nonce is not None:
             self.sendMessage(Pong(message.nonce))
 
-    def _on_pong(self, message):
+    def _on_pong(self, message: Pong) -> None:
         if self.verack_received:
-            self.peer._pong(message.nonce)
+            self._peer._pong(message.nonce)
 
-    def _on_addr(self, message):
+    def _on_addr(self, message: Addr | AddrV2) -> None:
         if self.verack_received:
-            self.peer._addresses(message)
+            self._peer._addresses(message)
 
-    def _on_getaddr(self, message):
+    def _on_getaddr(self, message: GetAddr) -> None:
         # Core answers only inbound peers, only after verack, only once.
         if (
             not self.inbound
@@ -491,18 +523,18 @@ class BitcoinProtocol(Protocol):
         self.getaddr_answered = True
         self.answer_getaddr()
 
-    def _on_getheaders(self, message):
+    def _on_getheaders(self, message: GetHeaders) -> None:
         # Core serves nothing to a peer before its verack.
         if self.verack_received:
             self.answer_getheaders(message)
 
-    def _on_getdata(self, message):
+    def _on_getdata(self, message: GetData) -> None:
         if self.verack_received:
             self.answer_getdata(message)
 
     # -- extension hooks --------------------------------------------------------
 
-    def version_message(self):
+    def version_message(self) -> Version:
         """
         The Version we send: called once per connection, by the dialler on
         connecting, by the dialled side on the peer's version.  By default
@@ -510,6 +542,7 @@ class BitcoinProtocol(Protocol):
         override may return any Version (another nonce, a skewed timestamp).
         """
         options = self.options
+        assert self.address is not None  # set by connectionMade
         return Version(
             version=options.version,
             services=options.services,
@@ -523,7 +556,7 @@ class BitcoinProtocol(Protocol):
             relay=options.relay,
         )
 
-    def feature_negotiation(self, message):
+    def feature_negotiation(self, message: WtxidRelay | SendAddrV2) -> None:
         """
         A wtxidrelay or sendaddrv2 arrived after the peer's version (Core's
         "feature negotiation", legal only before verack).  By default, after
@@ -537,7 +570,7 @@ class BitcoinProtocol(Protocol):
         elif isinstance(message, SendAddrV2):
             self.wants_addrv2 = True
 
-    def handshake_done(self, info):
+    def handshake_done(self, info: PeerInfo) -> None:
         """
         The peer's verack arrived: the handshake is complete, and the
         Peer's ``whenHandshaken`` waiters have had ``info`` (a PeerInfo).
@@ -545,7 +578,7 @@ class BitcoinProtocol(Protocol):
         override may count it, or start sending.
         """
 
-    def answer_getaddr(self):
+    def answer_getaddr(self) -> None:
         """
         Answer the peer's getaddr: called for the first getaddr of an inbound
         connection after the peer's verack, when there is an
@@ -560,7 +593,7 @@ class BitcoinProtocol(Protocol):
             self.log.debug("{peer}: getaddr answered with nothing (the getaddr policy "
                            "leaves nothing of the address source)", peer=self.address)
 
-    def address_answer(self):
+    def address_answer(self) -> Message | None:
         """
         The message that answers getaddr, or None to send nothing.  By
         default a random sample of ``address_source()`` of the size
@@ -570,6 +603,7 @@ class BitcoinProtocol(Protocol):
         None when that leaves nothing to send.  An override may return any
         message with ``command`` and ``encode_payload()``, valid or not.
         """
+        assert self.address_source is not None  # _on_getaddr's rule
         known = list(self.address_source())
         count = self.answer_size(len(known))
         chosen = self.random.sample(known, count)
@@ -579,7 +613,7 @@ class BitcoinProtocol(Protocol):
             return None  # Core sends nothing rather than an empty message.
         return AddrV2(chosen) if self.wants_addrv2 else Addr(chosen)
 
-    def answer_getheaders(self, message):
+    def answer_getheaders(self, message: GetHeaders) -> None:
         """
         A GetHeaders arrived after the peer's verack.  By default it sends
         what ``on_getheaders(peer, message)`` returns (a Headers, or None
@@ -587,11 +621,11 @@ class BitcoinProtocol(Protocol):
         chain to serve).  An override may answer from its own chain.
         """
         if self.on_getheaders is not None:
-            answer = self.on_getheaders(self.peer, message)
+            answer = self.on_getheaders(self._peer, message)
             if answer is not None:
                 self.sendMessage(answer)
 
-    def answer_getdata(self, message):
+    def answer_getdata(self, message: GetData) -> None:
         """
         A GetData arrived after the peer's verack.  By default it sends, in
         order, the messages ``on_getdata(peer, message)`` returns (blocks,
@@ -600,18 +634,19 @@ class BitcoinProtocol(Protocol):
         from its own store.
         """
         if self.on_getdata is not None:
-            for answer in self.on_getdata(self.peer, message) or ():
+            for answer in self.on_getdata(self._peer, message) or ():
                 self.sendMessage(answer)
 
-    def frame(self, message):
+    def frame(self, message: Message) -> bytes:
         """
         The bytes ``message`` goes out as: by default its v1 frame (magic,
         command, length, checksum, payload).  An override may return any
         bytes (another network's magic, a wrong checksum).
         """
-        return encode_frame(self.network.magic, message)
+        frame: bytes = encode_frame(self.network.magic, message)
+        return frame
 
-    def sendMessage(self, message):
+    def sendMessage(self, message: Message) -> None:
         """
         Send one message: everything the protocol and the Peer send goes
         through here.  By default it writes ``frame(message)`` at once.  An
@@ -621,12 +656,13 @@ class BitcoinProtocol(Protocol):
         frame = self.frame(message)
         self.bytes_sent += len(frame)
         self.messages_sent += 1
+        assert self.transport is not None
         self.transport.write(frame)
 
 
 #: The protocol's own handler for each message type it acts on.  Functions,
 #: not names: what a subclass changes goes through the hooks above.
-_HANDLERS = {
+_HANDLERS: dict[type[Message], Callable[[BitcoinProtocol, Any], None]] = {
     Version: BitcoinProtocol._on_version,
     VerAck: BitcoinProtocol._on_verack,
     SendAddrV2: BitcoinProtocol._on_feature_negotiation,

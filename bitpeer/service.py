@@ -21,17 +21,23 @@ short; the backoff is Twisted's own ``backoffPolicy``.
 """
 
 import random as _random
+from collections.abc import Callable
 
 import attr
 from twisted.application.internet import backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, TimeoutError, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
 
 from .errors import ClosedLocally, PeerError
 from .factory import DEFAULT_CONNECT_TIMEOUT, PeerFactory, connectPeer
 from .logs import logger
-from .networks import MAINNET
+from .networks import MAINNET, NetworkParams
+from .peer import Peer
+from .protocol import PeerOptions
+from .wire.address import NetworkAddress
 
 #: Seconds between pings to the connected peer.
 DEFAULT_PING_INTERVAL = 60.0
@@ -65,7 +71,7 @@ class ServiceStats:
     last_received_at: float | None
 
     @property
-    def reconnects(self):
+    def reconnects(self) -> int:
         """Connections made after the first: how often the peer came back."""
         return max(self.connects - 1, 0)
 
@@ -87,10 +93,14 @@ class PeerService(Service):
 
     log = logger()
 
-    def __init__(self, reactor, address, network=MAINNET, *, clock=None, factory=None,
-                 options=None, on_peer=None, ping_interval=DEFAULT_PING_INTERVAL,
-                 connect_timeout=DEFAULT_CONNECT_TIMEOUT, initial_delay=INITIAL_DELAY,
-                 max_delay=MAX_DELAY, factor=FACTOR, random=None):
+    def __init__(self, reactor: IReactorTime, address: NetworkAddress | str,
+                 network: NetworkParams = MAINNET, *, clock: IReactorTime | None = None,
+                 factory: PeerFactory | None = None, options: PeerOptions | None = None,
+                 on_peer: Callable[[Peer], object] | None = None,
+                 ping_interval: float = DEFAULT_PING_INTERVAL,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                 initial_delay: float = INITIAL_DELAY, max_delay: float = MAX_DELAY,
+                 factor: float = FACTOR, random: _random.Random | None = None) -> None:
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.address = address
@@ -105,25 +115,25 @@ class PeerService(Service):
         random = random if random is not None else _random.SystemRandom()
         self.retry_delay = backoffPolicy(initial_delay, max_delay, factor, jitter=random.random)
         #: The current handshaken Peer, or None.
-        self.peer = None
-        self._attempt = None
-        self._retry_call = None
-        self._pinger = None
-        self._waiters = []
+        self.peer: Peer | None = None
+        self._attempt: Deferred[Peer] | None = None
+        self._retry_call: IDelayedCall | None = None
+        self._pinger: LoopingCall | None = None
+        self._waiters: list[Deferred[Peer]] = []
         self._failures = 0
         self._connects = 0
         self._failed_total = 0
-        self._last_rtt = None
+        self._last_rtt: float | None = None
         #: Traffic of the connections already closed: bytes and messages
         #: sent and received, and the last time bytes arrived.
-        self._closed_traffic = (0, 0, 0, 0, None)
+        self._closed_traffic: tuple[int, int, int, int, float | None] = (0, 0, 0, 0, None)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<PeerService {self.address}>"
 
     # -- the public side ---------------------------------------------------------
 
-    def whenPeer(self):
+    def whenPeer(self) -> "Deferred[Peer]":
         """
         A Deferred of the current handshaken Peer: at once if there is one,
         else when the next handshake completes.  Cancellable; errbacks with
@@ -131,11 +141,11 @@ class PeerService(Service):
         """
         if self.peer is not None:
             return succeed(self.peer)
-        waiter = Deferred(canceller=self._waiters.remove)
+        waiter: Deferred[Peer] = Deferred(canceller=self._waiters.remove)
         self._waiters.append(waiter)
         return waiter
 
-    def stats(self):
+    def stats(self) -> ServiceStats:
         """A ServiceStats of everything so far, the current peer included."""
         sent, received, messages_sent, messages_received, last = self._closed_traffic
         if self.peer is not None:
@@ -148,12 +158,12 @@ class PeerService(Service):
         return ServiceStats(self._connects, self._failed_total, self._last_rtt, sent, received,
                             messages_sent, messages_received, last)
 
-    def startService(self):
-        super().startService()
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]
         self._connect()
 
-    def stopService(self):
-        super().stopService()
+    def stopService(self) -> "Deferred[None]":
+        super().stopService()  # type: ignore[no-untyped-call]
         if self._retry_call is not None:
             self._retry_call.cancel()
             self._retry_call = None
@@ -170,19 +180,20 @@ class PeerService(Service):
 
     # -- the loop ------------------------------------------------------------------
 
-    def _connect(self):
+    def _connect(self) -> None:
         self._retry_call = None
         self._attempt = connectPeer(self.reactor, self.address, self.network,
                                     connect_timeout=self.connect_timeout, factory=self.factory)
         self._attempt.addCallbacks(self._connected, self._failed)
 
-    def _connected(self, peer):
+    def _connected(self, peer: Peer) -> None:
         self._attempt = None
         self._failures = 0
         self._connects += 1
         self.peer = peer
+        agent = peer.info.user_agent if peer.info is not None else "?"
         self.log.info("{service}: connected to {agent} (connection {count})", service=self,
-                      agent=peer.info.user_agent, count=self._connects)
+                      agent=agent, count=self._connects)
         peer.whenClosed().addCallback(self._lost, peer)
         self._pinger = LoopingCall(self._ping, peer)
         self._pinger.clock = self.clock
@@ -193,7 +204,7 @@ class PeerService(Service):
         for waiter in waiters:
             waiter.callback(peer)
 
-    def _failed(self, failure):
+    def _failed(self, failure: Failure) -> None:
         self._attempt = None
         if not self.running:
             return None  # our own cancel, or an attempt cut short by the stop
@@ -209,9 +220,10 @@ class PeerService(Service):
             self._retry("unexpected error")
         return None
 
-    def _lost(self, error, peer):
-        self._pinger.stop()
-        self._pinger = None
+    def _lost(self, error: PeerError, peer: Peer) -> None:
+        if self._pinger is not None:
+            self._pinger.stop()
+            self._pinger = None
         stats = peer.stats
         sent, received, messages_sent, messages_received, last = self._closed_traffic
         self._closed_traffic = (
@@ -223,20 +235,20 @@ class PeerService(Service):
         if self.running:
             self._retry(f"lost: {error.reason}: {error}")
 
-    def _retry(self, why):
+    def _retry(self, why: str) -> None:
         delay = self.retry_delay(self._failures)
         self.log.info("{service}: {why}; redialling in {delay:.1f} s", service=self, why=why,
                       delay=delay)
         self._retry_call = self.clock.callLater(delay, self._connect)
 
-    def _ping(self, peer):
+    def _ping(self, peer: Peer) -> None:
         pinged = peer.ping()
         pinged.addCallbacks(self._pinged, self._ping_failed, errbackArgs=(peer,))
 
-    def _pinged(self, rtt):
+    def _pinged(self, rtt: float) -> None:
         self._last_rtt = rtt
 
-    def _ping_failed(self, failure, peer):
+    def _ping_failed(self, failure: Failure, peer: Peer) -> None:
         if failure.check(TimeoutError):
             # A peer that does not answer is as good as gone: redial.
             self.log.info("{service}: no pong in time; closing", service=self)

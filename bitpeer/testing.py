@@ -5,10 +5,12 @@ Your tests can run your PeerFactory, connectPeer() or Peer code against
 Bitcoin nodes that live in memory and on a task.Clock:
 
 - ``FakeNode``: a node speaking bitpeer's own protocol from the inbound side
-  (what NodeFactory serves: Core's handshake order, getaddr answered once
-  from its address book), with the version data you give it.  Its
-  ``protocol`` may be a BitcoinProtocol subclass overriding the protocol's
-  hooks, as the simulated network's misbehaving nodes do.
+  (what NodeFactory serves: Core's handshake order), with the version data
+  you give it, scripted: it answers getaddr, getheaders and getdata from
+  the addresses, header chain and data you give it, sends inv, headers,
+  addr or any message when told, and adds latency.  Its ``protocol`` may be
+  a BitcoinProtocol subclass overriding the protocol's hooks, as the
+  simulated network's misbehaving nodes do.
 - ``Loopback``: two protocols joined in memory; bytes cross it on the clock.
 - ``handshake``: connect a client to a FakeNode and complete the handshake.
 - ``FakeInternet``: a MemoryReactorClock whose connectTCP reaches FakeNodes
@@ -22,6 +24,8 @@ clock is advanced (``clock.advance(0)`` delivers whatever is in flight).
 """
 
 import random as _random
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Generic, TypeVar
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import (
@@ -30,40 +34,59 @@ from twisted.internet.error import (
     ConnectionLost,
     ConnectionRefusedError,
 )
+from twisted.internet.interfaces import IAddress, IConnector, IProtocol, IReactorTCP
+from twisted.internet.protocol import ClientFactory, Factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
 
-from .factory import PeerFactory
-from .networks import MAINNET
+from .factory import NodeFactory, PeerFactory
+from .networks import MAINNET, NetworkParams
+from .peer import Peer
 from .protocol import BitcoinProtocol, PeerOptions
 from .simnet.network import SimNet
-from .wire.address import Network, NetworkAddress
-from .wire.messages import PROTOCOL_VERSION
+from .wire.address import AddrEntry, Network, NetworkAddress
+from .wire.encoding import hash256
+from .wire.messages import (
+    MAX_HEADERS_RESULTS,
+    MSG_BLOCK,
+    PROTOCOL_VERSION,
+    Addr,
+    AddrV2,
+    BlockHeader,
+    GetData,
+    GetHeaders,
+    Headers,
+    Inv,
+    InvVector,
+    Message,
+    NotFound,
+)
 from .wire.services import NODE_NETWORK, NODE_NETWORK_LIMITED, NODE_WITNESS
 
 __all__ = ["FakeInternet", "FakeNode", "Loopback", "SimNet", "T0", "fake_clock",
-           "handshake", "start_simnet"]
+           "handshake", "header_hash", "start_simnet"]
 
 #: A realistic start time for fake clocks (November 2023), so that
 #: timestamps in versions and address entries look like the network's.
 T0 = 1_700_000_000
 
 
-def fake_clock(start=T0):
+def fake_clock(start: float = T0) -> Clock:
     """A task.Clock set to ``start`` (seconds since the epoch)."""
     clock = Clock()
     clock.advance(start)
     return clock
 
 
-def twisted_address(address):
+def twisted_address(address: NetworkAddress) -> IPv4Address | IPv6Address:
     """The Twisted IPv4Address/IPv6Address of an IP NetworkAddress."""
     kind = IPv6Address if address.network == Network.IPV6 else IPv4Address
     return kind("TCP", address.host_text, address.port)
 
 
-def _network_address(address):
+def _network_address(address: NetworkAddress | str) -> NetworkAddress:
     return address if isinstance(address, NetworkAddress) else NetworkAddress.parse(address)
 
 
@@ -76,29 +99,35 @@ class _End(StringTransport):
     @ivar other: the other end.
     """
 
-    def __init__(self, loopback, owner, host, peer):
-        super().__init__(hostAddress=host, peerAddress=peer)
-        self.loopback, self.owner, self.other = loopback, owner, None
+    def __init__(self, loopback: "Loopback[Any, Any]", owner: IProtocol,
+                 host: IAddress | None, peer: IAddress | None) -> None:
+        super().__init__(hostAddress=host, peerAddress=peer)  # type: ignore[no-untyped-call]
+        self.loopback, self.owner = loopback, owner
+        self.other: _End | None = None
 
-    def write(self, data):
+    def write(self, data: bytes) -> None:
         if not self.disconnecting:
             self.loopback._carry(self, data)
 
-    def writeSequence(self, data):
+    def writeSequence(self, data: Iterable[bytes]) -> None:
         self.write(b"".join(data))
 
-    def loseConnection(self):
+    def loseConnection(self) -> None:
         if not self.disconnecting:
-            super().loseConnection()
+            super().loseConnection()  # type: ignore[no-untyped-call]
             self.loopback._close(self, aborted=False)
 
-    def abortConnection(self):
+    def abortConnection(self) -> None:
         if not self.disconnected:
             self.disconnecting = self.disconnected = True
             self.loopback._close(self, aborted=True)
 
 
-class Loopback:
+ClientT = TypeVar("ClientT", bound=IProtocol)
+ServerT = TypeVar("ServerT", bound=IProtocol)
+
+
+class Loopback(Generic[ClientT, ServerT]):
     """
     Two protocols joined in memory as TCP would join them: what one writes
     reaches the other ``latency`` seconds later on ``clock`` (with 0, at the
@@ -112,7 +141,9 @@ class Loopback:
     @ivar closed: True once both have had connectionLost.
     """
 
-    def __init__(self, clock, client, server, client_address, server_address, latency=0.0):
+    def __init__(self, clock: Clock, client: ClientT, server: ServerT,
+                 client_address: IAddress | None, server_address: IAddress | None,
+                 latency: float = 0.0) -> None:
         self.clock, self.latency = clock, latency
         self.client, self.server = client, server
         self.closed = False
@@ -124,25 +155,27 @@ class Loopback:
         client.makeConnection(client_end)
         server.makeConnection(server_end)
 
-    def _carry(self, sender, data):
+    def _carry(self, sender: _End, data: bytes) -> None:
+        assert sender.other is not None
         self.clock.callLater(self.latency, self._deliver, sender.other.owner, data)
 
-    def _deliver(self, receiver, data):
+    def _deliver(self, receiver: IProtocol, data: bytes) -> None:
         if not (self.closed or self._aborted):
             receiver.dataReceived(data)
 
-    def _close(self, closer, aborted):
+    def _close(self, closer: _End, aborted: bool) -> None:
         if aborted:
             self._aborted = True
         self.clock.callLater(0 if aborted else self.latency, self._end, closer, aborted)
 
-    def _end(self, closer, aborted):
+    def _end(self, closer: _End, aborted: bool) -> None:
         if self.closed:
             return
         self.closed = True
         for end in self._ends:
             end.connected = False
         for end in self._ends:
+            reason: Exception
             if not aborted:
                 reason = ConnectionDone()
             elif end is closer:
@@ -155,71 +188,208 @@ class Loopback:
 class FakeNode:
     """
     A Bitcoin node in memory: each connection to it is the inbound side of
-    bitpeer's protocol (what NodeFactory serves), presenting ``version``,
-    ``user_agent``, ``services`` and ``start_height``, and answering the
-    first getaddr with Core's sample of ``addresses`` (AddrEntry objects; a
-    list you may change between connections).
+    bitpeer's protocol, built by a NodeFactory (Core's handshake order),
+    presenting ``version``, ``user_agent``, ``services`` and
+    ``start_height``.  It is scripted through its attributes, which a test
+    may change at any time:
+
+    - ``addresses``: AddrEntry objects; the first getaddr of a connection
+      gets a sample of them sized by ``getaddr_policy`` (NodeFactory's:
+      ``"core"``, 23%, or ``"all"``).
+    - ``headers``: its chain of BlockHeader objects, oldest first; a
+      getheaders gets the headers after the locator (``headers_for``).
+    - ``data``: inventory hash (wire order) -> the message that answers a
+      getdata for it (a block, a transaction); what it lacks gets a
+      notfound (``data_for``).
+    - ``latency``: seconds each message takes each way on the clock, for
+      connections made from then on.
+
+    It speaks at will once a connection's handshake is done: ``send``,
+    ``send_inv``, ``send_headers``, ``send_addr``, to every handshaken
+    connection.
 
     ``protocol`` is the class of its connections: BitcoinProtocol, or a
-    subclass overriding the protocol's extension hooks to misbehave.  It is
-    built as NodeFactory builds BitcoinProtocol, so a subclass's
-    ``__init__`` takes the same arguments.
+    subclass overriding the protocol's hooks to misbehave; it is built as
+    NodeFactory builds BitcoinProtocol, so a subclass's ``__init__`` takes
+    the same arguments.
 
     @ivar address: where the node is (a NetworkAddress).
+    @ivar factory: the NodeFactory that builds its connections.
     @ivar connections: a Loopback per connection made to it.
     """
 
-    def __init__(self, clock, network=MAINNET, *, address="127.0.0.2:8333",
-                 version=PROTOCOL_VERSION, user_agent="/Satoshi:27.0.0/",
-                 services=NODE_NETWORK | NODE_WITNESS | NODE_NETWORK_LIMITED,
-                 start_height=0, addresses=(), protocol=BitcoinProtocol, random=None):
-        self.clock, self.network, self.protocol = clock, network, protocol
+    def __init__(self, clock: Clock, network: NetworkParams = MAINNET, *,
+                 address: NetworkAddress | str = "127.0.0.2:8333",
+                 version: int = PROTOCOL_VERSION, user_agent: str = "/Satoshi:27.0.0/",
+                 services: int = NODE_NETWORK | NODE_WITNESS | NODE_NETWORK_LIMITED,
+                 start_height: int = 0, addresses: Iterable[AddrEntry] = (),
+                 getaddr_policy: str | Callable[[int], int] = "core",
+                 headers: Iterable[BlockHeader] = (),
+                 data: Mapping[bytes, Message] | None = None, latency: float = 0.0,
+                 protocol: type[BitcoinProtocol] = BitcoinProtocol,
+                 random: _random.Random | None = None) -> None:
+        self.clock, self.network, self.latency = clock, network, latency
         self.address = _network_address(address)
-        self.options = PeerOptions(user_agent=user_agent, start_height=start_height,
-                                   services=int(services), relay=True, version=version)
-        self.addresses = list(addresses)
+        self.addresses: list[AddrEntry] = list(addresses)
+        self.headers: list[BlockHeader] = list(headers)
+        self.data: dict[bytes, Message] = dict(data or {})
         self.random = random if random is not None else _random.Random(str(self.address))
-        self.nonces = set()
-        self.connections = []
-
-    def accept(self, client_address):
-        """A protocol for a connection from ``client_address``, not yet connected."""
-        return self.protocol(
-            self.network, self.options, self.clock, self.random, self.nonces,
-            inbound=True, address=_network_address(client_address),
-            address_source=lambda: self.addresses,
+        self.nonces: set[int] = set()
+        self.connections: list[Loopback[IProtocol, BitcoinProtocol]] = []
+        options = PeerOptions(user_agent=user_agent, start_height=start_height,
+                              services=int(services), relay=True, version=version)
+        self.factory = NodeFactory(
+            clock, network, options, self.random, self.nonces,
+            address_source=lambda: self.addresses, getaddr_policy=getaddr_policy,
+            on_getheaders=self._on_getheaders, on_getdata=self._on_getdata,
         )
+        self.factory.protocol = protocol
 
-    def connect(self, factory, client_address="127.0.0.1:50000", latency=0.0):
+    @property
+    def options(self) -> PeerOptions:
+        """What the node presents in its version."""
+        return self.factory.options
+
+    @property
+    def peers(self) -> list[Peer]:
+        """The node's side of each connection still open, handshaken or not."""
+        return [loopback.server.peer for loopback in self.connections
+                if not loopback.closed and loopback.server.peer is not None]
+
+    def accept(self, client_address: NetworkAddress | str) -> BitcoinProtocol:
+        """A protocol for a connection from ``client_address``, not yet connected."""
+        return self.factory.buildProtocol(twisted_address(_network_address(client_address)))
+
+    def connect(self, factory: Factory, client_address: NetworkAddress | str = "127.0.0.1:50000",
+                latency: float | None = None) -> Loopback[IProtocol, BitcoinProtocol]:
         """
         Connect a client built by ``factory`` (a PeerFactory, say) to this
-        node over a new Loopback, and return it.  The client speaks first
-        once the clock is advanced.
+        node over a new Loopback (``latency`` defaults to the node's), and
+        return it.  The client speaks first once the clock is advanced.
         """
         client_address = _network_address(client_address)
         here, there = twisted_address(self.address), twisted_address(client_address)
         client = factory.buildProtocol(here)
-        loopback = Loopback(self.clock, client, self.accept(client_address), there, here,
-                            latency)
+        if client is None:
+            raise ValueError(f"{factory!r} refused the connection")
+        loopback: Loopback[IProtocol, BitcoinProtocol] = Loopback(self.clock, client, self.accept(client_address), there, here,
+                            self.latency if latency is None else latency)
         self.connections.append(loopback)
         return loopback
 
+    # -- speaking at will -------------------------------------------------------
 
-def handshake(node, factory=None):
+    def send(self, message: Message) -> int:
+        """
+        Send ``message`` on every connection whose handshake is done (Core
+        relays nothing before); returns how many got it.  It arrives once
+        the clock is advanced by the latency.
+        """
+        handshaken = [peer for peer in self.peers if peer.info is not None]
+        for peer in handshaken:
+            peer.send(message)
+        return len(handshaken)
+
+    def send_inv(self, hashes: Iterable[bytes], type: int = MSG_BLOCK) -> int:
+        """Announce ``hashes`` (wire order) of one inventory ``type``, as
+        ``send`` does."""
+        return self.send(Inv([InvVector(type, item) for item in hashes]))
+
+    def send_headers(self, headers: Iterable[BlockHeader]) -> int:
+        """Announce ``headers`` (BIP 130's way of announcing blocks), as
+        ``send`` does."""
+        return self.send(Headers(tuple(headers)))
+
+    def send_addr(self, entries: Iterable[AddrEntry]) -> int:
+        """
+        Gossip ``entries`` unasked, as ``send`` does: in addrv2 to a peer
+        that asked for it (``peer.wants_addrv2``), else in addr without the
+        networks addr cannot carry.  Returns how many connections got some.
+        """
+        entries = list(entries)
+        v1 = [entry for entry in entries if entry.address.is_v1_compatible]
+        sent = 0
+        for peer in self.peers:
+            chosen = entries if peer.wants_addrv2 else v1
+            if peer.info is not None and chosen:
+                peer.send(AddrV2(chosen) if peer.wants_addrv2 else Addr(chosen))
+                sent += 1
+        return sent
+
+    # -- answering ------------------------------------------------------------------
+
+    def headers_for(self, message: GetHeaders) -> Headers:
+        """
+        The answer to ``message`` from ``headers``, as Core gives it: the
+        headers after the first locator hash on the chain (from the chain's
+        start if none is), up to ``hash_stop``, at most 2000; with an empty
+        locator, the header ``hash_stop`` names alone, if known.
+        """
+        hashes = [header_hash(header) for header in self.headers]
+        if not message.locator:
+            if message.hash_stop in hashes:
+                return Headers([self.headers[hashes.index(message.hash_stop)]])
+            return Headers([])
+        start = 0
+        for known in message.locator:
+            if known in hashes:
+                start = hashes.index(known) + 1
+                break
+        answer = []
+        for header, hashed in zip(self.headers[start:], hashes[start:]):
+            answer.append(header)
+            if hashed == message.hash_stop or len(answer) == MAX_HEADERS_RESULTS:
+                break
+        return Headers(answer)
+
+    def data_for(self, message: GetData) -> list[Message]:
+        """
+        The answer to ``message`` from ``data``: the message for each hash
+        it has, in the order asked, then one notfound for the rest (Core's
+        order).
+        """
+        found = [self.data[item.hash] for item in message.inventory if item.hash in self.data]
+        missing = [item for item in message.inventory if item.hash not in self.data]
+        return found + [NotFound(missing)] if missing else found
+
+    def _on_getheaders(self, peer: Peer, message: GetHeaders) -> Headers:
+        return self.headers_for(message)
+
+    def _on_getdata(self, peer: Peer, message: GetData) -> list[Message]:
+        return self.data_for(message)
+
+
+def header_hash(header: BlockHeader) -> bytes:
+    """A block header's hash in wire order: hash256 of its 80 bytes (the
+    headers message's layout, after its one-byte count)."""
+    hashed: bytes = hash256(Headers([header]).encode_payload()[1:81])
+    return hashed
+
+
+def handshake(node: FakeNode, factory: Factory | None = None) -> Peer:
     """
     Connect a client to ``node`` (a FakeNode) and advance its clock until
-    the handshake is done: returns the client's Peer.  ``factory`` defaults
-    to a PeerFactory on the node's clock and network.  Raises the PeerError
-    that ended the connection if the handshake failed, AssertionError if it
-    is still waiting (a node that never answers: advance the clock yourself).
+    the handshake is done on both sides (a few times the node's latency):
+    returns the client's Peer.  ``factory`` defaults to a PeerFactory on
+    the node's clock and network.  Raises the PeerError that ended the
+    connection if the handshake failed, AssertionError if it is still
+    waiting (a node that never answers: advance the clock yourself).
     """
     if factory is None:
         factory = PeerFactory(node.clock, node.network, random=_random.Random(0))
     loopback = node.connect(factory)
-    node.clock.advance(0)
-    peer = loopback.client.peer
-    outcome = []
+    client = loopback.client
+    if not isinstance(client, BitcoinProtocol) or client.peer is None:
+        raise TypeError(f"{factory!r} does not build bitpeer connections")
+    peer = client.peer
+    outcome: list[object] = []
     peer.whenHandshaken().addBoth(outcome.append)
+    # Version out, version and verack back, our verack out: three crossings.
+    for step in (0.0, loopback.latency, loopback.latency, loopback.latency):
+        node.clock.advance(step)
+        server = loopback.server.peer
+        if outcome and (loopback.closed or (server is not None and server.info is not None)):
+            break
     if not outcome:
         raise AssertionError(f"the handshake with {node.address} has not completed")
     if isinstance(outcome[0], Failure):
@@ -235,34 +405,39 @@ class FakeInternet(MemoryReactorClock):
     are the nodes taken down.
     """
 
-    def __init__(self, start=T0):
-        super().__init__()
+    def __init__(self, start: float = T0) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
         self.advance(start)
-        self.nodes = {}
+        self.nodes: dict[tuple[str, int], FakeNode] = {}
 
-    def add_node(self, **node_arguments):
+    def add_node(self, **node_arguments: Any) -> FakeNode:
         """A new FakeNode on this clock (``node_arguments`` as FakeNode's)."""
         node = FakeNode(self, **node_arguments)
         self.bring_up(node)
         return node
 
-    def take_down(self, node):
+    def take_down(self, node: FakeNode) -> None:
         """Stop ``node`` as a restarting node stops: it closes its open
         connections, and new ones are refused until ``bring_up(node)``."""
         del self.nodes[(node.address.host_text, node.address.port)]
         for loopback in node.connections:
-            loopback.server.transport.loseConnection()
+            if loopback.server.transport is not None:
+                loopback.server.transport.loseConnection()
 
-    def bring_up(self, node):
+    def bring_up(self, node: FakeNode) -> None:
         """Let ``node`` (a FakeNode on this clock) be reached again."""
         self.nodes[(node.address.host_text, node.address.port)] = node
 
-    def connectTCP(self, host, port, factory, timeout=30, bindAddress=None):
-        connector = super().connectTCP(host, port, factory, timeout, bindAddress)
+    def connectTCP(self, host: str, port: int, factory: ClientFactory, timeout: float = 30,
+                   bindAddress: tuple[str, int] | None = None) -> IConnector:
+        connector: IConnector = super().connectTCP(  # type: ignore[no-untyped-call]
+            host, port, factory, timeout, bindAddress)
         self.callLater(0, self._complete, connector, host, port, factory)
         return connector
 
-    def _complete(self, connector, host, port, factory):
+    def _complete(self, connector: Any, host: str, port: int,
+                  factory: ClientFactory) -> None:
+        # ``connector`` is MemoryReactor's, which says whether it was stopped.
         if connector.stoppedConnecting:
             return
         node = self.nodes.get((host, port))
@@ -272,7 +447,8 @@ class FakeInternet(MemoryReactorClock):
             node.connect(factory)
 
 
-def start_simnet(testcase, reactor, **arguments):
+def start_simnet(testcase: SynchronousTestCase, reactor: IReactorTCP,
+                 **arguments: Any) -> SimNet:
     """
     Start a SimNet (``arguments`` as SimNet's) on 127.0.0.0/8 for a
     trial.unittest.TestCase, stopped when the test ends; returns it.  Its

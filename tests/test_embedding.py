@@ -122,15 +122,7 @@ class EmbeddingTests(TestCase):
 
 from twisted.trial.unittest import SynchronousTestCase  # noqa: E402
 
-from bitpeer.protocol import BitcoinProtocol  # noqa: E402
 from bitpeer.testing import FakeInternet  # noqa: E402
-
-
-class Announcer(BitcoinProtocol):
-    """A node that announces a block as soon as the handshake is done."""
-
-    def handshake_done(self, info):
-        self.peer.send(Inv([InvVector(MSG_BLOCK, BLOCK_HASH)]))
 
 
 class InMemoryEmbeddingTests(SynchronousTestCase):
@@ -141,9 +133,11 @@ class InMemoryEmbeddingTests(SynchronousTestCase):
 
     def test_logs_announced_inventory(self):
         internet = FakeInternet()
-        node = internet.add_node(address="127.0.0.2:8333", protocol=Announcer)
+        node = internet.add_node(address="127.0.0.2:8333")
         service = InvLogger(internet, str(node.address))
         service.startService()
+        internet.advance(0)
+        node.send_inv([BLOCK_HASH])
         internet.advance(0)
         self.assertEqual([formatEvent(e) for e in self.events if e.get("log_source") is service],
                          [f"127.0.0.2:8333 has {BLOCK_HASH[::-1].hex()}"])
@@ -153,19 +147,13 @@ class InMemoryEmbeddingTests(SynchronousTestCase):
         self.assertTrue(node.connections[0].closed)
 
 
-import os  # noqa: E402
-import re  # noqa: E402
-
-README = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "README.rst")
+from .test_testing import README, code_blocks  # noqa: E402
 
 
 def readme_service_example():
     """The README's PeerService example, run as written: its namespace."""
-    with open(README, encoding="utf-8") as stream:
-        section = stream.read().split("To keep a peer rather than dial once", 1)[1]
-    block = re.search(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)", section).group(1)
+    code = code_blocks(README, "To keep a peer rather than dial once")[0]
     namespace = {"__name__": "readme_peer_service"}
-    code = "\n".join(line[4:] for line in block.splitlines())
     exec(compile(code, README, "exec"), namespace)
     return namespace
 
@@ -182,9 +170,11 @@ class PeerServiceExampleTests(SynchronousTestCase):
 
     def test_follows_a_restarting_node(self):
         internet = FakeInternet()
-        node = internet.add_node(address="127.0.0.2:8333", protocol=Announcer)
+        node = internet.add_node(address="127.0.0.2:8333")
         service = readme_service_example()["inv_follower"](internet, "127.0.0.2:8333")
         service.startService()
+        internet.advance(0)
+        node.send_inv([BLOCK_HASH])
         internet.advance(0)
         line = f"127.0.0.2:8333 has {BLOCK_HASH[::-1].hex()}"
         self.assertEqual(self.logged(), [line])
@@ -193,6 +183,8 @@ class PeerServiceExampleTests(SynchronousTestCase):
         internet.advance(0)
         internet.bring_up(node)
         internet.advance(2)  # the redial: 1 s and the jitter
+        self.assertEqual(node.send_inv([BLOCK_HASH]), 1)
+        internet.advance(0)
         self.assertEqual(self.logged(), [line, line])
         self.assertIsNot(self.successResultOf(service.whenPeer()), first)
         self.assertEqual(service.stats().reconnects, 1)

@@ -8,6 +8,7 @@ simulated network started for a trial test.
 
 import os
 import re
+import unittest as pyunit
 
 import attr
 from twisted.internet import defer, reactor
@@ -34,12 +35,60 @@ from bitpeer.testing import (
     Loopback,
     fake_clock,
     handshake,
+    header_hash,
     start_simnet,
 )
 from bitpeer.wire.address import AddrEntry, NetworkAddress
-from bitpeer.wire.messages import Addr, VerAck
+from bitpeer.wire.messages import (
+    MSG_BLOCK,
+    MSG_TX,
+    Addr,
+    AddrV2,
+    BlockHeader,
+    GetData,
+    GetHeaders,
+    Headers,
+    Inv,
+    InvVector,
+    NotFound,
+    Ping,
+    VerAck,
+)
 
-README = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "README.rst")
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
+README = os.path.join(ROOT, "README.rst")
+EMBEDDING = os.path.join(ROOT, "docs", "embedding.rst")
+
+
+def code_blocks(path, after=""):
+    """
+    The Python code blocks of the reStructuredText file at ``path`` (those
+    after the text ``after``), unindented: the examples of the README and
+    the docs, so that tests run them as written.
+    """
+    with open(path, encoding="utf-8") as stream:
+        text = stream.read()
+    if after:
+        text = text.split(after, 1)[1]
+    blocks = re.findall(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)", text)
+    return ["\n".join(line[4:] for line in block.splitlines()) for block in blocks]
+
+
+def run_example(testcase, code, path):
+    """
+    Run one example as written, in a namespace of its own, then the trial
+    tests it defines; fail ``testcase`` if any of them fails.  Returns the
+    namespace.
+    """
+    namespace = {"__name__": "example"}
+    exec(compile(code, path, "exec"), namespace)
+    for value in list(namespace.values()):
+        if isinstance(value, type) and issubclass(value, SynchronousTestCase):
+            result = reporter.TestResult()
+            pyunit.TestLoader().loadTestsFromTestCase(value).run(result)
+            testcase.assertEqual((result.errors, result.failures), ([], []))
+            testcase.assertGreater(result.successes, 0)
+    return namespace
 
 
 def book(count):
@@ -98,6 +147,110 @@ class HandshakeTests(SynchronousTestCase):
         clock.advance(0.25)
         self.assertIsNotNone(peer.info)
         self.assertEqual(peer.info.handshake_latency, 0.5)
+
+
+def chain(length):
+    """``length`` block headers, each on the one before."""
+    headers, previous = [], bytes(32)
+    for height in range(length):
+        header = BlockHeader(4, previous, bytes([height % 256]) * 32, T0 + height * 600,
+                             0x1D00FFFF, height)
+        headers.append(header)
+        previous = header_hash(header)
+    return headers
+
+
+class ScriptedNodeTests(SynchronousTestCase):
+    """A FakeNode speaks at will and answers from what the test gave it."""
+
+    def setUp(self):
+        self.clock = fake_clock()
+
+    def received(self, peer, message_class):
+        seen = []
+        peer.subscribe(message_class, lambda _, message: seen.append(message))
+        return seen
+
+    def test_send_inv_after_the_handshake(self):
+        node = FakeNode(self.clock)
+        self.assertEqual(node.send_inv([bytes(32)]), 0)  # nobody connected yet
+        peer = handshake(node)
+        invs = self.received(peer, Inv)
+        self.assertEqual(node.send_inv([b"\x01" * 32], MSG_TX), 1)
+        self.clock.advance(0)
+        self.assertEqual(invs, [Inv([InvVector(MSG_TX, b"\x01" * 32)])])
+
+    def test_send_headers_and_any_message(self):
+        node = FakeNode(self.clock)
+        peer = handshake(node)
+        headers = self.received(peer, Headers)
+        node.send_headers(chain(2))
+        node.send(Ping(7))
+        self.clock.advance(0)
+        self.assertEqual(headers, [Headers(chain(2))])
+
+    def test_send_addr_in_the_form_asked(self):
+        node = FakeNode(self.clock)
+        peer = handshake(node)
+        self.assertTrue(node.peers[0].wants_addrv2)  # bitpeer asks for addrv2
+        seen = self.received(peer, AddrV2)
+        onion = AddrEntry(T0, 0, NetworkAddress.parse(
+            "pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion:8333"))
+        node.send_addr(book(2) + [onion])
+        self.clock.advance(0)
+        self.assertEqual(list(seen[0].addresses), book(2) + [onion])
+
+    def test_getheaders_from_the_chain(self):
+        headers = chain(10)
+        node = FakeNode(self.clock, headers=headers)
+        peer = handshake(node)
+        answer = peer.expect(Headers)
+        peer.send(GetHeaders(70016, [header_hash(headers[6]), header_hash(headers[3])]))
+        self.clock.advance(0)
+        self.assertEqual(self.successResultOf(answer).headers, tuple(headers[7:]))
+        # Unknown locator: from the start; hash_stop ends the answer.
+        answer = peer.expect(Headers)
+        peer.send(GetHeaders(70016, [b"\xff" * 32], header_hash(headers[2])))
+        self.clock.advance(0)
+        self.assertEqual(self.successResultOf(answer).headers, tuple(headers[:3]))
+        # No locator: the header hash_stop names, alone.
+        answer = peer.expect(Headers)
+        peer.send(GetHeaders(70016, [], header_hash(headers[5])))
+        self.clock.advance(0)
+        self.assertEqual(self.successResultOf(answer).headers, (headers[5],))
+
+    def test_getdata_and_notfound(self):
+        known, unknown = b"\x01" * 32, b"\x02" * 32
+        block = Inv([InvVector(MSG_BLOCK, known)])  # any message will do
+        node = FakeNode(self.clock, data={known: block})
+        peer = handshake(node)
+        got, missing = peer.expect(Inv), peer.expect(NotFound)
+        peer.send(GetData([InvVector(MSG_BLOCK, unknown), InvVector(MSG_BLOCK, known)]))
+        self.clock.advance(0)
+        self.assertEqual(self.successResultOf(got), block)
+        self.assertEqual(self.successResultOf(missing).inventory,
+                         (InvVector(MSG_BLOCK, unknown),))
+
+    def test_getaddr_policy(self):
+        node = FakeNode(self.clock, addresses=book(4), getaddr_policy="all")
+        answer = handshake(node).getaddr()
+        self.clock.advance(0)
+        self.assertEqual(sorted(self.successResultOf(answer).addresses), sorted(book(4)))
+
+    def test_latency_of_the_node(self):
+        node = FakeNode(self.clock, latency=0.5)
+        start = self.clock.seconds()
+        peer = handshake(node)
+        self.assertEqual(peer.info.handshake_latency, 1.0)
+        self.assertIsNotNone(node.peers[0].info)
+        rtt = peer.ping()
+        # A task.Clock runs what a call schedules from the advanced time:
+        # advance a crossing at a time.
+        self.clock.advance(0.5)
+        self.assertNoResult(rtt)
+        self.clock.advance(0.5)
+        self.assertEqual(self.successResultOf(rtt), 1.0)
+        self.assertEqual(self.clock.seconds() - start, 2.5)
 
 
 class SilentVerack(BitcoinProtocol):
@@ -250,17 +403,18 @@ class ReadmeTests(SynchronousTestCase):
     """The README's bitpeer.testing example runs as written, and passes."""
 
     def test_example(self):
-        with open(README, encoding="utf-8") as stream:
-            text = stream.read()
-        section = text.split("Testing code that uses bitpeer", 1)[1]
-        block = re.search(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)", section).group(1)
-        code = "\n".join(line[4:] for line in block.splitlines())
-        namespace = {}
-        exec(compile(code, README, "exec"), namespace)
-        result = reporter.TestResult()
-        namespace["GetAddrTests"]("test_answer").run(result)
-        self.assertEqual((result.errors, result.failures), ([], []))
-        self.assertEqual(result.successes, 1)
+        code = code_blocks(README, "Testing code that uses bitpeer")[0]
+        self.assertIn("GetAddrTests", run_example(self, code, README))
+
+
+class EmbeddingDocTests(SynchronousTestCase):
+    """Every example of docs/embedding.rst runs as written, and passes."""
+
+    def test_examples(self):
+        blocks = code_blocks(EMBEDDING)
+        self.assertGreaterEqual(len(blocks), 8)
+        for code in blocks:
+            run_example(self, code, EMBEDDING)
 
 
 class StartSimNetTests(TestCase):

@@ -228,8 +228,6 @@ def run_once(args, nodes):
     }
 
 # -- the overlay network ----------------------------------------------------------
-# OVERLAY-MERGE: needs the simnet's overlay options (--onion, --socks-fronts,
-# ...) and the crawl's SOCKS5 and SAM diallers.
 
 #: The overlay network's timing, as the issue scales it down: seconds to
 #: build a circuit to a live node, to fail on a dead onion, circuits

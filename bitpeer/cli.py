@@ -255,12 +255,12 @@ def overlay_endpoint(reactor, route):
     bridge = client_endpoint(reactor, endpoint_text(route.via), route.timeout)
     target = route.target
     if route.kind == "socks5":
-        from .net.socks5 import Socks5ClientEndpoint, random_credentials  # OVERLAY-MERGE
+        from .net.socks5 import Socks5ClientEndpoint, random_credentials
 
         return Socks5ClientEndpoint(reactor, bridge, target.host_text, target.port,
                                     credentials=random_credentials(random.SystemRandom()),
                                     timeout=route.timeout)
-    from .net.sam import SamClientEndpoint, SamSession  # OVERLAY-MERGE
+    from .net.sam import SamClientEndpoint, SamSession
 
     return SamClientEndpoint(SamSession(reactor, bridge), target.host_text)
 

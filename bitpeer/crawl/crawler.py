@@ -771,11 +771,11 @@ def _overlay_dialler(kind):
     clients.
     """
     if kind == "socks5":
-        from ..net.socks5 import Socks5Dialler  # OVERLAY-MERGE
+        from ..net.socks5 import Socks5Dialler
 
         return Socks5Dialler
     if kind == "sam":
-        from ..net.sam import SamDialler  # OVERLAY-MERGE
+        from ..net.sam import SamDialler
 
         return SamDialler
     raise ValueError(f"no dialler of kind {kind!r}")

@@ -177,11 +177,8 @@ class Options(usage.Options):
         ["simnet-dead", None, 0, "dead addresses in the simulated network", _whole],
         ["simnet-misbehaving", None, 0.0, "share of misbehaving simulated nodes", _number],
         ["simnet-seed", None, 1, "random seed of the simulated network", _whole],
-        # OVERLAY-MERGE: once the simnet serves overlays, the defaults
-        # become a quarter of --simnet (onion) and a twentieth (I2P), about
-        # the proportions p2p-metrics counted (10,700 onion and 700 I2P to
-        # 8,800 clearnet), scaled down so that the clearnet still sets a
-        # small run's pace: a plain --simnet N crawl then shows every network.
+        # Off unless asked for: circuits take the simulated Tor's time, and
+        # a plain --simnet N crawl stays the clearnet crawl it always was.
         ["simnet-onion", None, 0, "onion nodes in the simulated network, behind its SOCKS5 "
                                   "front", _whole],
         ["simnet-i2p", None, 0, "I2P nodes in the simulated network, behind its SAM bridge",
@@ -364,11 +361,11 @@ def crawl_application(options, reactor):
             network=options["network"],
             # The crawler's connections, and a moment's overlap as they close.
             max_connections=2 * affordable(options).concurrency,
-            **overlays,  # OVERLAY-MERGE: the simnet's overlay knobs
+            **overlays,
         ))
         if overlays:
             def routes():
-                # OVERLAY-MERGE: the simnet's fronts.
+                # The simnet's fronts, bound once it has started.
                 return {"onion_proxies": tuple(simnet.simnet.socks_fronts()),
                         "i2p_sam": simnet.simnet.sam_bridge()}
     return CrawlApplication(options, reactor, simnet=simnet, simnet_routes=routes)

@@ -39,10 +39,10 @@ from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 import attr
-from twisted.internet.address import HostnameAddress
+from twisted.internet.address import HostnameAddress, IPv4Address, IPv6Address
 from twisted.internet.error import ConnectionAborted
 from twisted.internet.error import ConnectionClosed as _TransportClosed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 
@@ -179,15 +179,18 @@ class _WantedTypes:
         return False
 
 
-def address_of(endpoint_address):
+def address_of(endpoint_address: IAddress | None) -> NetworkAddress:
     """The NetworkAddress of a Twisted IPv4Address/IPv6Address, or of the
     HostnameAddress (``b"<name>.onion"``, ``b"<name>.b32.i2p"``) that the
-    SOCKS5 and SAM endpoints give for a peer behind a proxy."""
+    SOCKS5 and SAM endpoints give for a peer behind a proxy; TypeError for
+    any other address (a UNIX socket's)."""
     if isinstance(endpoint_address, HostnameAddress):
         return NetworkAddress.from_host(endpoint_address.hostname.decode("ascii"),
                                         endpoint_address.port)
-    host = endpoint_address.host.split("%", 1)[0]
-    return NetworkAddress.from_host(host, endpoint_address.port)
+    if isinstance(endpoint_address, (IPv4Address, IPv6Address)):
+        host = endpoint_address.host.split("%", 1)[0]
+        return NetworkAddress.from_host(host, endpoint_address.port)
+    raise TypeError(f"no Bitcoin network address for {endpoint_address!r}")
 
 
 class BitcoinProtocol(Protocol):

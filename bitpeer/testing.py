@@ -47,7 +47,6 @@ from .peer import Peer
 from .protocol import BitcoinProtocol, PeerOptions
 from .simnet.network import SimNet
 from .wire.address import AddrEntry, Network, NetworkAddress
-from .wire.encoding import hash256
 from .wire.messages import (
     MAX_HEADERS_RESULTS,
     MSG_BLOCK,
@@ -360,9 +359,8 @@ class FakeNode:
 
 
 def header_hash(header: BlockHeader) -> bytes:
-    """A block header's hash in wire order: hash256 of its 80 bytes (the
-    headers message's layout, after its one-byte count)."""
-    hashed: bytes = hash256(Headers([header]).encode_payload()[1:81])
+    """A block header's hash in wire order (BlockHeader.hash)."""
+    hashed: bytes = header.hash()
     return hashed
 
 

@@ -6,7 +6,6 @@ when its connection dies, and SamDialler on a reactor whose resolver fails
 the test.  One TestCase dials through a tiny SAM bridge on 127.0.0.1.
 """
 
-import socket
 from random import Random
 
 from twisted.internet import defer, error, reactor
@@ -26,7 +25,8 @@ from bitpeer.net.socks5 import PROXY_CONNECT_TIMEOUT
 from bitpeer.protocol import address_of
 from bitpeer.wire.address import Network, NetworkAddress
 
-from .test_socks5 import PROXY, FakeEndpoint, NoResolverReactor, Pinger, RecordingFactory
+from .test_socks5 import (PROXY, FakeEndpoint, NoResolverReactor, Pinger, RecordingFactory,
+                          forbid_resolving)
 
 I2P = NetworkAddress(Network.I2P, bytes(range(32)), 0)
 NAME = I2P.host_text
@@ -375,11 +375,7 @@ class DiallerTests(SynchronousTestCase):
         self.factory = RecordingFactory()
         self.failures = []
 
-        def no_resolver(*args, **kwargs):
-            raise AssertionError(f"resolved {args!r}")
-
-        self.patch(socket, "getaddrinfo", no_resolver)
-        self.patch(socket, "gethostbyname", no_resolver)
+        forbid_resolving(self)
         self.dialler = SamDialler(self.reactor, self.factory, 30,
                                   lambda address, e: self.failures.append((address, e)),
                                   bridge=("127.0.0.1", 7656), random=Random(1))

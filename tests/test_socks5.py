@@ -418,6 +418,16 @@ class NoResolverReactor(MemoryReactorClock):
         raise AssertionError(f"resolved {name!r}")
 
 
+def forbid_resolving(testcase):
+    """For the rest of ``testcase``, the system's resolver fails it: no
+    onion or I2P name may reach DNS, by the reactor or around it."""
+    def no_resolver(*args, **kwargs):
+        raise AssertionError(f"resolved {args!r}")
+
+    testcase.patch(socket, "getaddrinfo", no_resolver)
+    testcase.patch(socket, "gethostbyname", no_resolver)
+
+
 class DiallerTests(SynchronousTestCase):
     """Socks5Dialler: the dialler contract through the proxy."""
 
@@ -426,11 +436,7 @@ class DiallerTests(SynchronousTestCase):
         self.factory = RecordingFactory()
         self.failures = []
 
-        def no_resolver(*args, **kwargs):
-            raise AssertionError(f"resolved {args!r}")
-
-        self.patch(socket, "getaddrinfo", no_resolver)
-        self.patch(socket, "gethostbyname", no_resolver)
+        forbid_resolving(self)
         self.dialler = self.make()
 
     def make(self, **config):

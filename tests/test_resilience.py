@@ -712,8 +712,13 @@ class HostilePeersMemoryTests(SynchronousTestCase):
         growth = (figures["peak_kb"] - figures["baseline_kb"]) * 1024
         self.assertLess(growth, 100 * 1000 * 1000,
                         f"RSS grew from {figures['baseline_kb']} kB to {figures['peak_kb']} kB")
-        # The three ways the tricklers end were all taken: skipped until the
+        # The tricklers end only in the bounded ways: skipped until the
         # getaddr gave up (idle), refused from the header (protocol-error),
-        # evicted by the frame budget.
-        self.assertTrue({"idle", "protocol-error", "frame-budget"} <= set(figures["outcomes"]),
-                        figures["outcomes"])
+        # evicted by the frame budget.  The first two are always taken;
+        # whether the budget fills depends on how many trickle at once,
+        # which the machine's speed decides, so the eviction itself is
+        # tested where it is deterministic (test_protocol's frame budget).
+        outcomes = set(figures["outcomes"]) - {"answered"}
+        self.assertTrue({"idle", "protocol-error"} <= outcomes, figures["outcomes"])
+        self.assertLessEqual(outcomes, {"idle", "protocol-error", "frame-budget"},
+                             figures["outcomes"])

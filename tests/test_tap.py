@@ -437,6 +437,30 @@ class ServiceTests(TestCase):
         yield connections_closed()
 
     @defer.inlineCallbacks
+    def test_overlay_crawl_finds_every_network(self):
+        """--simnet with onion and I2P nodes: the crawl dials them through
+        the simnet's SOCKS5 front and SAM bridge and finds every node of
+        every network, with nothing dead taken for reachable."""
+        service = self.service("--simnet", "40", "--simnet-dead", "10",
+                               "--simnet-onion", "12", "--simnet-i2p", "6", *FAST,
+                               "--onion-timeout", "10", "--i2p-timeout", "10")
+        service.startService()
+        yield self.reactor.stopped
+        yield self.settle(service)
+        self.assertFalse(service.outcome.failed)
+        (json_path,) = glob.glob(os.path.join(self.out, "simnet-2*Z.json"))
+        with open(json_path) as stream:
+            document = json.load(stream)
+        by_network = document["summary"]["by_network"]
+        self.assertEqual({name: by_network[name]["reachable"]
+                          for name in ("ipv4", "onion", "i2p")},
+                         {"ipv4": 40, "onion": 12, "i2p": 6})
+        reachable = {node["address"] for node in document["nodes"]}
+        truth = service.simnet.truth
+        expected = {n["address"] for n in truth["nodes"] if n["expect"] == "reachable"}
+        self.assertEqual(reachable, expected)
+
+    @defer.inlineCallbacks
     def test_one_crawl(self):
         """Without --interval: one crawl, its snapshot and DB rows, then reactor.stop()."""
         service = self.service("--simnet", "60", "--simnet-dead", "20", *FAST)

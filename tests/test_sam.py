@@ -25,8 +25,8 @@ from bitpeer.net.socks5 import PROXY_CONNECT_TIMEOUT
 from bitpeer.protocol import address_of
 from bitpeer.wire.address import Network, NetworkAddress
 
-from .test_socks5 import (PROXY, FakeEndpoint, NoResolverReactor, Pinger, RecordingFactory,
-                          forbid_resolving)
+from .test_socks5 import (PROXY, FakeEndpoint, NoResolverReactor, RecordingFactory,
+                          forbid_resolving, ping_through)
 
 I2P = NetworkAddress(Network.I2P, bytes(range(32)), 0)
 NAME = I2P.host_text
@@ -471,15 +471,10 @@ class LoopbackTests(TestCase):
         bridge_factory = Factory.forProtocol(TinySamBridge)
         bridge_factory.requests, bridge_factory.closed = [], []
         bridge_factory.all_closed = defer.Deferred()
-        server = yield reactor.listenTCP(0, bridge_factory, interface="127.0.0.1")
-        self.addCleanup(server.stopListening)
-        echoed = defer.Deferred()
-        factory = Factory()
-        factory.buildProtocol = lambda addr: Pinger(echoed)
-        dialler = SamDialler(reactor, factory, 5, lambda address, e: echoed.errback(e),
-                             bridge=("127.0.0.1", server.getHost().port))
-        dialler.dial(I2P)
-        protocol, data = yield echoed
+        dialler, protocol, data = yield ping_through(
+            self, bridge_factory, I2P,
+            lambda factory, failed, port: SamDialler(reactor, factory, 5, failed,
+                                                     bridge=("127.0.0.1", port)))
         self.assertEqual(data, b"ping")
         self.assertEqual([r.split(b" ")[:2] for r in bridge_factory.requests],
                          [[b"HELLO", b"VERSION"], [b"SESSION", b"CREATE"],

@@ -622,6 +622,25 @@ class Pinger(Protocol):
         self.echoed.callback((self, data))
 
 
+@defer.inlineCallbacks
+def ping_through(testcase, server_factory, address, make_dialler):
+    """
+    Serve ``server_factory`` (a proxy or bridge) on 127.0.0.1, dial
+    ``address`` through it with ``make_dialler(factory, failed, port)``, and
+    give (the dialler, the Pinger protocol, the bytes it got back).
+    """
+    server = yield reactor.listenTCP(0, server_factory, interface="127.0.0.1")
+    testcase.addCleanup(server.stopListening)
+    echoed = defer.Deferred()
+    factory = Factory()
+    factory.buildProtocol = lambda addr: Pinger(echoed)
+    dialler = make_dialler(factory, lambda address, e: echoed.errback(e),
+                           server.getHost().port)
+    dialler.dial(address)
+    protocol, data = yield echoed
+    return dialler, protocol, data
+
+
 class LoopbackTests(TestCase):
     """Socks5Dialler through a SOCKS5 server on 127.0.0.1."""
 
@@ -629,15 +648,10 @@ class LoopbackTests(TestCase):
     def test_onion_through_a_local_server(self):
         server_factory = Factory.forProtocol(TinySocks5Server)
         server_factory.requests, server_factory.closed = [], defer.Deferred()
-        server = yield reactor.listenTCP(0, server_factory, interface="127.0.0.1")
-        self.addCleanup(server.stopListening)
-        echoed = defer.Deferred()
-        factory = Factory()
-        factory.buildProtocol = lambda addr: Pinger(echoed)
-        dialler = Socks5Dialler(reactor, factory, 5, lambda address, e: echoed.errback(e),
-                                proxy=("127.0.0.1", server.getHost().port))
-        dialler.dial(ONION)
-        protocol, data = yield echoed
+        _, protocol, data = yield ping_through(
+            self, server_factory, ONION,
+            lambda factory, failed, port: Socks5Dialler(reactor, factory, 5, failed,
+                                                        proxy=("127.0.0.1", port)))
         self.assertEqual(data, b"ping")
         self.assertEqual(server_factory.requests, [ONION_REQUEST])
         self.assertEqual(protocol.transport.getPeer(), HostnameAddress(ONION_NAME.encode(), 8333))

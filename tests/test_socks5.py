@@ -25,6 +25,8 @@ from bitpeer.net.socks5 import (PROXY_CONNECT_TIMEOUT, REPLY_TIMEOUT, Credential
 from bitpeer.protocol import address_of
 from bitpeer.wire.address import Network, NetworkAddress
 
+from . import test_endpoints
+
 ONION = NetworkAddress(Network.TORV3, bytes(range(32)), 8333)
 ONION_NAME = ONION.host_text
 PROXY = IPv4Address("TCP", "127.0.0.1", 9050)
@@ -55,21 +57,10 @@ class Recorder(Protocol):
         self.lost = reason
 
 
-class RecordingFactory(Factory):
-    """Builds Recorders and records the address each was built for;
-    ``refuse`` makes it return None, ``broken`` raise."""
+class RecordingFactory(test_endpoints.RecordingFactory):
+    """test_endpoints' factory, building Recorders."""
 
-    def __init__(self):
-        self.built = []
-        self.refuse = self.broken = False
-
-    def buildProtocol(self, addr):
-        if self.broken:
-            raise RuntimeError("factory bug")
-        if self.refuse:
-            return None
-        self.built.append(addr)
-        return Recorder()
+    protocol = Recorder
 
 
 @implementer(IStreamClientEndpoint)

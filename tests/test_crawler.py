@@ -25,6 +25,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from bitpeer.store.addrbook import AddressBook, AddressBookClosed, Verdict
 from bitpeer.crawl.crawler import (
+    DEFAULT_CONCURRENCY,
     MAX_FUTURE_DRIFT,
     MIN_SANE_TIME,
     CrawlOptions,
@@ -117,7 +118,7 @@ class CrawlOptionsTests(SynchronousTestCase):
     def test_defaults(self):
         options = CrawlOptions()
         self.assertEqual((options.concurrency, options.getaddr_fraction, options.max_age),
-                         (1000, 1.0, 86400.0))
+                         (DEFAULT_CONCURRENCY, 1.0, 86400.0))
         self.assertFalse(options.allow_private)
 
     def test_bad_values(self):
@@ -664,6 +665,26 @@ class SimnetCrawlMixin(OnTransport):
         self.assertEqual(set(reachable), expected)
 
     @defer.inlineCallbacks
+    def test_discovery_curve_and_timeouts(self):
+        """Every reachable verdict has its time, in order, and the summary
+        reads the marks off them; the connect timeout was learnt from the
+        connects (the floor: loopback connects at once)."""
+        s = yield self.shared()
+        result = s["result"]
+        self.assertEqual(len(result.reached_at), len(result.reachable))
+        self.assertEqual(list(result.reached_at), sorted(result.reached_at))
+        marks = s["json"]["summary"]["discovery"]
+        self.assertEqual(marks["reachable"], len(result.reachable))
+        self.assertLessEqual(marks["to_90"], marks["to_99"])
+        self.assertLessEqual(marks["to_99"], marks["to_100"])
+        self.assertLessEqual(marks["to_100"], result.elapsed)
+        connect = s["json"]["summary"]["timeouts"]["connect"]
+        self.assertGreaterEqual(connect["samples"], len(result.reachable))
+        self.assertEqual(connect["learnt"], min(connect["floor"], connect["configured"]))
+        handshake = s["json"]["summary"]["timeouts"]["handshake"]
+        self.assertGreaterEqual(handshake["samples"], len(result.reachable))
+
+    @defer.inlineCallbacks
     def test_handshake_facts_match_truth(self):
         s = yield self.shared()
         reachable = by_text(s["result"].reachable)
@@ -1101,7 +1122,7 @@ class RoutingTests(SynchronousTestCase):
         self.assertEqual(self.crawler.not_dialled, {})
         said = [formatEvent(e) for e in self.events if "dialling" in e.get("log_format", "")]
         self.assertEqual(said, [
-            "dialling ipv4, ipv6, cjdns via direct (1000 at once, 4 s); onion via SOCKS5 "
+            "dialling ipv4, ipv6, cjdns via direct (4096 at once, 4 s); onion via SOCKS5 "
             "proxy 127.0.0.1:9050 (32 at once, 25 s); i2p via SAM bridge 127.0.0.1:7656 "
             "(32 at once, 40 s)"])
 

@@ -460,6 +460,44 @@ class TimeoutTests(DiallerTestCase):
         # The timeouts ran on the clock given, not on the reactor.
         self.assertEqual(self.reactor.getDelayedCalls(), [])
 
+    def test_timeout_lowered(self):
+        """A lower timeout applies to the attempts under way, each from its
+        own start: one already past it times out at once (on the next
+        turn), the other at its new deadline."""
+        dialler = self.make_dialler(timeout=5, clock=self.clock)
+        first, second = self.refuser(), self.refuser()
+        self.dial(dialler, first)
+        self.clock.advance(2)
+        self.dial(dialler, second)  # t=2
+        dialler.timeout = 1.5
+        self.assertEqual(self.failures, [])
+        self.assertEqual(self.deadlines(), [2])
+        self.clock.advance(0)
+        self.assertTrue(self.timed_out(first))
+        self.assertIn("1.5 s", str(self.failures[0][1]))
+        self.assertEqual(self.deadlines(), [3.5])
+        self.clock.advance(1.4)  # t=3.4
+        self.assertEqual(len(self.failures), 1)
+        self.clock.advance(0.1)
+        self.assertTrue(self.timed_out(second))
+        self.assertEqual(dialler.connecting, 0)
+        self.assertEqual(self.deadlines(), [])
+
+    def test_timeout_raised(self):
+        """A higher timeout moves the pending deadline later; with nothing
+        under way it only changes the next dials'."""
+        dialler = self.make_dialler(timeout=1, clock=self.clock)
+        dialler.timeout = 2
+        self.assertEqual(self.deadlines(), [])
+        address = self.refuser()
+        self.dial(dialler, address)
+        dialler.timeout = 3
+        self.assertEqual(self.deadlines(), [3])
+        self.clock.advance(2.9)
+        self.assertEqual(self.failures, [])
+        self.clock.advance(0.1)
+        self.assertTrue(self.timed_out(address))
+
     def test_same_deadline(self):
         """Attempts started at the same moment all time out at once, from
         one DelayedCall."""

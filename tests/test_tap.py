@@ -51,7 +51,9 @@ from bitpeer.crawl.service import (
     CrawlApplication,
     affordable_concurrency,
 )
+from bitpeer.crawl.crawler import DEFAULT_CONCURRENCY
 from bitpeer.crawl.tap import SIMNET, Options, _duration, crawl_application
+from bitpeer.crawl.timeouts import LearningPolicy
 from bitpeer.application import ExitStatusService
 from bitpeer.store.service import book_path
 from bitpeer.wire.address import NetworkAddress
@@ -122,8 +124,31 @@ class OptionsTests(SynchronousTestCase):
         crawl = options["crawl"]
         self.assertEqual((crawl.concurrency, crawl.getaddr_fraction, crawl.max_age,
                           crawl.connect_timeout, crawl.allow_private),
-                         (1000, 1.0, 86400.0, 5.0, False))
+                         (DEFAULT_CONCURRENCY, 1.0, 86400.0, 5.0, False))
+        self.assertEqual(crawl.timeout_learning, LearningPolicy())
         self.assertEqual(options["peer"].handshake_timeout, 20.0)
+
+    def test_connect_timeout_learning(self):
+        """--connect-timeout-floor sets the learnt timeout's floor;
+        --fixed-connect-timeout learns nothing."""
+        crawl = parse("--connect-timeout-floor", "0.5")["crawl"]
+        self.assertEqual(crawl.timeout_learning, LearningPolicy(floor=0.5))
+        crawl = parse("--fixed-connect-timeout", "--connect-timeout", "2")["crawl"]
+        self.assertIsNone(crawl.timeout_learning)
+        self.assertEqual(crawl.connect_timeout, 2.0)
+
+    def test_bad_connect_timeout_floor(self):
+        """A floor of 0 is refused in one line naming the option."""
+        with self.assertRaises(usage.UsageError) as caught:
+            parse("--connect-timeout-floor", "0")
+        self.assertIn("--connect-timeout-floor", str(caught.exception))
+
+    def test_concurrency_given(self):
+        """An explicit --concurrency is kept, 0 is refused."""
+        self.assertEqual(parse("--concurrency", "50")["crawl"].concurrency, 50)
+        with self.assertRaises(usage.UsageError) as caught:
+            parse("--concurrency", "0")
+        self.assertIn("--concurrency", str(caught.exception))
 
     def test_durations_parsed(self):
         options = parse("--max-age", "24h", "--interval", "15m", "--connect-timeout", "2s",

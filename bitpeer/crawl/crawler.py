@@ -49,9 +49,20 @@ from ..validators import positive
 from ..wire.address import Network, NetworkAddress
 from ..wire.addrlist import entry_keys
 from .slots import PROXY_UNREACHABLE, build_slots, endpoint_text, parse_endpoint
+from .timeouts import ConnectTimeoutLearner, LatencyLog, LearningPolicy
 
 #: Nodes asked for addresses whatever the getaddr fraction (unless it is 0).
 GETADDR_BOOTSTRAP = 10
+
+#: Connections in flight at once, at most, by default: the open-file limit
+#: lowers it (bitpeer.crawl.service.affordable).  A connect under way costs
+#: a socket, not CPU, so the cap is not the machine's: it is the crawl's
+#: manners on the operator's network.  Every connect under way is an entry
+#: in each connection-tracking table on the path (a home router's often
+#: holds a few thousand to 16,384), and a full table drops SYNs, which the
+#: crawl would take for blackholed nodes.  An assumption, not a
+#: measurement: raise --concurrency on a network known to take more.
+DEFAULT_CONCURRENCY = 4096
 
 #: Core's sanity rule on gossip timestamps (net_processing.cpp, ADDR).
 MIN_SANE_TIME = 100_000_000
@@ -148,10 +159,15 @@ def _fraction(instance, attribute, value):
 class CrawlOptions:
     """How hard and how far to crawl.  Times are seconds."""
 
-    concurrency: int = attr.ib(default=1000, validator=positive)
+    concurrency: int = attr.ib(default=DEFAULT_CONCURRENCY, validator=positive)
     getaddr_fraction: float = attr.ib(default=1.0, validator=_fraction)
     max_age: float = attr.ib(default=24 * 3600.0, validator=positive)
+    #: The direct dials' connect timeout: the configured one, and the
+    #: ceiling of the one learnt (``timeout_learning``).
     connect_timeout: float = attr.ib(default=5.0, validator=positive)
+    #: How the direct dials' connect timeout is learnt from the crawl's own
+    #: connects (bitpeer.crawl.timeouts); None keeps ``connect_timeout``.
+    timeout_learning: LearningPolicy | None = attr.ib(factory=LearningPolicy)
     allow_private: bool = False
     progress_interval: float = attr.ib(default=5.0, validator=positive)
     #: Bound on the pending set: a flood of gossip cannot exhaust memory.
@@ -307,6 +323,12 @@ class CrawlResult:
     @ivar resumed: verdicts carried over from the interrupted run this
         crawl resumed (0 for a crawl run in one go).
     @ivar stopped: whether the crawl was stopped before it was over.
+    @ivar reached_at: seconds from the start to each reachable verdict of
+        this run, in order (the discovery curve; carried-over verdicts are
+        not in it).
+    @ivar timeouts: the direct dials' connect timeout, configured and
+        learnt, and the connect, handshake and getaddr times measured
+        (JSON-ready; bitpeer.crawl.timeouts).
     """
 
     network: str
@@ -321,6 +343,8 @@ class CrawlResult:
     timeline: tuple
     resumed: int = 0
     stopped: bool = False
+    reached_at: tuple = ()
+    timeouts: dict = attr.ib(factory=dict)
 
     @property
     def elapsed(self):
@@ -376,12 +400,22 @@ class Crawler:
 
         #: The paths, their slots and the pending addresses of each network.
         self.slots = build_slots(self.options, make_dialler)
-        #: The direct path's dialler.
-        self.dialler = self.slots.paths[0].dialler
+        #: The direct path, and its dialler.
+        self._direct = self.slots.paths[0]
+        self.dialler = self._direct.dialler
+        #: The direct dials' connect timeout, learnt from their connects.
+        self.connect_timeout = ConnectTimeoutLearner(
+            self.options.connect_timeout, self.options.timeout_learning,
+            changed=self._connect_timeout_learnt)
+        #: How long handshakes and getaddr answers took (reported, not cut).
+        self.handshake_times = LatencyLog()
+        self.getaddr_times = LatencyLog()
+        self._timeout_said = False
         self.seen = set()
         #: Address -> its dialler Attempt, until its verdict is in.
         self.in_flight = {}
-        #: Address -> the Path its dial took, until its verdict is in.
+        #: Address -> (the Path its dial took, when it was dialled), until
+        #: its verdict is in.
         self._through = {}
         #: The IPv6 form a CJDNS address is dialled as -> the CJDNS address,
         #: while it is in flight: the dialler and the peer know only the
@@ -390,6 +424,8 @@ class Crawler:
         #: Address -> Peer, for the in-flight addresses that connected.
         self.connected = {}
         self.reachable = {}
+        #: Seconds from the start to each reachable verdict, in order.
+        self.reached_at = []
         self.unreachable = {}
         #: Address -> its not-dialled reason, in the order met.
         self.not_dialled = {}
@@ -529,15 +565,43 @@ class Crawler:
             timeline=tuple(self.timeline),
             resumed=len(self._settled),
             stopped=self._stopping,
+            reached_at=tuple(self.reached_at),
+            timeouts=self._timeouts(),
         )
         self._done.callback(result)
+
+    def _timeouts(self):
+        """CrawlResult.timeouts: the learnt connect timeout (its path's
+        configured one when the options learn nothing) and what was
+        measured."""
+        peer = self.factory.options
+        return {
+            "connect": self.connect_timeout.as_dict(),
+            "handshake": {"configured": peer.handshake_timeout,
+                          **self.handshake_times.as_dict()},
+            "getaddr": {"configured": peer.getaddr_timeout, **self.getaddr_times.as_dict()},
+        }
+
+    def _connect_timeout_learnt(self, seconds):
+        """The learner has a new connect timeout: the direct dials use it,
+        those under way included."""
+        self.dialler.timeout = seconds
+        if not self._timeout_said:
+            self._timeout_said = True
+            learner = self.connect_timeout
+            self.log.info(
+                "connect timeout learnt from {n} connects: {timeout:g} s "
+                "(p99 connect {p99:.3f} s; floor {floor:g} s, configured {configured:g} s)",
+                n=learner.times.count, timeout=seconds,
+                p99=learner.times.quantile(0.99), floor=learner.policy.floor,
+                configured=learner.configured)
 
     # -- one address --------------------------------------------------------------
 
     def _visit(self, path, address):
         self.open_sockets += 1
         path.in_flight += 1
-        self._through[address] = path
+        self._through[address] = (path, self.clock.seconds())
         dialled = address
         if address[0] == Network.CJDNS:
             # Routed by the operating system as any IPv6 address.
@@ -554,6 +618,9 @@ class Crawler:
         """TCP is up (the factory's on_peer hook): wait for the handshake."""
         address = self._crawled_address(peer.address)
         self.connected[address] = peer
+        through = self._through.get(address)
+        if through is not None and through[0] is self._direct:
+            self.connect_timeout.observe(self.clock.seconds() - through[1])
         peer.whenClosed().addCallback(self._socket_closed)
         waiting = peer.whenHandshaken().addCallback(lambda _: peer)
         waiting.addCallbacks(self._handshaken, self._failed,
@@ -595,6 +662,7 @@ class Crawler:
 
     def _handshaken(self, peer, address):
         info = peer.info
+        self.handshake_times.add(info.handshake_latency)
         self.external.add(info.their_view_of_us, address)
         # A node is asked when the draw says so; the first few always are,
         # or a small fraction could leave the crawl nothing to start from.
@@ -609,11 +677,13 @@ class Crawler:
             return None
         asked = peer.getaddr()
         asked.addCallbacks(self._answered, self._not_answered,
-                           callbackArgs=(peer, address), errbackArgs=(peer, address))
+                           callbackArgs=(peer, address, self.clock.seconds()),
+                           errbackArgs=(peer, address))
         return asked
 
-    def _answered(self, result, peer, address):
+    def _answered(self, result, peer, address, asked_at):
         peer.close()
+        self.getaddr_times.add(self.clock.seconds() - asked_at)
         self.gossiped += result.announced
         self._learn(result.addresses, address)
         self._record_reachable(
@@ -661,9 +731,9 @@ class Crawler:
     def _release(self, address):
         """An attempt is over: its slot on its path is free."""
         self.in_flight.pop(address, None)
-        path = self._through.pop(address, None)
-        if path is not None:
-            path.in_flight -= 1
+        through = self._through.pop(address, None)
+        if through is not None:
+            through[0].in_flight -= 1
         if address[0] == Network.CJDNS:
             self._dialled_as.pop(NetworkAddress(Network.IPV6, address[1], address[2]), None)
 
@@ -674,7 +744,7 @@ class Crawler:
         many dials it had in flight); the address goes back to its lane, for
         another proxy, or is kept as not dialled when none is left.
         """
-        path = self._through.get(address)
+        path = self._through.get(address, (None,))[0]
         self._release(address)
         if path is not None and path.up:
             emptied = self.slots.path_down(path)
@@ -696,6 +766,7 @@ class Crawler:
 
     def _record_reachable(self, address, result):
         self.reachable[address] = result
+        self.reached_at.append(self.clock.seconds() - self.started)
         self._to_book(
             "attempt", self.crawl_id, address, "reachable", reason=result.getaddr_outcome,
             detail=result.getaddr_error, info=result.info, returned=result.returned,

@@ -210,7 +210,31 @@ def summarize(result, params=None):
             {"elapsed": t, "reachable": r, "unreachable": u, "known": k}
             for t, r, u, k in result.timeline
         ],
+        "discovery": discovery(result),
+        "timeouts": result.timeouts,
     }
+
+
+#: The shares (%) of the final reachable count discovery() times.
+DISCOVERY_MARKS = {"to_90": 90, "to_99": 99, "to_100": 100}
+
+
+def discovery(result):
+    """
+    How fast the census filled: seconds from the crawl's start until it
+    had 90%, 99% and 100% of the reachable nodes it ended with (None when
+    it found none).  What comes after ``to_100`` is the tail: dials of
+    addresses that lead nowhere, timing out.  Verdicts carried over from
+    an interrupted run count as found at 0.
+    """
+    total = len(result.reachable)
+    carried = total - len(result.reached_at)
+    marks = {"reachable": total}
+    for key, percent in DISCOVERY_MARKS.items():
+        rank = -(-percent * total // 100)
+        marks[key] = (None if not total else 0.0 if rank <= carried
+                      else round(result.reached_at[rank - carried - 1], 3))
+    return marks
 
 
 def by_network(result):

@@ -33,7 +33,7 @@ from ..runtime import open_file_limit
 from ..store.addrbook import AddressBookError
 from ..store.service import AddressBookService
 from ..wire.text import escape
-from .crawler import Crawler, Settled
+from .crawler import DEFAULT_CONCURRENCY, Crawler, Settled
 from .discovery import discover, make_resolver
 from .export import EncodedNodes, SnapshotError, check_output_directory, summarize, write_snapshot
 from .external import fetch_external_ip
@@ -218,7 +218,10 @@ class CrawlLoopService(Service):
         options, reactor = self.options, self.reactor
         network = options["network"]
         crawl_options = affordable(options)
-        if crawl_options.concurrency < options["crawl"].concurrency:
+        if options["concurrency"] is None:
+            self.log.info("{n} connections at once (what the open-file limit allows, "
+                          "at most {cap})", n=crawl_options.concurrency, cap=DEFAULT_CONCURRENCY)
+        elif crawl_options.concurrency < options["crawl"].concurrency:
             self.log.warn(
                 "the open-file limit allows {n} connections at once, not {wanted}: "
                 "crawling with {n} (raise 'ulimit -n' for more)",
@@ -303,7 +306,7 @@ class CrawlLoopService(Service):
             self.log.info("crawl interrupted; the address book keeps what it learnt, "
                           "and the next start resumes the crawl")
             return
-        params = crawl_params(options)
+        params = crawl_params(options, crawl_options)
         summary = summarize(result, params)
         # The snapshot comes from the crawl itself, whatever the book does.
         try:
@@ -331,6 +334,22 @@ class CrawlLoopService(Service):
             f"{n['not_dialled']} not dialled"
             for name, n in summary["by_network"].items()
             if n["reachable"] or n["unreachable"] or n["not_dialled"]) or "nothing met")
+        self._say_pace(summary)
+
+    def _say_pace(self, summary):
+        """One line on how fast the census filled and the connect timeout
+        it ran with: what the tail after the last node found cost."""
+        marks, connect = summary["discovery"], summary["timeouts"]["connect"]
+        learnt = connect["learnt"]
+        timeout = (f"connect timeout learnt: {learnt:g} s (configured {connect['configured']:g} s, "
+                   f"p99 connect {connect['p99']:g} s of {connect['samples']})"
+                   if learnt is not None else
+                   f"connect timeout {connect['configured']:g} s (not learnt: "
+                   f"{connect['samples']} connects)")
+        found = (f"90% of the reachable nodes found at {marks['to_90']:g} s, 99% at "
+                 f"{marks['to_99']:g} s, all at {marks['to_100']:g} s"
+                 if marks["reachable"] else "no reachable node found")
+        self.log.info("pace: {found}; {timeout}", found=found, timeout=timeout)
 
     async def _begin(self, network):
         """
@@ -435,15 +454,19 @@ async def check_book_network(book, path, network):
         )
 
 
-def crawl_params(options):
-    """The options worth recording with each crawl in the database."""
-    crawl = options["crawl"]
+def crawl_params(options, crawl=None):
+    """The options worth recording with each crawl in the database;
+    ``crawl``, the CrawlOptions the crawl ran with (the open-file limit's
+    concurrency), when known."""
+    crawl = crawl if crawl is not None else options["crawl"]
+    learning = crawl.timeout_learning
     return {
         "network": options["network"].name,
         "concurrency": crawl.concurrency,
         "getaddr_fraction": crawl.getaddr_fraction,
         "max_age": crawl.max_age,
         "connect_timeout": crawl.connect_timeout,
+        "connect_timeout_floor": learning.floor if learning is not None else None,
         "onion_proxies": [endpoint_text(e) for e in crawl.onion_proxies],
         "proxy": crawl.proxy and endpoint_text(crawl.proxy),
         "i2p_sam": crawl.i2p_sam and endpoint_text(crawl.i2p_sam),

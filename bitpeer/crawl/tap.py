@@ -36,6 +36,7 @@ from ..simnet.network import SimNet
 from ..simnet.tap import SimNetRunner
 from ..wire.errors import ProtocolError
 from .crawler import (
+    DEFAULT_CONCURRENCY,
     DEFAULT_I2P_CONCURRENCY,
     DEFAULT_I2P_TIMEOUT,
     DEFAULT_ONION_CONCURRENCY,
@@ -45,6 +46,7 @@ from .crawler import (
 from .discovery import DiscoveryOptions, make_resolver
 from .service import CrawlApplication, affordable
 from .slots import parse_endpoint
+from .timeouts import DEFAULT_FLOOR, LearningPolicy
 
 #: The network a --simnet crawl speaks (regtest's magic, its own name).
 SIMNET = NetworkParams(name="simnet", magic=REGTEST.magic, default_port=REGTEST.default_port)
@@ -107,6 +109,7 @@ _OPTION_FIELDS = {
         "i2p_sam")
 }
 _OPTION_FIELDS["onion_proxies"] = "--onion-proxy"
+_OPTION_FIELDS["floor"] = "--connect-timeout-floor"
 
 
 def _as_typed(error):
@@ -135,17 +138,24 @@ class Options(usage.Options):
                                "good addresses"],
         ["fresh", None, "start a new crawl even if the address book holds an unfinished one"],
         ["verbose", "v", "log every connection's fate (debug level)"],
+        ["fixed-connect-timeout", None, "keep --connect-timeout for every dial: learn "
+                                        "nothing from the crawl's connects"],
     ]
     optParameters = [
         ["network", None, "mainnet", f"network: {', '.join(NETWORKS)}"],
         ["db", None, None, "address book (SQLite); default bitpeer.sqlite for mainnet, "
                            "bitpeer-NETWORK.sqlite for the others, in memory for --simnet"],
         ["out", None, "snapshots", "directory for JSON/CSV snapshots"],
-        ["concurrency", None, 1000, "connections in flight at once", _whole],
+        ["concurrency", None, None, "connections in flight at once (default: what the "
+                                    f"open-file limit allows, at most {DEFAULT_CONCURRENCY})",
+         _whole],
         ["getaddr-fraction", None, 1.0, "share of reachable nodes asked for addresses "
                                         "(0: none)", _number],
         ["max-age", None, 86400.0, "ignore gossiped addresses older than this", _duration],
-        ["connect-timeout", None, 5.0, "TCP connect timeout", _duration],
+        ["connect-timeout", None, 5.0, "TCP connect timeout; the ceiling of the one learnt "
+                                       "from the crawl's own connects", _duration],
+        ["connect-timeout-floor", None, DEFAULT_FLOOR,
+         "the learnt connect timeout's lower bound", _duration],
         ["transport", None, "fast", "how to dial: fast (bitpeer's own, Linux epoll) or "
                                     "twisted (Twisted's endpoints, any reactor)"],
         ["proxy", None, None, "HOST:PORT of a SOCKS5 proxy for IPv4 and IPv6 dials too, and "
@@ -234,10 +244,13 @@ class Options(usage.Options):
         seeds = self._seeds(network)
         try:
             self["crawl"] = CrawlOptions(
-                concurrency=self["concurrency"],
+                concurrency=(DEFAULT_CONCURRENCY if self["concurrency"] is None
+                             else self["concurrency"]),
                 getaddr_fraction=self["getaddr-fraction"],
                 max_age=self["max-age"],
                 connect_timeout=self["connect-timeout"],
+                timeout_learning=None if self["fixed-connect-timeout"]
+                else LearningPolicy(floor=self["connect-timeout-floor"]),
                 transport=self["transport"],
                 allow_private=self["allow-private"] or bool(self["simnet"]),
                 networks=self["discovery"].networks,

@@ -18,8 +18,10 @@ bitpeer.net.stream.StreamTransport of that socket (the reactor watches it as
 for any connection); from then on the dialler forgets it.
 
 Every attempt has the same timeout, so deadlines come in the order the
-attempts started: a FIFO queue and one DelayedCall for its head replace a
-heap entry per attempt.
+attempts started: a FIFO queue of start times and one DelayedCall for its
+head replace a heap entry per attempt.  The timeout may change while
+attempts are under way (a crawl learns it, bitpeer.crawl.timeouts): it
+applies to them too, each measured from its own start, so the order holds.
 
 Where the OS has epoll, the sockets still connecting sit in the dialler's own
 epoll set, which the reactor watches as one reader (EpollSet); elsewhere each
@@ -293,6 +295,8 @@ class Dialler:
     """
     Dial IPv4 and IPv6 NetworkAddresses for ``factory`` (any Twisted
     protocol factory), giving up after ``timeout`` seconds of ``clock``.
+    Setting ``timeout`` applies the new value to the attempts under way as
+    well, each from its own start.
 
     ``failed(address, error)`` is called once for every attempt that does
     not connect, with a ConnectFailed (ConnectionRefused, ConnectTimeout, or
@@ -311,14 +315,30 @@ class Dialler:
         self._watch = watch(reactor)
         self.clock = clock if clock is not None else reactor
         self.factory = factory
-        self.timeout = timeout
+        self._timeout = timeout
         self.failed = failed
         #: Attempts under way.
         self.connecting = 0
+        #: (start time, Attempt), in the order dialled.
         self._deadlines = deque()
         self._timer = None
         self._early = {}  # attempts that failed inside dial(), in order
         self._early_call = None
+
+    @property
+    def timeout(self):
+        """Seconds an attempt may take to connect."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, seconds):
+        self._timeout = seconds
+        if self._timer is not None:
+            # Re-armed for the head's deadline under the new timeout (it
+            # may have passed: then on the next reactor turn).
+            self._timer.cancel()
+            self._timer = None
+            self._arm(self.clock.seconds())
 
     def dial(self, address):
         """Start connecting to ``address``: its Attempt."""
@@ -351,9 +371,9 @@ class Dialler:
             sock.close()
             return self._fail_soon(attempt, code)
         self.connecting += 1
-        self._deadlines.append((self.clock.seconds() + self.timeout, attempt))
+        self._deadlines.append((self.clock.seconds(), attempt))
         if self._timer is None:
-            self._timer = self.clock.callLater(self.timeout, self._expire)
+            self._timer = self.clock.callLater(self._timeout, self._expire)
         return attempt
 
     def _settled(self):
@@ -369,20 +389,26 @@ class Dialler:
         """Time out every attempt whose deadline has passed; re-arm for the
         first one still under way."""
         self._timer = None
-        now, deadlines = self.clock.seconds(), self._deadlines
-        while deadlines and deadlines[0][0] <= now:
+        now, deadlines, timeout = self.clock.seconds(), self._deadlines, self._timeout
+        while deadlines and deadlines[0][0] + timeout <= now:
             _, attempt = deadlines.popleft()
             if attempt.connecting:
-                attempt._settle(ConnectTimeout(f"no TCP connection within {self.timeout:g} s"))
-        while deadlines and not deadlines[0][1].connecting:
-            deadlines.popleft()
+                attempt._settle(ConnectTimeout(f"no TCP connection within {self._timeout:g} s"))
         # A dial made by a ``failed`` callback above may have armed a timer
         # for its own, later deadline: the head's comes first.
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._arm(now)
+
+    def _arm(self, now):
+        """Time the next expiry for the first attempt still under way."""
+        deadlines = self._deadlines
+        while deadlines and not deadlines[0][1].connecting:
+            deadlines.popleft()
         if deadlines:
-            self._timer = self.clock.callLater(deadlines[0][0] - now, self._expire)
+            self._timer = self.clock.callLater(
+                max(0.0, deadlines[0][0] + self._timeout - now), self._expire)
 
     def _fail_soon(self, attempt, code):
         """A failure known inside dial() is reported on the next reactor

@@ -23,6 +23,28 @@ def open_file_limit():
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def raise_open_file_limit(wanted, rlimit=resource):
+    """
+    Raise the soft limit on open files to ``wanted``, or as near as the
+    hard limit lets; never lower it.  Returns the soft limit now.
+
+    Many systems start processes with a soft limit of 1,024 under a hard
+    limit hundreds of times larger: the soft one is a default, not what the
+    machine allows.  Bitcoin Core raises it the same way at start-up
+    (RaiseFileDescriptorLimit).  ``rlimit`` is the resource module (a
+    stand-in in tests).
+    """
+    soft, hard = rlimit.getrlimit(rlimit.RLIMIT_NOFILE)
+    if soft >= wanted:
+        return soft
+    target = wanted if hard == rlimit.RLIM_INFINITY else min(wanted, hard)
+    try:
+        rlimit.setrlimit(rlimit.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        return soft
+    return target
+
+
 def tune_garbage_collector():
     """
     A crawl allocates millions of short-lived objects while holding a few

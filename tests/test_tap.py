@@ -12,6 +12,7 @@ import csv
 import glob
 import json
 import os
+import resource
 import random
 import shlex
 import shutil
@@ -52,6 +53,7 @@ from bitpeer.crawl.service import (
     affordable_concurrency,
 )
 from bitpeer.crawl.crawler import DEFAULT_CONCURRENCY
+from bitpeer.runtime import raise_open_file_limit
 from bitpeer.crawl.tap import SIMNET, Options, _duration, crawl_application
 from bitpeer.crawl.timeouts import LearningPolicy
 from bitpeer.application import ExitStatusService
@@ -340,6 +342,54 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(affordable_concurrency(1000, limit=10), 1)
         # An in-process simnet holds the other end of every connection.
         self.assertEqual(affordable_concurrency(1000, limit=1024, ends=2), 480)
+
+
+class FakeRlimit:
+    """The resource module's open-file calls, on a (soft, hard) pair."""
+
+    RLIMIT_NOFILE = resource.RLIMIT_NOFILE
+    RLIM_INFINITY = resource.RLIM_INFINITY
+
+    def __init__(self, soft, hard, refuse=False):
+        self.limits, self.refuse = (soft, hard), refuse
+
+    def getrlimit(self, which):
+        assert which == self.RLIMIT_NOFILE
+        return self.limits
+
+    def setrlimit(self, which, limits):
+        assert which == self.RLIMIT_NOFILE
+        if self.refuse:
+            raise ValueError("not allowed")
+        self.limits = limits
+
+
+class RaiseOpenFileLimitTests(SynchronousTestCase):
+    """The soft limit is raised towards what the crawl wants, within the
+    hard limit, and never lowered."""
+
+    def test_raised_to_wanted(self):
+        rlimit = FakeRlimit(1024, 524288)
+        self.assertEqual(raise_open_file_limit(4160, rlimit), 4160)
+        self.assertEqual(rlimit.limits, (4160, 524288))
+
+    def test_capped_by_the_hard_limit(self):
+        rlimit = FakeRlimit(1024, 2048)
+        self.assertEqual(raise_open_file_limit(4160, rlimit), 2048)
+        self.assertEqual(rlimit.limits, (2048, 2048))
+
+    def test_unlimited_hard_limit(self):
+        rlimit = FakeRlimit(1024, resource.RLIM_INFINITY)
+        self.assertEqual(raise_open_file_limit(5000, rlimit), 5000)
+
+    def test_never_lowered(self):
+        rlimit = FakeRlimit(20000, 20000)
+        self.assertEqual(raise_open_file_limit(4160, rlimit), 20000)
+        self.assertEqual(rlimit.limits, (20000, 20000))
+
+    def test_refused_keeps_the_old_limit(self):
+        rlimit = FakeRlimit(1024, 524288, refuse=True)
+        self.assertEqual(raise_open_file_limit(4160, rlimit), 1024)
 
 
 # -- the service in this process --------------------------------------------------------

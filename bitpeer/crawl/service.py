@@ -29,7 +29,7 @@ from twisted.internet.task import LoopingCall, deferLater
 from ..application import Precondition, ServiceStack, stop_reactor
 from ..logs import logger
 from ..oneshot import OneShot
-from ..runtime import open_file_limit
+from ..runtime import open_file_limit, raise_open_file_limit
 from ..store.addrbook import AddressBookError
 from ..store.service import AddressBookService
 from ..wire.text import escape
@@ -70,11 +70,14 @@ def affordable_concurrency(wanted, limit=None, ends=1):
 
 def affordable(options):
     """The crawl options of ``options`` with the concurrency the open-file
-    limit allows, and that limit as ``max_open``."""
+    limit allows (raised first towards what the crawl wants, within the
+    hard limit), and that limit as ``max_open``."""
     crawl = options["crawl"]
     # An in-process simnet holds the other end of each connection, and may
     # hold it a moment after the crawler is done with it: budget for both.
-    budget = affordable_concurrency(2**31, ends=3 if options["simnet"] else 1)
+    ends = 3 if options["simnet"] else 1
+    raise_open_file_limit(crawl.concurrency * ends + RESERVED_FILES)
+    budget = affordable_concurrency(2**31, ends=ends)
     return attr.evolve(crawl, concurrency=min(budget, crawl.concurrency), max_open=budget)
 
 

@@ -186,29 +186,29 @@ class Slots:
         """An address of ``lanes`` taken at random from their first tier
         that has any, each address of it as likely (one draw, as from one
         list); None if they are all empty."""
-        for tier, waiting in enumerate(self.by_tier):
+        by_tier = self.by_tier
+        tier = -1
+        for waiting in by_tier:
+            tier += 1
             if not waiting:
                 continue  # in no lane at all
             if len(lanes) == 1:
                 total = len(lanes[0].tiers[tier])
             else:
-                total = sum(len(lane.tiers[tier]) for lane in lanes)
-            if total:
-                self.by_tier[tier] -= 1
-                return self._take(lanes, tier, random.randrange(total))
+                total = sum([len(lane.tiers[tier]) for lane in lanes])
+            if not total:
+                continue
+            by_tier[tier] = waiting - 1
+            i = random.randrange(total)
+            for lane in lanes:
+                pending = lane.tiers[tier]
+                if i < len(pending):
+                    # Take it without shifting the list: swap with the last.
+                    pending[i], pending[-1] = pending[-1], pending[i]
+                    return pending.pop()
+                i -= len(pending)
+            raise AssertionError("unreachable: i < total")
         return None
-
-    @staticmethod
-    def _take(lanes, tier, i):
-        """The ``i``-th address of ``tier`` in ``lanes``, one after another."""
-        for lane in lanes:
-            pending = lane.tiers[tier]
-            if i < len(pending):
-                # Take it without shifting the list: swap with the last.
-                pending[i], pending[-1] = pending[-1], pending[i]
-                return pending.pop()
-            i -= len(pending)
-        raise AssertionError("unreachable: i < total")
 
     def path_down(self, path):
         """

@@ -92,8 +92,9 @@ def dial_plan(known, crawls, network, options, keep=()):
     tiers, skipped = {}, {}
     for k in known:
         if k.failure_streak:
+            # A row without an attempt time (edited by hand) counts as due.
             if (since is not None and k.failure_streak >= options.dead_after
-                    and k.last_attempt >= since and k.address not in keep):
+                    and (k.last_attempt or 0) >= since and k.address not in keep):
                 skipped[k.address] = reason
             else:
                 tiers[k.address] = FAILED

@@ -262,7 +262,7 @@ class CrawlLoopService(Service):
         known = [k.address for k in in_book]
         # What the book can give this crawl: addresses it will dial.
         usable = [k for k in in_book if crawl_options.not_dialled_reason(k.address) is None]
-        # The operator's seeds are dialled whatever the book says of them.
+        # The operator's seeds are never left out, whatever the book says of them.
         history = dial_plan(usable, crawls, network.name, options["history"], keep=seeds)
         found = await discover(network, resolver, options=options["discovery"],
                                extra=seeds, known=len(usable),

@@ -484,7 +484,7 @@ class AttemptTests(BookTestCase):
             KnownAddress(
                 address=address(9), services=None, gossip_time=None, first_seen=5.0,
                 last_seen=5.0, attempts=1, successes=0, failures=1, last_attempt=5.0,
-                last_success=None, last_failure_reason="refused",
+                last_success=None, last_failure_reason="refused", failure_streak=1,
             ),
         )
 
@@ -1289,3 +1289,42 @@ class MigrationTests(BookTestCase):
         [verdict] = (await book.verdicts(3)).values()
         self.assertEqual((verdict.user_agent, verdict.reason), (agent, "é\x07"))
         self.assertEqual(len(await book.known()), 2)
+
+    async def test_version_3_book_upgraded(self):
+        """
+        A version-3 book gains each address's failure streak, counted from
+        its observations (the failures after its last success, across
+        crawls); later attempts carry it on.
+        """
+        path = self.path()
+        every = addrbook.MIGRATIONS
+        self.patch(addrbook, "MIGRATIONS", every[:3])
+        await (await self.opened(path)).close()
+        db = self.raw(path)
+        histories = {1: "RUU", 2: "U", 3: "UUR", 4: "", 5: "URURUUU"}
+        for n in histories:
+            db.execute("INSERT INTO addresses (network, host, port, first_seen, last_seen)"
+                       " VALUES (1, ?, 8333, 1.0, 1.0)", (address(n)[1],))
+        db.executemany("INSERT INTO crawls (network, started) VALUES ('mainnet', ?)",
+                       [(1.0,), (2.0,)])
+        # Interleaved, as crawls record them; over two crawls.
+        rows = [(1 + (i > 2), address(n)[1], float(i),
+                 "reachable" if outcome == "R" else "unreachable")
+                for i in range(7) for n, history in histories.items()
+                for outcome in history[i:i + 1]]
+        db.executemany("INSERT INTO observations (crawl_id, network, host, port, at, outcome)"
+                       " VALUES (?, 1, ?, 8333, ?, ?)", rows)
+        db.commit()
+        db.close()
+        self.patch(addrbook, "MIGRATIONS", every)
+        book = await self.opened(path)
+        self.assertEqual({k.address: k.failure_streak for k in await book.known()},
+                         {address(1): 2, address(2): 1, address(3): 0, address(4): 0,
+                          address(5): 3})
+        book.attempt(2, address(1), "unreachable", reason="refused", now=9.0)
+        book.attempt(2, address(3), "unreachable", reason="refused", now=9.0)
+        book.attempt(2, address(5), "reachable", info=peer_info(address(5)), now=9.0)
+        await book.flush()
+        self.assertEqual([self.row(path, address(n))["failure_streak"] for n in (1, 3, 5)],
+                         [3, 1, 0])
+        self.assertEqual(self.raw(path).execute("PRAGMA user_version").fetchone()[0], LATEST)

@@ -301,3 +301,38 @@ class VerdictTests(SynchronousTestCase):
         self.assertEqual(read_verdicts(book.db, 1), {})
         self.assertEqual(len(bookdb.read_known(book.db)), 3)
         self.assertIsInstance(AddrEntry(T0, 1, address(1)), AddrEntry)
+
+
+class FailureStreakTests(SynchronousTestCase):
+    """addresses.failure_streak: failed attempts in a row since the last
+    success, kept by the statement that applies observations."""
+
+    def streaks(self, book):
+        return {k.address: k.failure_streak for k in bookdb.read_known(book.db)}
+
+    def test_counts_and_resets(self):
+        """Failures add one each, a success resets to 0, in one flush or
+        over several; an address only gossiped has none."""
+        book = Book(self)
+        write_batch(book.db, gossip_buffer(1, first=9), [
+            attempt(1, at=1.0), attempt(1, at=2.0), attempt(2, "reachable", at=3.0),
+        ], 1.0)
+        self.assertEqual(self.streaks(book), {address(9): 0, address(1): 2, address(2): 0})
+        write_batch(book.db, {}, [attempt(1, "reachable", at=4.0), attempt(1, at=5.0),
+                                  attempt(2, at=6.0)], 2.0)
+        self.assertEqual(self.streaks(book), {address(9): 0, address(1): 1, address(2): 1})
+
+    @settings(max_examples=100)
+    @given(batches=st.lists(st.lists(st.booleans(), max_size=6), max_size=5))
+    def test_any_history(self, batches):
+        """Whatever the outcomes and however they are flushed, the streak is
+        the number of failures after the last success."""
+        book = Book(self)
+        outcomes = []
+        for batch in batches:
+            write_batch(book.db, {}, [attempt(1, "reachable" if ok else "unreachable")
+                                      for ok in batch], 1.0)
+            outcomes += batch
+        last_success = max((i for i, ok in enumerate(outcomes) if ok), default=-1)
+        expected = {address(1): len(outcomes) - 1 - last_success} if outcomes else {}
+        self.assertEqual(self.streaks(book), expected)

@@ -5,7 +5,10 @@ Addresses move through four sets: pending (known, not yet dialled), in
 flight (being dialled), reachable (handshake completed) and unreachable
 (failed, with the reason).  Pending addresses are picked at random so that no
 one part of the network is hammered, up to ``concurrency`` direct dials at
-once (and each overlay path's own slots, below).  A
+once (and each overlay path's own slots, below); with the address book's
+history (bitpeer.crawl.history's DialPlan), those that answered last time
+are picked first and those that failed last, and dead ones may be left for
+a later crawl.  A
 ``getaddr_fraction`` of the reachable nodes are asked for their addresses
 (PROTOCOL.md 9.8: coverage comes from breadth, and each answer is a random
 23% sample anyway); unless the fraction is 0, the first GETADDR_BOOTSTRAP
@@ -23,13 +26,14 @@ proxies, I2P through the SAM bridge, CJDNS directly as IPv6 with
 the clearnet never waits behind slow onion circuits.  An address no path
 dials is kept and counted as not dialled, with why: ``onlynet`` (a network
 ``--onlynet`` leaves out), ``no --onion-proxy``, ``no --i2p-sam``, ``cjdns
-not reachable (--cjdns-reachable)``, ``i2p port not 0``, or, once the
-proxy or bridge of its network cannot be reached, ``onion proxy down``,
-``i2p bridge down``, ``proxy down``.
+not reachable (--cjdns-reachable)``, ``i2p port not 0``, once the proxy or
+bridge of its network cannot be reached, ``onion proxy down``, ``i2p bridge
+down``, ``proxy down``, or ``dead (retried every K crawls)``.
 
 The crawl ends when nothing is pending or in flight.
 """
 
+import collections
 import random as _random
 
 import attr
@@ -40,6 +44,7 @@ from ..store.addrbook import AddressBookClosed
 from ..net import DIALLERS, dialler_for
 from ..errors import PeerError
 from .external import ExternalAddressVote
+from .history import ANSWERED, FAILED, UNTRIED, DialPlan
 from ..factory import PeerFactory
 from ..logs import levels, logger
 from ..networks import ONLYNET_CHOICES
@@ -366,13 +371,15 @@ class Crawler:
     bitpeer.net.socks5.Socks5Dialler and bitpeer.net.sam.SamDialler,
     imported only when options ask for them).  ``settled`` (a Settled)
     resumes an interrupted crawl: its addresses are not dialled again.
+    ``history`` (a bitpeer.crawl.history.DialPlan) orders the dials by the
+    address book's history and leaves out the dead addresses it skips.
     """
 
     log = logger()
 
     def __init__(self, reactor, network, seeds, *, options=None, peer_options=None,
                  book=None, crawl_id=None, random=None, clock=None, dialler=None,
-                 overlay_diallers=None, settled=None):
+                 overlay_diallers=None, settled=None, history=None):
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.network = network
@@ -436,6 +443,7 @@ class Crawler:
         self.timeline = []
         self._seeds = list(seeds)
         self._settled = settled if settled is not None else Settled()
+        self._history = history if history is not None else DialPlan()
         self._asked = 0
         #: Sockets dialled and not yet closed (connecting, open or closing).
         self.open_sockets = 0
@@ -470,6 +478,7 @@ class Crawler:
                 self.filtered["invalid"] += 1
                 self.log.warn("seed {address} is not a valid address; skipped",
                               address=address)
+        self._say_history()
         if len(self.slots.paths) > 1:
             self.log.info("dialling {paths}", paths="; ".join(
                 f"{', '.join(lane.network for lane in path.lanes) or 'nothing'} via "
@@ -490,6 +499,24 @@ class Crawler:
                 into[address] = verdict
         # The nodes already asked count towards the bootstrap.
         self._asked = sum(1 for n in settled.reachable.values() if n.getaddr_outcome)
+
+    def _say_history(self):
+        """Say how the book's history orders this crawl's first dials, and
+        how many dead addresses it leaves for a later crawl."""
+        history = self._history
+        if not history.tiers and not history.skipped:
+            return
+        skipped = collections.Counter(
+            reason for address, reason in self.not_dialled.items()
+            if history.skipped.get(address) == reason)
+        waiting = self.slots.by_tier
+        self.log.info(
+            "by the address book's history: {answered} that answered at their last attempt "
+            "are dialled first, then {untried} never tried, then {failed} that failed at "
+            "their last; {skipped}",
+            answered=waiting[ANSWERED], untried=waiting[UNTRIED], failed=waiting[FAILED],
+            skipped="; ".join(f"{n} not dialled: {reason}" for reason, n in skipped.items())
+            or "none left out")
 
     def stop(self):
         """Stop dialling and close every connection in flight."""
@@ -525,15 +552,18 @@ class Crawler:
         lane = None
         if reason is None:
             lane = self.slots.lane(address)
-            if lane.down:
-                reason = lane.down_reason
+            reason = lane.down_reason if lane.down else self._history.skipped.get(address)
         if reason is not None:
             self.not_dialled[address] = reason
             return
         if self.slots.pending_count >= self.options.max_pending:
             self.filtered["pending-full"] += 1
             return
-        self.slots.add(lane, address)
+        self._queue(lane, address)
+
+    def _queue(self, lane, address):
+        """Queue an address on its lane, in its tier by the book's history."""
+        self.slots.add(lane, address, self._history.tiers.get(address, UNTRIED))
 
     def _fill(self):
         slots, rng, max_open = self.slots, self.random, self.options.max_open
@@ -761,7 +791,7 @@ class Crawler:
         if lane.down:
             self.not_dialled[address] = lane.down_reason
         else:
-            self.slots.add(lane, address)
+            self._queue(lane, address)
         self._fill()
 
     def _record_reachable(self, address, result):

@@ -8,7 +8,8 @@ CrawlApplication is a ServiceStack (bitpeer.application) of, in start order:
 2. a check that snapshots can be written to --out;
 3. with --simnet N, the simulated network (bitpeer.simnet.tap.SimNetRunner,
    built by the tap), whose seeds the crawl starts from;
-4. the crawl loop (CrawlLoopService): discover, crawl or resume, encode the
+4. the crawl loop (CrawlLoopService): discover, order the book's addresses
+   by their history (bitpeer.crawl.history), crawl or resume, encode the
    snapshot ahead, write it, record the crawl in the book, wait --interval.
 
 Each starts once the one before it is up, so nothing is bound or dialled
@@ -37,6 +38,7 @@ from .crawler import DEFAULT_CONCURRENCY, Crawler, Settled
 from .discovery import discover, make_resolver
 from .export import EncodedNodes, SnapshotError, check_output_directory, summarize, write_snapshot
 from .external import fetch_external_ip
+from .history import dial_plan
 from .slots import endpoint_text
 
 #: Open files kept back for the database, logs, listeners and the simnet.
@@ -261,11 +263,13 @@ class CrawlLoopService(Service):
         network = options["network"]
         # A --simnet crawl's network is new, on new ports: the addresses a
         # --db book holds from another run's simnet lead nowhere.
-        in_book = [] if options["simnet"] else [
-            k for k in await self._known() if _dialable(k.address, crawl_options.allow_private)]
+        rows, crawls = ([], []) if options["simnet"] else await self._from_book()
+        in_book = [k for k in rows if _dialable(k.address, crawl_options.allow_private)]
         known = [k.address for k in in_book]
         # What the book can give this crawl: addresses it will dial.
         usable = [k for k in in_book if crawl_options.not_dialled_reason(k.address) is None]
+        # The operator's seeds are never left out, whatever the book says of them.
+        history = dial_plan(usable, crawls, network.name, options["history"], keep=seeds)
         found = await discover(network, resolver, options=options["discovery"],
                                extra=seeds, known=len(usable),
                                good=sum(k.successes > 0 for k in usable), clock=reactor)
@@ -289,7 +293,7 @@ class CrawlLoopService(Service):
         )
         self.crawler = Crawler(reactor, network, start, options=crawl_options,
                                peer_options=options["peer"], book=book,
-                               crawl_id=crawl_id, settled=settled)
+                               crawl_id=crawl_id, settled=settled, history=history)
         encoded = EncodedNodes()
         ahead = LoopingCall(_encode_ahead, self.crawler, encoded)
         ahead.clock = reactor
@@ -406,16 +410,17 @@ class CrawlLoopService(Service):
             return False
         return True
 
-    async def _known(self):
-        """The book's addresses, or none when the book cannot be read now (a
-        storage fault, said in one line): a crawl goes on from its seeds."""
+    async def _from_book(self):
+        """The book's addresses and crawls, or none when the book cannot be
+        read now (a storage fault, said in one line): a crawl goes on from
+        its seeds."""
         try:
-            return await self.book.known()
+            return await self.book.known(), await self.book.crawls()
         except AddressBookError as error:
             self.log.error("the address book {path} cannot be read: {error}; "
                            "crawling from the seeds alone", path=self.options["db"],
                            error=error)
-            return []
+            return [], []
 
     def _book_text(self, recorded):
         """How the final line names the address book."""
@@ -474,6 +479,8 @@ def crawl_params(options, crawl=None):
         "proxy": crawl.proxy and endpoint_text(crawl.proxy),
         "i2p_sam": crawl.i2p_sam and endpoint_text(crawl.i2p_sam),
         "cjdns_reachable": crawl.cjdns_reachable,
+        "dead_after": options["history"].dead_after,
+        "retry_dead_every": options["history"].retry_dead_every,
         "simnet": options["simnet"],
         # As typed, escaped: an argument need not be UTF-8.
         "argv": [escape(argument) for argument in sys.argv[1:]],

@@ -16,6 +16,12 @@ Each network is a **lane**: its pending addresses and the paths that dial
 them.  A path that serves several lanes (the direct path: IPv4, IPv6 and
 CJDNS) picks among their addresses at random, as one list would.
 
+A lane keeps its addresses in **tiers** (bitpeer.crawl.history: those that
+answered last time, then the untried, then those that failed): a pick takes
+from the first tier that has any, at random within it.  A crawl without
+history has one tier in use, and a pick passes over the empty ones by a
+count, without looking at the lanes.
+
 A path goes **down** when its proxy or bridge cannot be reached
 (ProxyUnreachable, reason ``proxy-unreachable``): nothing more is dialled
 through it.  A lane whose every path is down keeps its addresses as not
@@ -27,6 +33,7 @@ import attr
 
 from ..wire.address import Network, NetworkAddress, split_host_port
 from ..wire.errors import ProtocolError
+from .history import TIERS, UNTRIED
 
 #: The reason word of ProxyUnreachable (bitpeer.errors): the SOCKS proxy or
 #: SAM bridge itself could not be reached.  The crawl tells it by its word,
@@ -90,18 +97,19 @@ class Path:
 @attr.s(slots=True, eq=False, repr=False)
 class Lane:
     """
-    One network's pending addresses (``pending``, picked at random) and the
-    ``paths`` that dial them; ``down_reason`` is the not-dialled reason of
-    its addresses once every path is down.
+    One network's pending addresses (``tiers``: a list of addresses per
+    tier, each picked at random) and the ``paths`` that dial them;
+    ``down_reason`` is the not-dialled reason of its addresses once every
+    path is down.
     """
 
     network = attr.ib()
     down_reason = attr.ib()
     paths = attr.ib(factory=list)
-    pending = attr.ib(factory=list)
+    tiers = attr.ib(factory=lambda: [[] for _ in range(TIERS)])
 
     def __repr__(self):
-        return f"<Lane {self.network} {len(self.pending)} pending>"
+        return f"<Lane {self.network} {sum(map(len, self.tiers))} pending>"
 
     @property
     def down(self):
@@ -124,32 +132,39 @@ class Slots:
         self.lanes = dict(lanes)
         #: Addresses waiting in every lane.
         self.pending_count = 0
+        #: Addresses waiting in each tier, every lane together.
+        self.by_tier = [0] * TIERS
         self._turn = 0
 
     def lane(self, address):
         """The Lane of ``address``'s network, or None if none dials it."""
         return self.lanes.get(address.network)
 
-    def add(self, lane, address):
-        """Queue ``address`` on ``lane``."""
-        lane.pending.append(address)
+    def add(self, lane, address, tier=UNTRIED):
+        """Queue ``address`` on ``lane``, in ``tier``."""
+        lane.tiers[tier].append(address)
+        self.by_tier[tier] += 1
         self.pending_count += 1
 
     def pending(self):
-        """Every pending address, lane after lane (a new list)."""
-        return [address for lane in self.lanes.values() for address in lane.pending]
+        """Every pending address, lane after lane, tier after tier (a new list)."""
+        return [address for lane in self.lanes.values() for tier in lane.tiers
+                for address in tier]
 
     def clear(self):
         """Drop every pending address (the crawl stops)."""
         for lane in self.lanes.values():
-            lane.pending.clear()
+            for tier in lane.tiers:
+                tier.clear()
+        self.by_tier = [0] * TIERS
         self.pending_count = 0
 
     def pick(self, random):
         """
         ``(path, address)``: a path with a free slot, taking turns from the
         one after the last picked, and an address of its lanes drawn at
-        random (``random``, a random.Random); None when no path can dial.
+        random (``random``, a random.Random) from their first tier that has
+        any; None when no path can dial.
         """
         if not self.pending_count:
             return None
@@ -167,26 +182,33 @@ class Slots:
                 return path, address
         return None
 
-    @staticmethod
-    def _draw(lanes, random):
-        """An address of ``lanes`` taken at random, each address as likely
-        (one draw, as from one list); None if they are all empty."""
-        if len(lanes) == 1:
-            pending = lanes[0].pending
-            total = len(pending)
-        else:
-            total = sum(len(lane.pending) for lane in lanes)
-        if not total:
-            return None
-        i = random.randrange(total)
-        for lane in lanes:
-            pending = lane.pending
-            if i < len(pending):
-                # Take it without shifting the list: swap with the last.
-                pending[i], pending[-1] = pending[-1], pending[i]
-                return pending.pop()
-            i -= len(pending)
-        raise AssertionError("unreachable: i < total")
+    def _draw(self, lanes, random):
+        """An address of ``lanes`` taken at random from their first tier
+        that has any, each address of it as likely (one draw, as from one
+        list); None if they are all empty."""
+        by_tier = self.by_tier
+        tier = -1
+        for waiting in by_tier:
+            tier += 1
+            if not waiting:
+                continue  # in no lane at all
+            if len(lanes) == 1:
+                total = len(lanes[0].tiers[tier])
+            else:
+                total = sum([len(lane.tiers[tier]) for lane in lanes])
+            if not total:
+                continue
+            by_tier[tier] = waiting - 1
+            i = random.randrange(total)
+            for lane in lanes:
+                pending = lane.tiers[tier]
+                if i < len(pending):
+                    # Take it without shifting the list: swap with the last.
+                    pending[i], pending[-1] = pending[-1], pending[i]
+                    return pending.pop()
+                i -= len(pending)
+            raise AssertionError("unreachable: i < total")
+        return None
 
     def path_down(self, path):
         """
@@ -198,7 +220,11 @@ class Slots:
         emptied = []
         for lane in path.lanes:
             if lane.down:
-                addresses, lane.pending = lane.pending, []
+                addresses = []
+                for tier, pending in enumerate(lane.tiers):
+                    addresses += pending
+                    self.by_tier[tier] -= len(pending)
+                    pending.clear()
                 self.pending_count -= len(addresses)
                 emptied.append((lane, addresses))
         return emptied

@@ -44,6 +44,7 @@ from .crawler import (
     CrawlOptions,
 )
 from .discovery import DiscoveryOptions, make_resolver
+from .history import DEFAULT_DEAD_AFTER, DEFAULT_RETRY_DEAD_EVERY, HistoryOptions
 from .service import CrawlApplication, affordable
 from .slots import parse_endpoint
 from .timeouts import DEFAULT_FLOOR, LearningPolicy
@@ -106,7 +107,7 @@ _OPTION_FIELDS = {
         "concurrency", "getaddr_fraction", "max_age", "connect_timeout", "handshake_timeout",
         "getaddr_timeout", "getaddr_idle_timeout", "user_agent", "transport",
         "onion_concurrency", "onion_timeout", "i2p_concurrency", "i2p_timeout", "proxy",
-        "i2p_sam")
+        "i2p_sam", "dead_after", "retry_dead_every")
 }
 _OPTION_FIELDS["onion_proxies"] = "--onion-proxy"
 _OPTION_FIELDS["floor"] = "--connect-timeout-floor"
@@ -183,6 +184,10 @@ class Options(usage.Options):
         ["dns-server", None, None, "HOST:PORT of the DNS server to ask (default: the system's)"],
         ["interval", None, 0.0, "repeat the crawl this often; 0 crawls once and exits",
          _duration],
+        ["dead-after", None, DEFAULT_DEAD_AFTER, "an address whose last N attempts all "
+                                                 "failed is dead", _whole],
+        ["retry-dead-every", None, DEFAULT_RETRY_DEAD_EVERY,
+         "dial dead addresses in one crawl of K (1: every crawl)", _whole],
         ["simnet", None, 0, "crawl an in-process simulated network of N nodes", _whole],
         ["simnet-dead", None, 0, "dead addresses in the simulated network", _whole],
         ["simnet-misbehaving", None, 0.0, "share of misbehaving simulated nodes", _number],
@@ -262,6 +267,8 @@ class Options(usage.Options):
                 getaddr_timeout=self["getaddr-timeout"],
                 getaddr_idle_timeout=self["getaddr-idle-timeout"],
             )
+            self["history"] = HistoryOptions(dead_after=self["dead-after"],
+                                             retry_dead_every=self["retry-dead-every"])
         except (OSError, ValueError, ProtocolError) as error:
             raise usage.UsageError(_as_typed(error)) from None
         self["seeds"] = seeds

@@ -81,6 +81,8 @@ class KnownAddress:
         we have completed one, else the newest services gossip claimed.
     @ivar gossip_time: the newest ``time`` any addr entry gave the address
         (None when it was only ever dialled, never gossiped).
+    @ivar failure_streak: how many of its latest attempts failed in a row
+        (0 when the latest succeeded, or it was never dialled).
     """
 
     address: NetworkAddress
@@ -94,6 +96,7 @@ class KnownAddress:
     last_attempt: float | None
     last_success: float | None
     last_failure_reason: str | None
+    failure_streak: int = 0
 
 
 @attr.frozen

@@ -6,7 +6,7 @@ Schema changes are MIGRATIONS entries: ``(version, [sql, ...])``, applied in
 order in one transaction (bitpeer.store.addrbook does it), the version kept in
 ``PRAGMA user_version``.  A step is an SQL string, or a function called with
 the connection for what SQL alone cannot do.  To change the schema, append
-``(4, [...])``; never edit a released entry.  docs/addressbook.rst describes
+the next ``(version, [...])``; never edit a released entry.  docs/addressbook.rst describes
 every table and column for people who query the file with ``sqlite3``.
 
 Text a peer controls (user agents, reject reasons, error details) is stored
@@ -146,6 +146,40 @@ MIGRATIONS = [
             lambda db: escape_old_text(db),
         ],
     ),
+    (
+        4,
+        [
+            # How many of an address's latest attempts failed in a row (0
+            # after a success): the crawl dials by it (bitpeer.crawl.history).
+            "ALTER TABLE addresses ADD COLUMN failure_streak INTEGER NOT NULL DEFAULT 0",
+            # Books made before version 4: counted from the observations, the
+            # attempts after each address's last success.  One pass over
+            # them, grouped (they have no index by address).
+            """
+            CREATE TEMP TABLE streaks (
+                network INTEGER, host BLOB, port INTEGER, failed INTEGER,
+                PRIMARY KEY (network, host, port)
+            ) WITHOUT ROWID
+            """,
+            f"""
+            INSERT INTO streaks
+            SELECT o.network, o.host, o.port, count(*) FROM observations AS o
+            LEFT JOIN (SELECT network, host, port, max(id) AS id FROM observations
+                       WHERE outcome = '{REACHABLE}' GROUP BY network, host, port) AS ok
+                ON ok.network = o.network AND ok.host = o.host AND ok.port = o.port
+            WHERE o.id > coalesce(ok.id, 0)
+            GROUP BY o.network, o.host, o.port
+            """,
+            """
+            UPDATE addresses SET failure_streak = (
+                SELECT failed FROM streaks AS s
+                WHERE s.network = addresses.network AND s.host = addresses.host
+                      AND s.port = addresses.port)
+            WHERE (network, host, port) IN (SELECT network, host, port FROM streaks)
+            """,
+            "DROP TABLE streaks",
+        ],
+    ),
 ]
 
 #: Crawl statuses (crawls.status).
@@ -279,8 +313,9 @@ ON CONFLICT (network, host, port) DO UPDATE SET
 """)
 
 # Every observation from id ``?`` on, in order, applied to its address row:
-# counters, last attempt and success, the failure's reason, and the
-# handshake's facts (a failed attempt keeps the last known ones).  One
+# counters, the failures since the last success (failure_streak), last
+# attempt and success, the failure's reason, and the handshake's facts (a
+# failed attempt keeps the last known ones).  One
 # statement, run by SQLite alone: binding a second row per attempt from
 # Python held the GIL the reactor thread needs.  An address first met by
 # dialling it (a seed, a command-line peer) gets first_seen/last_seen = the
@@ -291,18 +326,20 @@ INSERT INTO addresses (network, host, port, first_seen, last_seen,
                        attempts, successes, failures, last_attempt, last_success,
                        last_failure_reason, last_failure_detail,
                        version, user_agent, user_agent_raw, handshake_services,
-                       start_height, relay, latency)
+                       start_height, relay, latency, failure_streak)
 SELECT network, host, port, at, at, 1,
        outcome = '{REACHABLE}', outcome != '{REACHABLE}', at,
        CASE WHEN outcome = '{REACHABLE}' THEN at END,
        CASE WHEN outcome = '{REACHABLE}' THEN NULL ELSE reason END,
        CASE WHEN outcome = '{REACHABLE}' THEN NULL ELSE detail END,
-       version, user_agent, user_agent_raw, services, start_height, relay, latency
+       version, user_agent, user_agent_raw, services, start_height, relay, latency,
+       outcome != '{REACHABLE}'
 FROM observations WHERE id >= ? ORDER BY id
 ON CONFLICT (network, host, port) DO UPDATE SET
     attempts = attempts + 1,
     successes = successes + excluded.successes,
     failures = failures + excluded.failures,
+    failure_streak = CASE WHEN excluded.failures THEN failure_streak + 1 ELSE 0 END,
     last_attempt = excluded.last_attempt,
     last_success = coalesce(excluded.last_success, last_success),
     last_failure_reason = CASE WHEN excluded.failures
@@ -398,7 +435,7 @@ def _isolate(db, statement, rows, reject, error):
 KNOWN_SELECT = """
 SELECT network, host, port, coalesce(handshake_services, services), gossip_time,
        first_seen, last_seen, attempts, successes, failures,
-       last_attempt, last_success, last_failure_reason
+       last_attempt, last_success, last_failure_reason, failure_streak
 FROM addresses ORDER BY id
 """
 

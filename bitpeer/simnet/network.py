@@ -95,10 +95,10 @@ class SimNet:
     delays each node's writes by its own draw: a distribution (latency.py,
     such as a preset's LogNormal) or seconds, the mean of a Spread;
     ``response_delay`` (s) delays getaddr answers.  ``duplicates`` is the
-    share of each getaddr answer that repeats entries it already holds.  Addresses start at
-    ``first_address`` (so several simnets can share the machine), and at most
-    ``max_connections`` are served at once (more are closed at once, as a
-    node with no free inbound slot does).
+    share of each getaddr answer that repeats entries it already holds.
+    Addresses start at ``first_address`` (so several simnets can share the
+    machine), and at most ``max_connections`` are served at once (more are
+    closed at once, as a node with no free inbound slot does).
 
     Overlays (none by default): ``onion`` live and ``onion_dead`` Tor v3
     nodes, served through ``socks_fronts`` SOCKS5 fronts (several Tor

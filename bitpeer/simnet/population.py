@@ -36,7 +36,6 @@ from ..wire.address import AddrEntry, Network, NetworkAddress
 from ..wire.addrlist import encode_v1_entries, encode_v2_entries
 from ..wire.encoding import compact_size
 from ..wire.messages import getaddr_answer_size
-from .latency import as_distribution
 from ..wire.services import (
     NODE_BLOOM,
     NODE_COMPACT_FILTERS,
@@ -45,6 +44,7 @@ from ..wire.services import (
     NODE_P2P_V2,
     NODE_WITNESS,
 )
+from .latency import as_distribution
 
 #: The misbehaving kinds, each with the verdict a correct crawler reaches.
 #: ``reachable`` kinds complete the handshake.

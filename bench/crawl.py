@@ -4,6 +4,8 @@ Crawl speed against a simulated network in a separate process.
     python bench/crawl.py [--network sparse|realistic] [--nodes N ...]
                           [--getaddr-fraction F] [--concurrency C] [--repeat R]
     python bench/crawl.py --network overlay [--proxies 1 2 4] [--onion N] [--i2p N]
+    python bench/crawl.py --preset mainnet [--nodes N] [--dead N] [--concurrency C]
+                          [--connect-timeout T]
 
 For each size it starts ``twistd bitpeer-simnet`` (one process), waits for
 its seeds file, runs ``twistd -n bitpeer-crawl`` against it, and prints wall
@@ -39,11 +41,27 @@ and then with 1, 2 and 4 fronts, each given to the crawl as an
 and failure times over the circuits building at once, (live x mean circuit
 time + dead x mean failure time) / (32 x proxies): each run prints that
 bound beside its measured time.
+
+A preset (``--preset mainnet``, bitpeer/simnet/presets.py: 8,000 nodes,
+50,000 dead addresses, most blackholed, log-normal round trips and a share
+of nodes that take seconds) is one simnet crawled three times: cold with
+bitpeer-crawl's own defaults (--concurrency and --connect-timeout only if
+given here), warm (the cold crawl's address book), and cold again with
+``--connect-timeout 2``, a careful operator's hand tuning.  Each prints its
+wall time, the reachable nodes found against the truth (and the slow ones),
+the time to 90/99/100% of its final reachable count and the learnt timeouts
+(from the snapshot's summary, "n/a" when it has none), and a lower bound
+from the network's own parameters: max(blackholed x connect-timeout floor /
+concurrency, gossip depth from the seeds x 2 round trips at the p99 of the
+nodes that are not slow, 2 x the slowest node's round trip), each figure
+said with where it came from.  The
+last line sums the three up.
 """
 
 import argparse
 import glob
 import json
+import math
 import os
 import random
 import statistics
@@ -60,6 +78,7 @@ from _common import start_simnet, twistd  # noqa: E402
 from codec import best_rate, sample_entries  # noqa: E402
 
 from bitpeer.networks import MAINNET  # noqa: E402
+from bitpeer.simnet.presets import PRESETS  # noqa: E402
 from bitpeer.wire.address import Network  # noqa: E402
 from bitpeer.wire.framing import FrameDecoder, encode_frame  # noqa: E402
 from bitpeer.wire.messages import Addr  # noqa: E402
@@ -86,14 +105,20 @@ def network_args(kind, nodes):
     return ["--dead", str(nodes * 4), "--blackholed", "0.25", "--book-size", "4348"]
 
 
-def run_crawler(workdir, seeds, args, extra=()):
-    """Run the crawl to completion (``extra``: more bitpeer-crawl options);
-    return (wall seconds, rusage, start and end epoch times)."""
+def run_crawler(workdir, seeds, args, extra=(), name="crawl", db="crawl.sqlite", out="out"):
+    """Run the crawl to completion (``extra``: more bitpeer-crawl options;
+    ``name``: its log's name; ``db`` and ``out`` in ``workdir``); return
+    (wall seconds, rusage, start and end epoch times).  --concurrency and
+    --connect-timeout are passed only when ``args`` has them: otherwise the
+    crawl runs with bitpeer-crawl's defaults."""
+    tuning = [(option, value) for option, value in (("--concurrency", args.concurrency),
+                                                    ("--connect-timeout", args.connect_timeout))
+              if value is not None]
     command = [
-        twistd(), "-n", "--pidfile=", "--logfile", os.path.join(workdir, "crawl.log"),
+        twistd(), "-n", "--pidfile=", "--logfile", os.path.join(workdir, f"{name}.log"),
         "bitpeer-crawl", "--network", "regtest", "--seeds-file", seeds, "--allow-private",
-        "--db", os.path.join(workdir, "crawl.sqlite"), "--out", os.path.join(workdir, "out"),
-        "--concurrency", str(args.concurrency), "--connect-timeout", str(args.connect_timeout),
+        "--db", os.path.join(workdir, db), "--out", os.path.join(workdir, out),
+        *(str(part) for pair in tuning for part in pair),
         "--getaddr-fraction", str(args.getaddr_fraction), "--fixed-seeds", "never", *extra,
     ]
     start, started_at = time.monotonic(), time.time()
@@ -101,7 +126,7 @@ def run_crawler(workdir, seeds, args, extra=()):
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.monotonic() - start
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"the crawl failed; see {workdir}/crawl.log")
+        raise SystemExit(f"the crawl failed; see {workdir}/{name}.log")
     return wall, usage, started_at, time.time()
 
 
@@ -112,13 +137,18 @@ def process_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def read_snapshot(workdir, out="out"):
+    """The one JSON snapshot a crawl wrote in ``workdir/out``."""
+    (snapshot_path,) = glob.glob(os.path.join(workdir, out, "*-2*Z.json"))
+    with open(snapshot_path) as stream:
+        return json.load(stream)
+
+
 def judge(workdir, truth_path):
     """Completeness: which honest reachable nodes the snapshot found."""
     with open(truth_path) as stream:
         truth = json.load(stream)
-    (snapshot_path,) = glob.glob(os.path.join(workdir, "out", "*-2*Z.json"))
-    with open(snapshot_path) as stream:
-        snapshot = json.load(stream)
+    snapshot = read_snapshot(workdir)
     expected = {n["address"] for n in truth["nodes"] if n["expect"] == "reachable"}
     found = {n["address"] for n in snapshot["nodes"]}
     summary = snapshot["summary"]
@@ -137,12 +167,18 @@ def judge(workdir, truth_path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--network", choices=("sparse", "realistic", "overlay"),
-                        default="sparse")
-    parser.add_argument("--nodes", type=int, nargs="+", default=[10000])
+    parser.add_argument("--network", choices=("sparse", "realistic", "overlay"))
+    parser.add_argument("--preset", choices=sorted(PRESETS),
+                        help="a named simnet: cold, warm and --connect-timeout 2 crawls")
+    parser.add_argument("--nodes", type=int, nargs="+",
+                        help="sizes (default 10000; a preset's own, one size)")
+    parser.add_argument("--dead", type=int, help="dead addresses (--preset only; default "
+                                                 "the preset's)")
     parser.add_argument("--getaddr-fraction", type=float, default=1.0)
-    parser.add_argument("--concurrency", type=int, default=5000)
-    parser.add_argument("--connect-timeout", type=float, default=2.0)
+    parser.add_argument("--concurrency", type=int,
+                        help="default 5000 (a --preset: bitpeer-crawl's own)")
+    parser.add_argument("--connect-timeout", type=float,
+                        help="default 2 (a --preset: bitpeer-crawl's own)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=1, help="runs per size")
     overlay = parser.add_argument_group("--network overlay")
@@ -155,9 +191,19 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.preset:
+        if args.network or args.repeat > 1 or len(args.nodes or ()) > 1:
+            parser.error("--preset runs one size once, without --network or --repeat")
+        return run_preset(args)
+    if args.dead is not None:
+        parser.error("--dead goes with --preset (a --network sets its own)")
+    args.network = args.network or "sparse"
+    # The networks' crawls were always tuned by hand, and stay comparable.
+    args.concurrency = 5000 if args.concurrency is None else args.concurrency
+    args.connect_timeout = 2.0 if args.connect_timeout is None else args.connect_timeout
     if args.network == "overlay":
         return run_overlay(args)
-    args.nodes = list(dict.fromkeys(args.nodes))
+    args.nodes = list(dict.fromkeys(args.nodes or [10000]))
     rows = []
     for nodes in args.nodes:
         for _ in range(args.repeat):
@@ -265,9 +311,7 @@ def judge_networks(workdir, truth_path):
     reachable."""
     with open(truth_path) as stream:
         truth = json.load(stream)
-    (snapshot_path,) = glob.glob(os.path.join(workdir, "out", "*-2*Z.json"))
-    with open(snapshot_path) as stream:
-        snapshot = json.load(stream)
+    snapshot = read_snapshot(workdir)
     found = {n["address"] for n in snapshot["nodes"]}
     verdict = {}
     for name, part in truth["networks"].items():
@@ -322,6 +366,141 @@ def run_overlay(args):
                       f"{r['crawl_s']} s (bound {r['bound_s']} s, x{r['of_bound']}), found "
                       + ", ".join(f"{name} {v['found']}" for name, v in r["found"].items())
                       for r in rows[1:]))
+
+
+# -- a preset: cold, warm and hand-tuned crawls of one network -------------------------
+
+#: The crawls of a --preset run: (name, its address book, the options it adds).
+#: The warm crawl reuses the cold one's book; the hand-tuned one starts afresh.
+PRESET_RUNS = (
+    ("cold", "cold.sqlite", {}),
+    ("warm", "cold.sqlite", {}),
+    ("ct2", "ct2.sqlite", {"connect_timeout": 2.0}),
+)
+
+
+def percentile(values, share):
+    """The value at ``share`` (0..1) of the sorted ``values`` (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
+
+
+def preset_verdict(summary, truth, found, wall):
+    """One crawl's figures: what it found against the truth, and the
+    discovery curve and timeouts its summary gives (None where absent)."""
+    expected = {n["address"] for n in truth["nodes"] if n["expect"] == "reachable"}
+    slow = {n["address"] for n in truth["nodes"] if n["slow"]}
+    dead = set(truth["refused"]) | set(truth["blackholed"])
+    timeouts = summary.get("timeouts")
+    return {
+        "wall_s": round(wall, 2),
+        "crawl_s": summary["elapsed_seconds"],
+        "found": f"{len(found & expected)}/{len(expected)}",
+        "slow_found": f"{len(found & slow)}/{len(slow)}",
+        "false_reachable": len(found & dead),
+        "discovery": summary.get("discovery"),
+        "timeouts": timeouts,
+        "concurrency": summary["params"]["concurrency"],
+        "connect_timeout": summary["params"]["connect_timeout"],
+        "floor": (timeouts or {}).get("connect", {}).get("floor"),
+    }
+
+
+def lower_bound(truth, run):
+    """
+    The least time a crawl of this network can take, from its own
+    parameters: every blackholed address holds a slot for at least the
+    connect timeout's floor (the configured timeout when the summary gives
+    no floor), ``concurrency`` at once; and discovery is a chain of
+    ``depth`` getaddr rounds, each a handshake and an answer (a round trip
+    each) at the p99 round trip of the nodes that are not slow (the chain
+    need not pass through a slow one), and the slowest node must still do
+    its handshake and answer getaddr.  (bound, the formula with its
+    figures, where floor and concurrency came from).
+    """
+    blackholed = truth["counts"]["blackholed"]
+    p99 = percentile([n["latency"] for n in truth["nodes"] if not n["slow"]], 0.99)
+    slowest = max(n["latency"] for n in truth["nodes"])
+    depth = truth["depth"] or 0
+    floor = run["floor"] if run["floor"] is not None else run["connect_timeout"]
+    source = ("floor from summary.timeouts" if run["floor"] is not None
+              else "no learnt floor in the summary: the configured connect timeout")
+    dead_part = blackholed * floor / run["concurrency"]
+    chain = depth * 2 * p99
+    bound = max(dead_part, chain, 2 * slowest)
+    formula = (f"max(blackholed {blackholed} x floor {floor:g} s / concurrency "
+               f"{run['concurrency']} = {dead_part:.1f} s, depth {depth} x 2 x p99 RTT "
+               f"{p99:.3f} s = {chain:.1f} s, 2 x slowest RTT {slowest:.1f} s = "
+               f"{2 * slowest:.1f} s) = {bound:.1f} s")
+    return bound, formula, f"{source}; concurrency from summary.params"
+
+
+def discovery_text(discovery):
+    """Time to 90/99/100% of the final reachable count, or n/a."""
+    if not discovery:
+        return "to 90/99/100%: n/a"
+    return "to 90/99/100%: " + "/".join(
+        "n/a" if discovery.get(key) is None else f"{discovery[key]:.1f}"
+        for key in ("to_90", "to_99", "to_100")) + " s"
+
+
+def timeouts_text(timeouts):
+    """The learnt timeouts, or n/a."""
+    if not timeouts:
+        return "timeouts: n/a"
+    parts = []
+    for name in ("connect", "handshake", "getaddr"):
+        t = timeouts.get(name) or {}
+        learnt = t.get("learnt")
+        parts.append(f"{name} learnt {'n/a' if learnt is None else f'{learnt:g} s'} "
+                     f"(configured {t.get('configured', 'n/a')}, p50 {t.get('p50', 'n/a')}, "
+                     f"p99 {t.get('p99', 'n/a')}, {t.get('samples', 'n/a')} samples)")
+    return "timeouts: " + "; ".join(parts)
+
+
+def run_preset(args):
+    """One simnet of the preset, crawled cold, warm (the cold crawl's book)
+    and cold with --connect-timeout 2; each run's figures, the bound, and
+    one summary line."""
+    workdir = tempfile.mkdtemp(prefix=f"bitpeer-bench-{args.preset}-")
+    simnet_args = ["--preset", args.preset, "--seed", str(args.seed)]
+    if args.nodes:
+        simnet_args += ["--nodes", str(args.nodes[0])]
+    if args.dead is not None:
+        simnet_args += ["--dead", str(args.dead)]
+    simnet, truth_path, seeds = start_simnet(workdir, simnet_args)
+    with open(truth_path) as stream:
+        truth = json.load(stream)
+    print(f"{args.preset}: {truth['counts']['nodes']} nodes ({truth['counts']['slow']} slow), "
+          f"{truth['counts']['refused']} refused, {truth['counts']['blackholed']} blackholed, "
+          f"gossip depth {truth['depth']} from the seeds; yardstick {yardstick():,.0f}/s; "
+          f"{workdir}", flush=True)
+    runs = {}
+    try:
+        for name, db, tuned in PRESET_RUNS:
+            run_args = argparse.Namespace(**{**vars(args), **tuned})
+            wall, _, _, _ = run_crawler(workdir, seeds, run_args, name=name, db=db,
+                                        out=f"out-{name}")
+            snapshot = read_snapshot(workdir, f"out-{name}")
+            found = {n["address"] for n in snapshot["nodes"]}
+            run = runs[name] = preset_verdict(snapshot["summary"], truth, found, wall)
+            bound, formula, source = lower_bound(truth, run)
+            run["bound_s"] = round(bound, 1)
+            print(f"{name}: wall {run['wall_s']} s (crawl {run['crawl_s']} s), found "
+                  f"{run['found']} (slow {run['slow_found']}), false reachable "
+                  f"{run['false_reachable']}, concurrency {run['concurrency']}, connect "
+                  f"timeout {run['connect_timeout']:g} s; {discovery_text(run['discovery'])}; "
+                  f"{timeouts_text(run['timeouts'])}", flush=True)
+            print(f"{name}: bound = {formula} ({source})", flush=True)
+    finally:
+        simnet.terminate()
+        simnet.wait()
+    cold, warm, ct2 = runs["cold"], runs["warm"], runs["ct2"]
+    ratio = cold["wall_s"] / cold["bound_s"]
+    print(f"SUMMARY {args.preset}: cold {cold['wall_s']} s, warm {warm['wall_s']} s, "
+          f"ct2 {ct2['wall_s']} s, bound {cold['bound_s']} s (cold x{ratio:.1f}), found "
+          f"cold {cold['found']} (slow {cold['slow_found']}), warm {warm['found']} (slow "
+          f"{warm['slow_found']}), ct2 {ct2['found']} (slow {ct2['slow_found']})")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from ..networks import (
 from ..protocol import PeerOptions
 from ..runtime import tune_garbage_collector
 from ..simnet.network import SimNet
+from ..simnet.presets import PRESETS, get_preset
 from ..simnet.tap import SimNetRunner
 from ..wire.errors import ProtocolError
 from .crawler import (
@@ -192,6 +193,9 @@ class Options(usage.Options):
         ["simnet-dead", None, 0, "dead addresses in the simulated network", _whole],
         ["simnet-misbehaving", None, 0.0, "share of misbehaving simulated nodes", _number],
         ["simnet-seed", None, 1, "random seed of the simulated network", _whole],
+        ["simnet-preset", None, None, f"shape the simulated network as a preset "
+                                      f"({', '.join(PRESETS)}); --simnet N and --simnet-dead N, "
+                                      "when not 0, set its sizes"],
         # Off unless asked for: circuits take the simulated Tor's time, and
         # a plain --simnet N crawl stays the clearnet crawl it always was.
         ["simnet-onion", None, 0, "onion nodes in the simulated network, behind its SOCKS5 "
@@ -227,6 +231,12 @@ class Options(usage.Options):
     def postOptions(self):
         if self["verbose"]:
             levels.setLogLevelForNamespace("bitpeer", LogLevel.debug)
+        if self["simnet-preset"] is not None:
+            try:
+                self["simnet-preset"] = get_preset(self["simnet-preset"])
+            except ValueError as error:
+                raise usage.UsageError(f"--simnet-preset: {error}") from None
+            self["simnet"] = self["simnet"] or self["simnet-preset"].nodes
         try:
             self["network"] = SIMNET if self["simnet"] else get_network(self["network"])
         except ValueError as error:
@@ -364,6 +374,15 @@ def simnet_overlays(options):
     return {name: count for name, count in counts.items() if count}
 
 
+def simnet_shape(options):
+    """The SimNet arguments of --simnet-dead and --simnet-preset: the
+    preset's shape, and its dead addresses unless --simnet-dead says."""
+    preset = options["simnet-preset"]
+    if preset is None:
+        return {"dead": options["simnet-dead"]}
+    return {**preset.shape(), "dead": options["simnet-dead"] or preset.dead}
+
+
 def crawl_application(options, reactor):
     """
     The CrawlApplication for ``options``, with the simulated network that
@@ -376,7 +395,7 @@ def crawl_application(options, reactor):
     if options["simnet"]:
         overlays = simnet_overlays(options)
         simnet = SimNetRunner(lambda: SimNet(
-            reactor, options["simnet"], options["simnet-dead"],
+            reactor, options["simnet"], **simnet_shape(options),
             misbehaving=options["simnet-misbehaving"], seed=options["simnet-seed"],
             network=options["network"],
             # The crawler's connections, and a moment's overlap as they close.

@@ -26,6 +26,7 @@ from ..logs import logger
 from ..networks import REGTEST
 from ..protocol import address_of
 from .behaviours import BEHAVIOURS, node_options
+from .latency import as_distribution
 from .population import KINDS, Population, loopback_index
 from .sam import SamFront
 from .socks import SocksFront
@@ -90,12 +91,14 @@ class SimNet:
 
     Each reachable node answers getaddr with ``min(1000, 23% of book_size)``
     entries.  ``misbehaving`` is the share of nodes spread over every
-    misbehaving kind, or ``kinds`` gives a share per kind.  ``latency`` (s)
-    delays each node's writes by its own draw around that value;
-    ``response_delay`` (s) delays getaddr answers.  Addresses start at
-    ``first_address`` (so several simnets can share the machine), and at most
-    ``max_connections`` are served at once (more are closed at once, as a
-    node with no free inbound slot does).
+    misbehaving kind, or ``kinds`` gives a share per kind.  ``latency``
+    delays each node's writes by its own draw: a distribution (latency.py,
+    such as a preset's LogNormal) or seconds, the mean of a Spread;
+    ``response_delay`` (s) delays getaddr answers.  ``duplicates`` is the
+    share of each getaddr answer that repeats entries it already holds.
+    Addresses start at ``first_address`` (so several simnets can share the
+    machine), and at most ``max_connections`` are served at once (more are
+    closed at once, as a node with no free inbound slot does).
 
     Overlays (none by default): ``onion`` live and ``onion_dead`` Tor v3
     nodes, served through ``socks_fronts`` SOCKS5 fronts (several Tor
@@ -122,10 +125,11 @@ class SimNet:
                  max_connections=None, clock=None, onion=0, onion_dead=0, i2p=0,
                  i2p_dead=0, cjdns=0, circuit_latency=(0.1, 0.6), dead_delay=(0.5, 2.0),
                  circuits=32, socks_fronts=1, extended_errors=False, socks_port=0,
-                 sam_port=0):
+                 sam_port=0, duplicates=0.0):
         if nodes < 1:
             raise ValueError("a simulated network needs at least one node")
-        if dead < 0 or not 0 <= blackholed <= 1 or not 0 <= misbehaving <= 1:
+        if dead < 0 or not all(0 <= share <= 1 for share in (blackholed, misbehaving,
+                                                              duplicates)):
             raise ValueError("dead must be >= 0 and the shares within 0..1")
         if min(onion, onion_dead, i2p, i2p_dead, cjdns) < 0:
             raise ValueError("overlay node counts cannot be negative")
@@ -141,7 +145,9 @@ class SimNet:
         self.blackholed_share = blackholed
         self.stale = nodes // 20 if stale is None else stale
         self.exotic = nodes // 20 if exotic is None else exotic
-        self.book_size, self.latency, self.response_delay = book_size, latency, response_delay
+        self.book_size, self.response_delay = book_size, response_delay
+        self.latency = as_distribution(latency)
+        self.duplicates = duplicates
         self.network = network
         self.port = port
         self.first = loopback_index(first_address)
@@ -191,6 +197,7 @@ class SimNet:
                 stale=self.stale, exotic=self.exotic, book_size=self.book_size,
                 seed=self.seed, now=self.clock.seconds(), misbehaving=self.misbehaving,
                 kinds=self.kinds, latency=self.latency, first=self.first,
+                duplicates=self.duplicates,
                 ports={"node": node_port, "refused": refused_port,
                        "blackholed": blackhole_port, "stale": refused_port},
                 **self.overlays,
@@ -313,7 +320,8 @@ class SimNet:
         crawler reaches and its advertised version data; the dead, stale and
         exotic addresses; per network (ipv4, onion, i2p, cjdns) its served
         nodes, its dead addresses and whether it is served; the fronts'
-        addresses; counts, per network too.
+        addresses; counts, per network too; the ``depth`` of the clearnet's
+        gossip from the seeds (Population.depth).
         """
         population = self.population
         nodes = [n.as_dict() for n in population.nodes]
@@ -335,10 +343,12 @@ class SimNet:
             },
             "fronts": {"socks": [list(a) for a in self.socks_fronts()],
                        "sam": list(self.sam_bridge() or ()) or None},
+            "depth": population.depth([self.node_at(a.host_text).index for a in self.seeds()]),
             "counts": {
                 "nodes": len(nodes),
                 "reachable": sum(KINDS[n["kind"]] == "reachable" for n in nodes),
                 "honest": sum(n["kind"] == "honest" for n in nodes),
+                "slow": sum(n["slow"] for n in nodes),
                 "refused": len(population.refused),
                 "blackholed": len(population.blackholed),
                 "stale": len(population.stale),

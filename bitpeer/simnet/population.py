@@ -14,7 +14,12 @@ address is encoded once, and a node's answer is a window onto a per-category
 shuffled list, each category in proportion to its size, the windows spaced
 evenly so that together they cover every address.  Each node also names the
 next node on its network (a ring), so a crawl from any seed can reach every
-node.
+node.  A ``duplicates`` share of each answer repeats entries it already
+holds (the answer stays within its size): a crawler must count each address
+once.
+
+Each node's latency is drawn from a distribution (latency.py); the ground
+truth marks the slow ones, those that take seconds to answer.
 
 Onion and I2P nodes have deterministic names drawn from the seed (valid v3
 onions, .b32.i2p names that are the hash of their destination); the simnet
@@ -39,6 +44,7 @@ from ..wire.services import (
     NODE_P2P_V2,
     NODE_WITNESS,
 )
+from .latency import as_distribution
 
 #: The misbehaving kinds, each with the verdict a correct crawler reaches.
 #: ``reachable`` kinds complete the handshake.
@@ -129,6 +135,8 @@ class NodeProfile:
     user_agent: str
     start_height: int
     latency: float
+    #: Its latency is in its distribution's slow part: seconds.
+    slow: bool = False
 
     def as_dict(self):
         """A JSON-ready record for the ground truth."""
@@ -143,6 +151,7 @@ class NodeProfile:
             "user_agent": self.user_agent,
             "start_height": self.start_height,
             "latency": self.latency,
+            "slow": self.slow,
         }
 
 
@@ -195,15 +204,22 @@ class Population:
         lists of NetworkAddress.
     @ivar destinations: the I2P destination (bytes) of every I2P name, live
         or dead, as a SAM bridge's naming service knows them.
+
+    ``latency`` is a distribution (latency.py) or the mean of a Spread, in
+    seconds; ``duplicates`` the share of each answer that repeats entries.
     """
 
     def __init__(self, *, nodes, dead, blackholed_share, stale, exotic, book_size,
                  seed, now, ports, misbehaving=0.0, kinds=None, latency=0.0, first=0,
-                 onion=0, onion_dead=0, i2p=0, i2p_dead=0, cjdns=0):
+                 onion=0, onion_dead=0, i2p=0, i2p_dead=0, cjdns=0, duplicates=0.0):
         rng = random.Random(seed)
+        latency = as_distribution(latency)
         self.now = int(now)
         self.book_size = book_size
         self.answer_size = getaddr_answer_size(book_size)
+        #: Entries of an answer that repeat others, and those that do not.
+        self.copies = round(self.answer_size * duplicates)
+        self.unique = self.answer_size - self.copies
         n_black = round(dead * blackholed_share)
         counts = [("node", nodes), ("refused", dead - n_black), ("blackholed", n_black),
                   ("stale", stale)]
@@ -245,6 +261,7 @@ class Population:
         agent, version = _weighted(rng, _AGENTS)
         (services,) = _weighted(rng, _SERVICES)
         lag = 0 if rng.random() < 0.9 else rng.randrange(1, 2000)
+        delay = latency.draw(rng)
         self.nodes.append(NodeProfile(
             index=len(self.nodes),
             address=address,
@@ -253,7 +270,8 @@ class Population:
             services=int(services),
             user_agent=agent,
             start_height=TIP_HEIGHT - lag,
-            latency=round(latency * rng.uniform(0.5, 1.5), 4) if latency else 0.0,
+            latency=delay,
+            slow=latency.slow_from is not None and delay >= latency.slow_from,
         ))
 
     def _memberships(self, rng):
@@ -358,13 +376,13 @@ class Population:
         """
         spoken = [(no, lane) for no, lane in enumerate(self._lanes) if index in lane.speakers]
         total = sum(len(lane.entries) for _, lane in spoken)
-        budget = self.answer_size
+        budget = self.unique
         windows = []
         for lane_no, lane in spoken:
             size, speakers = len(lane.entries), len(lane.speakers)
             if not size:
                 continue
-            share = round(self.answer_size * size / total)
+            share = round(self.unique * size / total)
             width = min(size, max(1, share, -(-size // speakers)), budget)
             if width:
                 windows.append((lane_no, lane.speakers[index] * size // speakers, width))
@@ -386,7 +404,7 @@ class Population:
         out = []
         if ring is not None and lanes[ring[0]] is not None:
             out.append(lanes[ring[0]][ring[1]])
-        room = self.answer_size - len(out)
+        room = self.unique - len(out)
         for lane_no, start, width in windows:
             lane = lanes[lane_no]
             if lane is None or room <= 0:
@@ -396,7 +414,7 @@ class Population:
             if start + width > len(lane):
                 out += lane[: start + width - len(lane)]
             room -= width
-        return out
+        return out + out[: self.copies]
 
     def answer(self, index, v2):
         """
@@ -410,6 +428,39 @@ class Population:
     def answer_entries(self, index, v2=True):
         """Node ``index``'s answer as AddrEntry objects (for the ground truth)."""
         return self._pick(self._entries[v2], index)
+
+    def depth(self, seeds):
+        """
+        How many getaddr rounds a crawl from ``seeds`` (node indices) needs
+        to reach every clearnet node, asking every honest one (the
+        breadth-first depth of the gossip among honest clearnet nodes; None
+        if some node cannot be reached that way).  It reads the answers'
+        windows, not the answers, so it costs little on a large network.
+        """
+        lane = self._lanes[0]
+        index_of = {n.address: n.index for n in self.nodes}
+        at = [index_of[e.address] for e in lane.entries]
+        clearnet = [n.index for n in self.nodes if n.address.network == Network.IPV4]
+        level = {index: 0 for index in seeds}
+        frontier = list(level)
+        while frontier:
+            following = []
+            for index in frontier:
+                if self.nodes[index].kind != "honest":
+                    continue
+                windows = self._windows(index)
+                named = [at[self._ring[index][1]]]
+                for lane_no, start, width in windows:
+                    if lane_no == 0:
+                        named += at[start : start + width] + at[: max(0, start + width - len(at))]
+                for other in named:
+                    if other not in level:
+                        level[other] = level[index] + 1
+                        following.append(other)
+            frontier = following
+        if any(index not in level for index in clearnet):
+            return None
+        return max(level[index] for index in clearnet)
 
     def gossiped(self):
         """Every address that at least one node's answer names."""

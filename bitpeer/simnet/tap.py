@@ -7,11 +7,15 @@
     twistd -n bitpeer-simnet --nodes 2000 --onion 3000 --onion-dead 9000 --i2p 300 \
         --circuit-latency 0.1-0.6 --dead-delay 0.5-2 --circuits 32 --socks-fronts 2
 
+    twistd -n bitpeer-simnet --preset mainnet [--nodes 2000 ...]
+
 It writes the ground truth and a seeds file, then serves until stopped,
 logging its counters every few seconds (and writing them to --stats).
 Arguments are checked before any socket is opened.  Onion nodes are served
 through SOCKS5 fronts and I2P nodes through a SAM 3.1 bridge, on 127.0.0.1;
-their addresses are in the log and in the truth file ("fronts").
+their addresses are in the log and in the truth file ("fronts").  A
+``--preset`` (presets.py) sets the network's shape; any option given
+explicitly overrides the preset's value.
 """
 
 from twisted.application.service import Service
@@ -21,8 +25,10 @@ from ..files import atomic_write
 from ..logs import logger
 from ..runtime import open_file_limit, tune_garbage_collector
 from ..networks import NETWORKS, get_network
+from .latency import Spread
 from .network import FIXED_SOCKETS, SimNet, StatsLogger, write_json
 from .population import KINDS, loopback_index, loopback_ip
+from .presets import PRESETS, get_preset
 
 
 def _share(text):
@@ -70,11 +76,34 @@ def _kinds(text):
     return kinds
 
 
+class _Given(usage.CoerceParameter):
+    """Coerces an option's value and notes that the user gave the option
+    (``Options.given``), so that it overrides a preset's value."""
+
+    def dispatch(self, parameterName, value):
+        self.options.given.add(parameterName)
+        super().dispatch(parameterName, value)
+
+
+#: The options a preset sets, and the Preset field each takes its value
+#: from (``--latency-ms`` aside: a preset's latency is a distribution).
+_PRESET_OPTIONS = {
+    "nodes": "nodes", "dead": "dead", "blackholed": "blackholed", "stale": "stale",
+    "exotic": "exotic", "book-size": "book_size", "duplicates": "duplicates",
+}
+
+
 class Options(usage.Options):
-    """The command line of ``twistd bitpeer-simnet``."""
+    """
+    The command line of ``twistd bitpeer-simnet``.  ``given`` holds the
+    options the user typed; after parsing, ``latency`` is the nodes'
+    latency distribution (the preset's, or ``--latency-ms``'s Spread).
+    """
 
     synopsis = "--nodes N [options]"
     optParameters = [
+        ["preset", None, None, f"a named network shape ({', '.join(PRESETS)}); options "
+                               "given explicitly override its values"],
         ["nodes", None, 1000, "reachable nodes", int],
         ["dead", None, 0, "addresses that lead nowhere", int],
         ["blackholed", None, 0.25, "share of dead addresses that time out (rest refuse)",
@@ -90,6 +119,8 @@ class Options(usage.Options):
         ["kinds", None, None, "shares per kind instead, e.g. silent=0.1,garbage=0.05"],
         ["latency-ms", None, 0.0, "mean per-node latency of every write", float],
         ["response-delay-ms", None, 0.0, "delay before answering getaddr", float],
+        ["duplicates", None, 0.0, "share of each getaddr answer that repeats entries it "
+                                  "already holds", _share],
         ["network", None, "regtest", f"whose magic to speak: {', '.join(NETWORKS)}"],
         ["port", None, 0, "port of the reachable nodes (0: any free port)", int],
         ["first-address", None, "127.1.0.1", "first loopback address to use"],
@@ -119,7 +150,15 @@ class Options(usage.Options):
                                   "not 0x04"],
     ]
 
+    def __init__(self):
+        super().__init__()
+        self.given = set()
+        for name, handler in self._dispatch.items():
+            if isinstance(handler, usage.CoerceParameter):
+                self._dispatch[name] = _Given(self, handler.coerce)
+
     def postOptions(self):
+        preset = self._apply_preset()
         if self["kinds"] is not None:
             # Here rather than as the option's coercer: twistd would prefix
             # the message with "Parameter type enforcement failed".
@@ -160,6 +199,8 @@ class Options(usage.Options):
                 f"{self['nodes'] + self['dead'] + stale} addresses from "
                 f"{self['first-address']} do not fit in 127.1.0.1-127.254.255.254"
             ) from None
+        self["latency"] = (preset.latency if preset and "latency-ms" not in self.given
+                           else Spread(self["latency-ms"] / 1000))
         limit = open_file_limit()
         fronts = (self["socks-fronts"] if self["onion"] or self["onion-dead"] else 0) + (
             1 if self["i2p"] or self["i2p-dead"] else 0)
@@ -173,6 +214,20 @@ class Options(usage.Options):
                 f"--max-connections {self['max-connections']} needs more than the open-file "
                 f"limit of {limit} allows ({allowed}); raise 'ulimit -n' or ask for fewer"
             )
+
+    def _apply_preset(self):
+        """The --preset's values for every option it sets that was not
+        given; the Preset, or None without --preset."""
+        if self["preset"] is None:
+            return None
+        try:
+            preset = get_preset(self["preset"])
+        except ValueError as error:
+            raise usage.UsageError(f"--preset: {error}") from None
+        for option, field in _PRESET_OPTIONS.items():
+            if option not in self.given:
+                self[option] = getattr(preset, field)
+        return preset
 
 
 class SimNetRunner(Service):
@@ -218,7 +273,8 @@ class SimNetService(SimNetRunner):
         return SimNet(
             self.reactor, o["nodes"], o["dead"], kinds=o["kinds"], seed=o["seed"],
             misbehaving=o["misbehaving"], blackholed=o["blackholed"], stale=o["stale"],
-            exotic=o["exotic"], book_size=o["book-size"], latency=o["latency-ms"] / 1000,
+            exotic=o["exotic"], book_size=o["book-size"], latency=o["latency"],
+            duplicates=o["duplicates"],
             response_delay=o["response-delay-ms"] / 1000, network=o["network"],
             port=o["port"], first_address=o["first-address"],
             max_connections=o["max-connections"], onion=o["onion"],

@@ -5,12 +5,13 @@ bytes of the response, with twisted.names' codec; no sockets here.
 What is answered follows sipa's seeder and dnsseedrs (REFERENCE.md 2.1,
 2.2), strictly:
 
-- A and AAAA on the apex and the served ``x<hex>`` labels: a fresh draw
-  from the ServedSample per query, at most MAX_RECORDS (Core keeps 32
-  addresses per seed, ``nMaxIPs``), at most what fits the response.  Over
-  UDP that is 512 bytes (about 29 A or 16 AAAA records), or the client's
-  EDNS0 size up to EDNS_SIZE, where all 32 fit; the truncation flag says
-  when the draw had more than fit, and TCP gives the whole draw.
+- A and AAAA on the apex and the served ``x<hex>`` labels: a draw from
+  the ServedSample (bitpeer.seed.drawn: drawn ahead, served in turn) of at
+  most 32 nodes (Core keeps 32 addresses per seed, ``nMaxIPs``), at most
+  what fits the response.  Over UDP that is 512 bytes (about 29 A or 16
+  AAAA records), or the client's EDNS0 size up to EDNS_SIZE, where all 32
+  fit; the truncation flag says when the draw had more than fit, and TCP
+  gives the whole draw.
 - NS and SOA on the apex; every other type, and NS or SOA below the apex,
   an empty answer.  Empty answers and NXDOMAIN carry the SOA in the
   authority section.  Every answer from the zone is authoritative (AA).
@@ -29,10 +30,9 @@ to serve must not be remembered as empty for days.
 
 from twisted.names import dns
 
+from .drawn import RECORD_SIZES, DrawnAnswers
 from .zone import NOT_FOUND, OUTSIDE
 
-#: Core takes at most 32 addresses from one seed (``nMaxIPs``).
-MAX_RECORDS = 32
 #: The UDP response size without EDNS0 (RFC 1035 4.2.1).
 UDP_SIZE = 512
 #: The largest UDP response sent to an EDNS0 client, whatever it offers: the
@@ -40,9 +40,6 @@ UDP_SIZE = 512
 EDNS_SIZE = 1232
 #: The size a TCP response may have (RFC 1035 4.2.2: a 16-bit length).
 TCP_SIZE = 65535
-#: The bytes of one A or AAAA record whose owner name is compressed to a
-#: pointer to the question: pointer 2, type, class, TTL and length 10, data.
-RECORD_SIZES = {dns.A: 16, dns.AAAA: 28}
 #: The SOA's timers other than its minimum, sipa's seeder's (dns.cpp:390).
 SOA_REFRESH = 604800
 SOA_RETRY = 86400
@@ -65,6 +62,7 @@ class Responder:
         self._zone = zone
         self._sample = sample
         self._clock = clock
+        self._drawn = DrawnAnswers(sample, zone.ttl)
 
     def respond(self, data, stream=False):
         """
@@ -93,7 +91,9 @@ class Responder:
         elif len(query.queries) != 1:
             response.rCode = dns.EFORMAT
         else:
-            self._answer(query.queries[0], response)
+            drawn = self._answer(query.queries[0], response, data, size)
+            if drawn is not None:
+                return drawn
         return _encode(response, size)
 
     def _edns(self, query, response, size):
@@ -117,33 +117,33 @@ class Responder:
         response.additional = [dns.RRHeader(b"", dns.OPT, EDNS_SIZE, ttl)]
         return size
 
-    def _answer(self, question, response):
+    def _answer(self, question, response, data, size):
+        """
+        Answer ``question``: the encoded response when it is a draw of
+        nodes, None when ``response`` holds the answer.
+        """
         zone = self._zone
         if question.cls != dns.IN:
             response.rCode = dns.EREFUSED
-            return
+            return None
         required = zone.required_services(question.name.name)
         if required == OUTSIDE:
             response.rCode = dns.EREFUSED
-            return
+            return None
         response.auth = 1
         if required == NOT_FOUND:
             response.rCode = dns.ENAME
         elif question.type in RECORD_SIZES:
-            ipv6 = question.type == dns.AAAA
-            record = dns.Record_AAAA if ipv6 else dns.Record_A
-            name, ttl = question.name.name, zone.ttl
-            response.answers = [
-                dns.RRHeader(name, question.type, dns.IN, ttl,
-                             record(address.host_text, ttl), auth=True)
-                for address in self._sample.pick(ipv6, required, MAX_RECORDS)
-            ]
+            drawn = self._drawn.response(data, response, required, size)
+            if drawn is not None:
+                return drawn
         elif question.type == dns.NS and zone.is_apex(question.name.name):
             response.answers = [self._ns()]
         elif question.type == dns.SOA and zone.is_apex(question.name.name):
             response.answers = [self._soa()]
         if not response.answers:
             response.authority = [self._soa()]
+        return None
 
     def _ns(self):
         zone = self._zone
@@ -162,20 +162,13 @@ class Responder:
 
 def _encode(response, size):
     """
-    The response's bytes, at most ``size`` of them: A and AAAA records that
-    do not fit are left out, then the authority section, and the truncation
-    flag is set (the header and the one question always fit).
+    The response's bytes, or, when they pass ``size`` (an NS or SOA record
+    of very long names over UDP), its header and question alone with the
+    truncation flag set, for the client to ask again over TCP.
     """
     data = response.toStr()
-    while len(data) > size:
+    if len(data) > size:
         response.trunc = 1
-        if response.answers and response.answers[0].type in RECORD_SIZES:
-            record = RECORD_SIZES[response.answers[0].type]
-            over = -(-(len(data) - size) // record)
-            del response.answers[len(response.answers) - over:]
-        elif response.answers:
-            response.answers = []
-        else:
-            response.authority = []
+        response.answers, response.authority = [], []
         data = response.toStr()
     return data

@@ -16,11 +16,12 @@ What is answered follows sipa's seeder and dnsseedrs (REFERENCE.md 2.1,
   an empty answer.  Empty answers and NXDOMAIN carry the SOA in the
   authority section.  Every answer from the zone is authoritative (AA).
 - Unknown names under the zone: NXDOMAIN; names outside it: REFUSED.
-- A query with no question or several, or several OPT records: FORMERR;
+- A query with several questions, or several OPT records: FORMERR;
   an EDNS version other than 0: BADVERS; an opcode other than QUERY:
   NOTIMP; a class other than IN: REFUSED.
-- Bytes that do not decode, and responses (a packet with QR set), are not
-  answered at all (respond returns None).
+- Bytes that do not decode, a query without its question (twisted.names
+  decodes a packet cut short as far as it goes) and responses (QR set) are
+  not answered at all (respond returns None).
 
 The SOA's serial is the time of the answer (sipa's ``time(NULL)``).  Its
 minimum, which bounds how long a resolver caches an empty answer (RFC 2308),
@@ -67,7 +68,8 @@ class Responder:
     def respond(self, data, stream=False):
         """
         The response to the query ``data`` (bytes), encoded; None when the
-        bytes do not decode or are a response, which are never answered.
+        bytes do not decode, hold no question or are a response, which are
+        never answered.
         ``stream`` is true for a query that came over TCP.
         """
         query = dns.Message()
@@ -75,14 +77,13 @@ class Responder:
             query.fromStr(data)
         except (EOFError, ValueError):
             return None
-        if query.answer:
+        if query.answer or not query.queries:
             return None
         # maxSize 0: twisted.names would cut the bytes at maxSize mid-record;
         # _encode leaves whole records out instead.
         response = dns.Message(
             id=query.id, answer=1, opCode=query.opCode, recDes=query.recDes, maxSize=0)
-        if len(query.queries) == 1:
-            response.queries = query.queries
+        response.queries = query.queries
         size = self._edns(query, response, TCP_SIZE if stream else UDP_SIZE)
         if size is None:
             size = UDP_SIZE

@@ -28,7 +28,6 @@ import random
 import socket
 import statistics
 import struct
-import subprocess
 import sys
 import time
 

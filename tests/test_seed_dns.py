@@ -14,6 +14,7 @@ import shutil
 import socket
 
 from twisted.internet import defer, endpoints, protocol, reactor, task, utils
+from twisted.internet.error import CannotListenError
 from twisted.logger import globalLogPublisher
 from twisted.names import client, dns
 from twisted.names import error as dns_error
@@ -314,9 +315,11 @@ class ResponderAddressTests(SynchronousTestCase):
         again = [tuple(addresses(self.ask(b"x9.seed.example.org", edns=1232)))
                  for _ in range(ROTATION)]
         self.assertEqual(set(again), set(first))
-        self.clock.advance(300)
         self.sample.refresh([node(1, 7)])
         self.assertEqual(addresses(self.ask(b"x9.seed.example.org", edns=1232)), ["127.1.0.7"])
+        # A second refresh at the same clock time counts as much.
+        self.sample.refresh([node(2, 8)])
+        self.assertEqual(addresses(self.ask(b"x9.seed.example.org", edns=1232)), ["127.2.0.8"])
 
     def test_answers_kept_are_bounded(self):
         """A client trying every EDNS0 size does not grow what is kept."""
@@ -506,6 +509,29 @@ class ServerMixin:
 
 
 class ServerTests(ServerMixin, TestCase):
+    @defer.inlineCallbacks
+    def test_port_taken(self):
+        """A port whose TCP side is taken: CannotListenError, and the UDP
+        side it had opened is closed again (on a later reactor turn)."""
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        number = taken.getsockname()[1]
+        service = DNSService(reactor, ZONE, self.sample, port=number, interface="127.0.0.1")
+        self.assertRaises(CannotListenError, service.startService)
+        self.assertFalse(service.running)
+
+        def udp_free():
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", number))
+                except OSError:
+                    return False
+                return True
+
+        yield from wait_until(udp_free, "the UDP port to close")
+
     def test_one_port_number_for_udp_and_tcp(self):
         udp, tcp = self.service.ports
         self.assertEqual(udp.getHost().port, tcp.getHost().port)

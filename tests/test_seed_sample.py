@@ -68,6 +68,9 @@ class RefreshTests(SynchronousTestCase):
         sample.refresh(iter([ipv4(2)]))
         self.assertEqual(sample.refreshed, T0 + 300)
         self.assertEqual(len(sample), 1)
+        self.assertEqual(sample.generation, 2)
+        sample.refresh([])
+        self.assertEqual((sample.refreshed, sample.generation), (T0 + 300, 3))
 
     def test_other_networks_ignored(self):
         """Onion, I2P and CJDNS nodes cannot be in A or AAAA records."""

@@ -182,15 +182,17 @@ class DNSService(service.Service):
         self.ports = []
 
     def startService(self):
-        super().startService()
+        # Listening first: a port that is taken leaves the service stopped.
         self.ports = self._listen()
+        super().startService()
         log.info("DNS: serving {host} on UDP and TCP {interface}:{port}",
                  host=self._zone.host, interface=self._interface or "*",
                  port=self.ports[0].getHost().port)
 
     def _listen(self):
         """Listen on UDP and TCP on one port number (a free one for 0)."""
-        for attempt in range(PORT_ATTEMPTS if self._port == 0 else 1):
+        attempts = PORT_ATTEMPTS if self._port == 0 else 1
+        for attempt in range(attempts):
             udp = self._reactor.listenUDP(
                 self._port, _DatagramServer(self._server), interface=self._interface,
                 maxPacketSize=MAX_QUERY_SIZE)
@@ -199,7 +201,7 @@ class DNSService(service.Service):
                     udp.getHost().port, self._streams, interface=self._interface)
             except CannotListenError:
                 udp.stopListening()
-                if self._port != 0 or attempt == PORT_ATTEMPTS - 1:
+                if attempt == attempts - 1:
                     raise
             else:
                 return [udp, tcp]

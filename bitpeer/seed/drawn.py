@@ -65,7 +65,7 @@ class DrawnAnswers:
     def __init__(self, sample, ttl):
         self._sample = sample
         self._ttl = ttl
-        self._refreshed = None
+        self._generation = None
         self._questions = {}
         self._kept = 0
         self._turn = 0
@@ -77,8 +77,8 @@ class DrawnAnswers:
         of ``required``, in at most ``size`` bytes, the truncation flag set
         when the draw had more than fit.  None when no node matches.
         """
-        if self._sample.refreshed != self._refreshed:
-            self._refreshed = self._sample.refreshed
+        if self._sample.generation != self._generation:
+            self._generation = self._sample.generation
             self._questions.clear()
             self._kept = 0
         asked = response.queries[0]

@@ -69,6 +69,7 @@ class ServedSample:
         self._random = random if random is not None else _random.Random()
         self._group = group if group is not None else network_group
         self._refreshed = None
+        self._generation = 0
         self._count = 0
         # ipv6 -> {group key: [(services, address), ...]}
         self._families = {False: {}, True: {}}
@@ -79,6 +80,12 @@ class ServedSample:
     def refreshed(self):
         """The clock's time of the last refresh, or None before the first."""
         return self._refreshed
+
+    @property
+    def generation(self):
+        """How many refreshes there have been: what was drawn before a change
+        of it is out of date (two refreshes may come at one clock time)."""
+        return self._generation
 
     def __len__(self):
         """The candidates held (IPv4 and IPv6 only)."""
@@ -103,6 +110,7 @@ class ServedSample:
         self._count = count
         self._matching = {}
         self._refreshed = self._clock.seconds()
+        self._generation += 1
 
     def pick(self, ipv6, required, limit):
         """

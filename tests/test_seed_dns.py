@@ -15,6 +15,7 @@ import socket
 
 from twisted.internet import defer, endpoints, protocol, reactor, task, utils
 from twisted.internet.error import CannotListenError
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import globalLogPublisher
 from twisted.names import client, dns
 from twisted.names import error as dns_error
@@ -434,6 +435,23 @@ class ResponderZoneTests(SynchronousTestCase):
         self.assertEqual((answer.trunc, answer.answers, answer.authority), (1, [], []))
         answer = decode(long_responder.respond(query(b"seed.example.org", dns.SOA), True))
         self.assertEqual((answer.trunc, len(answer.answers)), (0, 1))
+
+
+class UnsentTests(SynchronousTestCase):
+    def test_refused_send_counted(self):
+        """A response the kernel refuses (a forged source port 0: EINVAL) is
+        counted as unsent, not raised into the reactor."""
+
+        class Refusing:
+            def write(self, data, address):
+                raise OSError(22, "Invalid argument")
+
+        service = DNSService(MemoryReactorClock(), ZONE, responder(network_nodes(5))[1])
+        server = seed_dns._DatagramServer(service._server)
+        server.transport = Refusing()
+        server.datagramReceived(query(b"x9.seed.example.org"), ("127.0.0.1", 0))
+        self.assertEqual((service.counters.received, service.counters.answered,
+                          service.counters.unsent), (1, 0, 1))
 
 
 # -- the server on 127.0.0.1 -------------------------------------------------------

@@ -87,6 +87,10 @@ class _Server:
 
 
 class _DatagramServer(protocol.DatagramProtocol):
+    """UDP: each datagram a query, answered at once.  A response the kernel
+    will not send (to a forged port 0, into a full buffer) is counted, not
+    raised: Twisted would log a traceback per packet."""
+
     noisy = False
 
     def __init__(self, server):
@@ -105,6 +109,10 @@ class _DatagramServer(protocol.DatagramProtocol):
 
 
 class _StreamServer(Int16StringReceiver, TimeoutMixin):
+    """TCP: length-prefixed queries (RFC 1035 4.2.2), an idle timeout on the
+    service's clock, and a connection aborted past the connection bound or
+    on a query longer than MAX_QUERY_SIZE."""
+
     MAX_LENGTH = MAX_QUERY_SIZE
 
     def connectionMade(self):
@@ -139,6 +147,8 @@ class _StreamServer(Int16StringReceiver, TimeoutMixin):
 
 
 class _StreamFactory(protocol.ServerFactory):
+    """The TCP connections open, for the bound and for closing them on stop."""
+
     protocol = _StreamServer
     noisy = False
 

@@ -4,6 +4,8 @@ The ``bitpeer`` command: poke one node, or decode bytes by hand.
     bitpeer handshake HOST[:PORT] [--network NAME] [--json]   the node's PeerInfo
     bitpeer getaddr HOST[:PORT] [--network NAME] [--json]     the addresses it gives
     bitpeer decode HEX|- [--network NAME]                     frames in hex, decoded
+    bitpeer dump --db BOOK [--format seeder|json] [--network NAME]
+                                            the DNS seeder's view of every node
 
 A ``.onion`` node is reached through Tor (``--onion-proxy 127.0.0.1:9050``,
 or ``--proxy``), a ``.b32.i2p`` node through an I2P router's SAM bridge
@@ -24,6 +26,7 @@ import math
 import os
 import random
 import re
+import sqlite3
 import sys
 
 import attr
@@ -36,8 +39,19 @@ from .crawl.slots import endpoint_text, parse_endpoint
 from .errors import ConnectionClosed, PeerError, ProtocolViolation
 from .factory import DEFAULT_CONNECT_TIMEOUT, PeerFactory, client_endpoint, connectPeer
 from .net.endpoints import classify_connect_error
-from .networks import NETWORKS, custom_network, get_network, network_for_magic, parse_seed
+from .networks import (
+    NETWORKS,
+    ONLYNET_CHOICES,
+    custom_network,
+    get_network,
+    network_for_magic,
+    parse_seed,
+)
 from .protocol import PeerOptions
+from .seed.dump import write_dump
+from .store.bookcheck import AddressBookError
+from .store.bookdb import open_read_only, read_dump
+from .store.bookschema import SEEDER_SCHEMA
 from .wire.address import Network, split_host_port
 from .wire.errors import BadMagic, ProtocolError
 from .wire.framing import FrameDecoder
@@ -145,6 +159,16 @@ def _parser():
     sub = commands.add_parser("decode", help=text, description=text)
     sub.add_argument("hex", help="one or more frames, concatenated, in hex; - for stdin")
     network_options(sub)
+
+    text = ("print the DNS seeder's record of every node it reached, as sipa's seeder's "
+            "dnsseed.dump (which Bitcoin Core's makeseeds.py reads) or JSON")
+    sub = commands.add_parser("dump", help=text, description=text)
+    sub.add_argument("--db", required=True, metavar="BOOK",
+                     help="the address book bitpeer-seed keeps (read only, even while it runs)")
+    sub.add_argument("--format", default="seeder", choices=("seeder", "json"),
+                     help="seeder (dnsseed.dump's columns, the default) or json")
+    sub.add_argument("--network", choices=ONLYNET_CHOICES,
+                     help="only addresses of this network (default: all)")
     return parser
 
 
@@ -376,12 +400,41 @@ def _decode(args, network):
     return FAILED if faults else 0
 
 
+def _dump(args):
+    """Print the seeder's dump of ``--db``; a book that cannot be read is
+    one line and status 1."""
+    try:
+        db, version = open_read_only(args.db)
+    except AddressBookError as error:
+        print(f"bitpeer: {_line(error)}", file=sys.stderr)
+        return FAILED
+    try:
+        if version < SEEDER_SCHEMA:
+            raise CommandFailed(f"{args.db} holds no seeder records (address-book schema "
+                                f"{version}): run twistd bitpeer-seed --db {args.db} first")
+        rows = read_dump(db)
+    except sqlite3.Error as error:
+        print(f"bitpeer: {args.db}: {_line(error)}", file=sys.stderr)
+        return FAILED
+    except CommandFailed as error:
+        print(f"bitpeer: {_line(error)}", file=sys.stderr)
+        return FAILED
+    finally:
+        db.close()
+    if args.network:
+        rows = [row for row in rows if row[0].network_name == args.network]
+    write_dump(rows, sys.stdout, args.format)
+    return 0
+
+
 def _run(argv):
     """The command; its exit status."""
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exit_:  # --help, or a usage error already printed
         return exit_.code
+    if args.command == "dump":
+        return _dump(args)
     try:
         network = _network(args)
         if args.command == "decode":

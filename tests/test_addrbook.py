@@ -179,7 +179,8 @@ class OpenTests(BookTestCase):
         self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
         self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], LATEST)
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        self.assertEqual(tables, {"addresses", "crawls", "observations", "rejected"})
+        self.assertEqual(tables, {"addresses", "crawls", "observations", "rejected",
+                                  "reliability"})
         synchronous = await book._run(
             lambda: book._db.execute("PRAGMA synchronous").fetchone()[0]
         )

@@ -212,6 +212,9 @@ class CrawlOptions:
     #: I2P dials at once through the SAM bridge, and their timeout (s).
     i2p_concurrency: int = attr.ib(default=DEFAULT_I2P_CONCURRENCY, validator=positive)
     i2p_timeout: float = attr.ib(default=DEFAULT_I2P_TIMEOUT, validator=positive)
+    #: Whether gossiped addresses are dialled in this crawl; without, they
+    #: are only recorded (the DNS seeder's rounds test what they are given).
+    follow_gossip: bool = True
 
     @property
     def onion_paths(self):
@@ -827,7 +830,7 @@ class Crawler:
         now = self.clock.seconds()
         oldest = now - self.options.max_age
         latest = now + MAX_FUTURE_DRIFT
-        allow_private = self.options.allow_private
+        allow_private, follow = self.options.allow_private, self.options.follow_gossip
         filtered, seen = self.filtered, self.seen
         kept = []
         for entry in entries:
@@ -844,7 +847,8 @@ class Crawler:
                 filtered["unroutable"] += 1
             else:
                 kept.append(entry)
-                self._consider(address)
+                if follow:
+                    self._consider(address)
         if kept:
             self._to_book("gossip", kept, source, now)
 

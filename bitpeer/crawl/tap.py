@@ -386,10 +386,19 @@ def simnet_shape(options):
 def crawl_application(options, reactor):
     """
     The CrawlApplication for ``options``, with the simulated network that
-    ``--simnet N`` asks for (served from this process, on loopback).  With
-    overlay nodes, the crawl dials its onions through the simnet's SOCKS5
-    fronts and its I2P nodes through its SAM bridge, whose ports are known
-    once it has started.
+    ``--simnet N`` asks for (simnet_runner).
+    """
+    simnet, routes = simnet_runner(options, reactor)
+    return CrawlApplication(options, reactor, simnet=simnet, simnet_routes=routes)
+
+
+def simnet_runner(options, reactor):
+    """
+    The SimNetRunner that ``--simnet N`` asks for (served from this
+    process, on loopback) and the function giving the routes to its
+    overlays, or (None, None).  With overlay nodes, the crawl dials its
+    onions through the simnet's SOCKS5 fronts and its I2P nodes through
+    its SAM bridge, whose ports are known once it has started.
     """
     simnet = routes = None
     if options["simnet"]:
@@ -407,7 +416,7 @@ def crawl_application(options, reactor):
                 # The simnet's fronts, bound once it has started.
                 return {"onion_proxies": tuple(simnet.simnet.socks_fronts()),
                         "i2p_sam": simnet.simnet.sam_bridge()}
-    return CrawlApplication(options, reactor, simnet=simnet, simnet_routes=routes)
+    return simnet, routes
 
 
 def makeService(options):

@@ -61,19 +61,24 @@ from .bookcheck import (
 from .bookdb import (
     MEMORY,
     KnownAddress,
+    SeedRecord,
     UnfinishedCrawl,
     Verdict,
     close_book,
     end_crawl,
+    end_seeding,
     insert_crawl,
+    insert_seeding,
     open_book,
     read_crawls,
     read_known,
     read_observations,
+    read_seed_state,
     read_unfinished,
     read_verdicts,
     transaction,
     write_batch,
+    write_reliability,
 )
 from .bookschema import MIGRATIONS, OUTCOMES
 from .gossip import add_gossip, merge_gossip
@@ -92,7 +97,7 @@ __all__ = [
     "MEMORY", "AddressBook", "AddressBookClosed", "AddressBookError", "AddressBookInUse",
     "BookHealth", "BookNotWritable", "CorruptBook", "EntriesLost", "KnownAddress",
     "MissingDirectory", "NewerSchema", "NotAnAddressBook", "PermissionDenied",
-    "ReadOnlyDirectory", "ReadOnlyFile", "ReadOnlyFileSystem", "StorageFault",
+    "ReadOnlyDirectory", "ReadOnlyFile", "ReadOnlyFileSystem", "SeedRecord", "StorageFault",
     "UnfinishedCrawl", "Verdict",
 ]
 
@@ -481,3 +486,31 @@ class AddressBook:
         as the peer sent them (None when no handshake).
         """
         return self._read(read_observations, crawl_id)
+
+    # -- the DNS seeder ------------------------------------------------------------
+
+    def seed_state(self):
+        """Every address as the DNS seeder plans with it: a list of
+        SeedRecord (the seeder's windows, the last handshake's facts)."""
+        return self._read(read_seed_state)
+
+    def save_reliability(self, records):
+        """Store the tests of SeedRecords (after a flush, so that their
+        attempts are in the book first), in one transaction."""
+        records = list(records)
+        return self._read(write_reliability, records)
+
+    def start_seeding(self, network, params, now):
+        """
+        Record the start of a DNS seeder's run of ``network`` (a name or
+        anything with a ``name``): its id, under which its tests are
+        observations.  Its status (``seeding``) is not a crawl's: no
+        crawl resumes or supersedes it.
+        """
+        name = escape(str(getattr(network, "name", network)))
+        params_json = json.dumps(params, sort_keys=True, default=str)
+        return self._read(lambda db: transaction(db, insert_seeding, name, params_json, now))
+
+    def end_seeding(self, run_id, now):
+        """Record the end of the seeder's run ``run_id`` (status ``seeded``)."""
+        return self._read(lambda db: transaction(db, end_seeding, run_id, now))

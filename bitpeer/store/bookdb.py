@@ -12,6 +12,7 @@ rejected rows go back to the AddressBook, which reports them.
 import json
 import os
 import sqlite3
+from urllib.parse import quote
 
 import attr
 
@@ -37,7 +38,11 @@ from .bookschema import (
     OBSERVATION_COLUMNS,
     OBSERVATION_INSERT,
     OBSERVATION_ROW,
+    RELIABILITY_WINDOWS,
     RUNNING,
+    SEEDED,
+    SEEDING,
+    WINDOW_COLUMNS,
     agent_columns,
     agent_from_db,
     from_db,
@@ -136,6 +141,27 @@ class Verdict:
     relay: bool | None
     latency: float | None
     returned: int | None
+
+
+@attr.frozen
+class SeedRecord:
+    """
+    One address as the DNS seeder plans with it: what its last handshake
+    told (services, else gossip's; version; height) and the seeder's
+    record of its tests (``tries`` 0 and no ``windows`` before any; else
+    (reliability, count, weight) per window of RELIABILITY_WINDOWS).
+    """
+
+    address: NetworkAddress
+    services: int | None
+    version: int | None
+    height: int | None
+    tries: int = 0
+    successes: int = 0
+    last_try: float | None = None
+    last_success: float | None = None
+    good: bool = False
+    windows: tuple = ()
 
 
 # -- open ---------------------------------------------------------------------------
@@ -272,6 +298,35 @@ def _migrate(db, path, migrations):
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+
+
+def open_read_only(path):
+    """
+    A read-only connection to the book at ``path``, beside whatever process
+    writes it (WAL lets a reader in): no lock, no migration, no write.
+    Raises an AddressBookError naming the path when it is missing, not a
+    book or of a newer schema.  Returns (connection, schema version).
+    """
+    if not os.path.isfile(path):
+        raise AddressBookError(f"address book {path} does not exist")
+    if not has_sqlite_header(path) or os.path.getsize(path) == 0:
+        raise NotAnAddressBook(f"{path} is not a SQLite database")
+    db = None
+    try:
+        db = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as e:
+        if db is not None:
+            db.close()
+        raise open_error(path, e) from e
+    known = MIGRATIONS[-1][0]
+    if version == 0 or version > known:
+        db.close()
+        raise (NotAnAddressBook(f"{path} is a SQLite database, but not an address book")
+               if version == 0 else NewerSchema(
+                   f"{path} has address-book schema version {version}, but this bitpeer "
+                   f"knows only up to {known}; upgrade bitpeer"))
+    return db, version
 
 
 def close_book(opened):
@@ -527,3 +582,89 @@ def end_crawl(db, path, crawl_id, now, summary_json=None, why=None):
     if cursor.rowcount != 1:
         what = "no crawl" if why is None else "no running crawl"
         raise AddressBookError(f"{what} {crawl_id} in {path}")
+
+
+# -- the DNS seeder ----------------------------------------------------------------------
+
+_WINDOW_COLUMNS = [f"{column}_{name}" for name in RELIABILITY_WINDOWS
+                   for column in WINDOW_COLUMNS]
+
+_SEED_STATE = f"""
+SELECT a.network, a.host, a.port, coalesce(a.handshake_services, a.services),
+       a.version, a.start_height, r.tries, r.successes, r.last_try, r.last_success, r.good,
+       {", ".join("r." + c for c in _WINDOW_COLUMNS)}
+FROM addresses AS a LEFT JOIN reliability AS r
+    ON r.network = a.network AND r.host = a.host AND r.port = a.port
+ORDER BY a.id
+"""
+
+#: One reliability row: the address, tries, successes, last try and
+#: success, good, then the windows' columns.
+RELIABILITY_ROW = ("network", "host", "port", "tries", "successes", "last_try",
+                   "last_success", "good", *_WINDOW_COLUMNS)
+_RELIABILITY_UPSERT = (
+    f"INSERT OR REPLACE INTO reliability ({', '.join(RELIABILITY_ROW)})",
+    f"({', '.join('?' * len(RELIABILITY_ROW))})", "")
+
+
+def read_seed_state(db):
+    """Every address of the book as a SeedRecord, in the order first met."""
+    per = len(WINDOW_COLUMNS)
+    out = []
+    for (n, h, p, services, version, height, tries, successes, last_try, last_success,
+         good, *windows) in db.execute(_SEED_STATE):
+        record = SeedRecord(NetworkAddress(n, h, p), from_db(services), version, height)
+        if tries is not None:
+            record = attr.evolve(
+                record, tries=tries, successes=successes, last_try=last_try,
+                last_success=last_success, good=bool(good),
+                windows=tuple(tuple(windows[i:i + per]) for i in range(0, len(windows), per)))
+        out.append(record)
+    return out
+
+
+def write_reliability(db, records):
+    """Store SeedRecords' tests (their windows replace the old ones), in
+    one transaction."""
+    rows = [(*r.address, r.tries, r.successes, r.last_try, r.last_success, int(r.good),
+             *(value for window in r.windows for value in window)) for r in records]
+    transaction(db, lambda db: insert_rows(db, _RELIABILITY_UPSERT, rows))
+
+
+_DUMP = f"""
+SELECT a.network, a.host, a.port, r.good, r.last_success,
+       {", ".join(f"r.reliability_{name}" for name in RELIABILITY_WINDOWS)},
+       a.start_height, coalesce(a.handshake_services, a.services), a.version, a.user_agent
+FROM reliability AS r JOIN addresses AS a
+    ON r.network = a.network AND r.host = a.host AND r.port = a.port
+WHERE r.successes > 0
+ORDER BY r.reliability_1m DESC, r.reliability_1w DESC, a.version DESC, a.id
+"""
+
+
+def read_dump(db):
+    """
+    The rows of a seeder dump, as sipa's seeder orders them (30-day
+    reliability, then 7-day, then version, highest first) and as it
+    chooses them (addresses with a successful test): tuples of the
+    address, good, last success, the five reliabilities, height,
+    services, version and the escaped user agent.
+    """
+    return [(NetworkAddress(n, h, p), bool(good), last_success, *rest[:-4],
+             rest[-4], from_db(rest[-3]), rest[-2], rest[-1])
+            for n, h, p, good, last_success, *rest in db.execute(_DUMP)]
+
+
+def insert_seeding(db, network, params_json, now):
+    """A seeder's run of ``network`` in ``crawls``, status SEEDING: its id.
+    Unlike insert_crawl, it supersedes nothing, and nothing resumes it."""
+    return db.execute(
+        "INSERT INTO crawls (network, started, params, status) VALUES (?, ?, ?, ?)",
+        (network, now, params_json, SEEDING),
+    ).lastrowid
+
+
+def end_seeding(db, run_id, now):
+    """The seeder's run ``run_id`` has ended."""
+    db.execute("UPDATE crawls SET status = ?, ended = ? WHERE id = ? AND status = ?",
+               (SEEDED, now, run_id, SEEDING))

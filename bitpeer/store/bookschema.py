@@ -29,6 +29,11 @@ REACHABLE = "reachable"
 UNREACHABLE = "unreachable"
 OUTCOMES = (REACHABLE, UNREACHABLE)
 
+#: The seeder's windows (bitpeer.seed.reliability.WINDOW_NAMES: the store
+#: imports nothing above it) and the columns of each in ``reliability``.
+RELIABILITY_WINDOWS = ("2h", "8h", "1d", "1w", "1m")
+WINDOW_COLUMNS = ("reliability", "count", "weight")
+
 MIGRATIONS = [
     (
         1,
@@ -180,10 +185,40 @@ MIGRATIONS = [
             "DROP TABLE streaks",
         ],
     ),
+    (
+        5,
+        [
+            # The DNS seeder's record of each address it tested: its tries
+            # and successes, the last of each, whether it was good when
+            # last judged, and the five decayed windows of
+            # bitpeer.seed.reliability (reliability, count, weight each).
+            f"""
+            CREATE TABLE reliability (
+                network INTEGER NOT NULL,
+                host BLOB NOT NULL,
+                port INTEGER NOT NULL,
+                tries INTEGER NOT NULL,
+                successes INTEGER NOT NULL,
+                last_try REAL NOT NULL,
+                last_success REAL,
+                good INTEGER NOT NULL,
+                {", ".join(f"{column}_{name} REAL NOT NULL"
+                           for name in RELIABILITY_WINDOWS for column in WINDOW_COLUMNS)},
+                PRIMARY KEY (network, host, port)
+            )
+            """,
+        ],
+    ),
 ]
+
+#: The schema version that brought the seeder's ``reliability`` table.
+SEEDER_SCHEMA = 5
 
 #: Crawl statuses (crawls.status).
 RUNNING, FINISHED, ABANDONED = "running", "finished", "abandoned"
+#: The status of a DNS seeder's run, from its start to its end: its tests
+#: are its observations.  A crawl never resumes it, nor supersedes it.
+SEEDING, SEEDED = "seeding", "seeded"
 
 #: TEXT columns that may hold peer text, per table; the user agent also
 #: has its raw column.

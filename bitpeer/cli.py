@@ -52,7 +52,7 @@ from .seed.dump import write_dump
 from .store.bookcheck import AddressBookError
 from .store.bookdb import open_read_only, read_dump
 from .store.bookschema import SEEDER_SCHEMA
-from .wire.address import Network, split_host_port
+from .wire.address import split_host_port
 from .wire.errors import BadMagic, ProtocolError
 from .wire.framing import FrameDecoder
 from .wire.services import describe

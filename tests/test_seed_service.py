@@ -15,7 +15,6 @@ from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from bitpeer.networks import MAINNET
 from bitpeer.seed.good import GoodRule
 from bitpeer.seed.sample import ServedSample
 from bitpeer.seed.service import SampleService

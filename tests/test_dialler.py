@@ -19,6 +19,7 @@ import inspect
 import os
 import select
 import socket
+import sys
 import types
 
 try:
@@ -154,6 +155,20 @@ class DiallerTestCase(SynchronousTestCase):
         sock = self.bound_socket()
         return NetworkAddress.from_host("127.0.0.1", sock.getsockname()[1])
 
+    def blackhole(self):
+        """A listening socket on 127.0.0.1 whose accept queue is kept full,
+        so a connect to it stays under way (the kernel drops its SYNs), as
+        to a blackholed host: its NetworkAddress."""
+        sock = self.bound_socket(listen=True)
+        sock.listen(0)
+        port = sock.getsockname()[1]
+        for _ in range(2):
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.addCleanup(filler.close)
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        return NetworkAddress.from_host("127.0.0.1", port)
+
     def wait_writable(self, attempt):
         """Until the connect is over, one way or the other."""
         _, writable, _ = select.select([], [attempt.socket], [], SELECT_TIMEOUT)
@@ -257,6 +272,23 @@ class ConnectTests(DiallerTestCase):
         self.assert_started(attempt, peer)
         self.assertEqual(self.failures, [])
         self.assert_settled(dialler, attempt)
+
+    def test_rtt_of_a_connected_socket(self):
+        """The kernel's round trip of a connected socket: loopback's is
+        tiny; a failed attempt (its socket closed) has none."""
+        if not sys.platform.startswith("linux"):
+            raise SkipTest("TCP_INFO is read on Linux only")
+        dialler = self.make_dialler()
+        attempt = self.dial(dialler, self.listener())
+        self.wait_writable(attempt)
+        attempt.doWrite()
+        rtt = attempt.rtt()
+        self.assertIsNotNone(rtt)
+        self.assertTrue(0 < rtt < 1, rtt)
+        refused = self.dial(dialler, self.refuser())
+        self.wait_writable(refused)
+        refused.doWrite()
+        self.assertIsNone(refused.rtt())
 
     def test_protocol_gets_the_dialled_address(self):
         """
@@ -434,7 +466,7 @@ class TimeoutTests(DiallerTestCase):
 
     def test_deadlines_in_order(self):
         dialler = self.make_dialler(timeout=2, clock=self.clock)
-        first, second = self.refuser(), self.refuser()
+        first, second = self.blackhole(), self.blackhole()
         a = self.dial(dialler, first)
         self.clock.advance(1)
         b = self.dial(dialler, second)
@@ -460,12 +492,31 @@ class TimeoutTests(DiallerTestCase):
         # The timeouts ran on the clock given, not on the reactor.
         self.assertEqual(self.reactor.getDelayedCalls(), [])
 
+    def test_connected_in_time_is_not_a_timeout(self):
+        """A connect the kernel finished before the deadline, its event not
+        yet dispatched (a busy reactor runs the timer first), is settled as
+        what it is, not as a timeout; the one still under way times out."""
+        dialler = self.make_dialler(timeout=2, clock=self.clock)
+        listening, refused, blackholed = self.listener(), self.refuser(), self.blackhole()
+        connected = self.dial(dialler, listening)
+        failed = self.dial(dialler, refused)
+        self.dial(dialler, blackholed)
+        self.wait_writable(connected)
+        self.wait_writable(failed)
+        self.clock.advance(2)
+        self.assert_started(connected, IPv4Address("TCP", "127.0.0.1", listening.port))
+        errors = dict(self.failures)
+        self.assertIsInstance(errors[refused], ConnectionRefused)
+        self.assertIsInstance(errors[blackholed], ConnectTimeout)
+        self.assertEqual(len(self.failures), 2)
+        self.assertEqual(dialler.connecting, 0)
+
     def test_timeout_lowered(self):
         """A lower timeout applies to the attempts under way, each from its
         own start: one already past it times out at once (on the next
         turn), the other at its new deadline."""
         dialler = self.make_dialler(timeout=5, clock=self.clock)
-        first, second = self.refuser(), self.refuser()
+        first, second = self.blackhole(), self.blackhole()
         self.dial(dialler, first)
         self.clock.advance(2)
         self.dial(dialler, second)  # t=2
@@ -489,7 +540,7 @@ class TimeoutTests(DiallerTestCase):
         dialler = self.make_dialler(timeout=1, clock=self.clock)
         dialler.timeout = 2
         self.assertEqual(self.deadlines(), [])
-        address = self.refuser()
+        address = self.blackhole()
         self.dial(dialler, address)
         dialler.timeout = 3
         self.assertEqual(self.deadlines(), [3])
@@ -502,7 +553,7 @@ class TimeoutTests(DiallerTestCase):
         """Attempts started at the same moment all time out at once, from
         one DelayedCall."""
         dialler = self.make_dialler(timeout=2, clock=self.clock)
-        addresses = [self.refuser() for _ in range(5)]
+        addresses = [self.blackhole() for _ in range(5)]
         attempts = [self.dial(dialler, address) for address in addresses]
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)
         self.clock.advance(2)
@@ -514,7 +565,7 @@ class TimeoutTests(DiallerTestCase):
     def test_uses_reactor_clock_by_default(self):
         dialler = Dialler(self.reactor, self.factory, 2, self.record, watch=self.watch)
         self.assertIs(dialler.clock, self.reactor)
-        address = self.refuser()
+        address = self.blackhole()
         self.dial(dialler, address)
         self.assertEqual(len(self.reactor.getDelayedCalls()), 1)
         self.reactor.advance(2)
@@ -541,7 +592,7 @@ class TimeoutTests(DiallerTestCase):
         dialler = self.make_dialler(timeout=2, clock=self.clock)
         head = self.dial(dialler, self.listener())
         self.clock.advance(1)
-        later_address = self.refuser()
+        later_address = self.blackhole()
         later = self.dial(dialler, later_address)
         self.clock.advance(0.5)
         self.wait_writable(head)
@@ -560,7 +611,7 @@ class TimeoutTests(DiallerTestCase):
         """The last attempt fails (no timer left), ``failed`` dials again:
         the new attempt gets a timer for its own deadline."""
         dialler = self.make_dialler(timeout=2, clock=self.clock)
-        replacement = self.refuser()
+        replacement = self.blackhole()
 
         def failed(address, error):
             self.record(address, error)
@@ -587,7 +638,7 @@ class TimeoutTests(DiallerTestCase):
         the new one at its own.
         """
         dialler = self.make_dialler(timeout=2, clock=self.clock)
-        first, second, third = self.refuser(), self.refuser(), self.refuser()
+        first, second, third = self.blackhole(), self.blackhole(), self.blackhole()
 
         def failed(address, error):
             self.record(address, error)
@@ -616,7 +667,7 @@ class TimeoutTests(DiallerTestCase):
         """The attempt that times out was the only one: the dial made by
         ``failed`` still gets its timer."""
         dialler = self.make_dialler(timeout=2, clock=self.clock)
-        first, second = self.refuser(), self.refuser()
+        first, second = self.blackhole(), self.blackhole()
 
         def failed(address, error):
             self.record(address, error)
@@ -637,7 +688,7 @@ class TimeoutTests(DiallerTestCase):
         """``failed`` cancels the other attempt from inside the expiry: it is
         reported once, as cancelled, and no timer is left."""
         dialler = self.make_dialler(timeout=2, clock=self.clock)
-        first, second = self.refuser(), self.refuser()
+        first, second = self.blackhole(), self.blackhole()
         attempts = {}
 
         def failed(address, error):
@@ -708,7 +759,7 @@ class CancelTests(DiallerTestCase):
     def test_cancel_after_timeout(self):
         clock = task.Clock()
         dialler = self.make_dialler(timeout=1, clock=clock)
-        attempt = self.dial(dialler, self.refuser())
+        attempt = self.dial(dialler, self.blackhole())
         clock.advance(1)
         attempt.cancel()
         [(_, error)] = self.failures
@@ -719,7 +770,7 @@ class CancelTests(DiallerTestCase):
         """Cancelling one attempt leaves the others and their timer alone."""
         clock = task.Clock()
         dialler = self.make_dialler(timeout=2, clock=clock)
-        first, second = self.refuser(), self.refuser()
+        first, second = self.blackhole(), self.blackhole()
         a = self.dial(dialler, first)
         clock.advance(1)
         b = self.dial(dialler, second)
@@ -1058,11 +1109,11 @@ class EpollSetTests(DiallerTestCase):
     def test_timeout_and_cancel_let_the_set_go(self):
         clock = task.Clock()
         dialler = self.make_dialler(timeout=2, clock=clock)
-        attempt = self.dial(dialler, self.refuser())
+        attempt = self.dial(dialler, self.blackhole())
         attempt.cancel()
         self.assert_settled(dialler, attempt)
         self.assert_idle(dialler)
-        attempt = self.dial(dialler, self.refuser())
+        attempt = self.dial(dialler, self.blackhole())
         self.assertEqual(self.reactor.getReaders(), [dialler._watch])
         clock.advance(2)
         self.assertIsInstance(self.failures[-1][1], ConnectTimeout)

@@ -653,7 +653,7 @@ class Crawler:
         self.connected[address] = peer
         through = self._through.get(address)
         if through is not None and through[0] is self._direct:
-            self.connect_timeout.observe(self.clock.seconds() - through[1])
+            self.connect_timeout.observe(self._connect_time(address, through[1]))
         peer.whenClosed().addCallback(self._socket_closed)
         waiting = peer.whenHandshaken().addCallback(lambda _: peer)
         waiting.addCallbacks(self._handshaken, self._failed,
@@ -661,6 +661,15 @@ class Crawler:
         waiting.addErrback(self._bug, address)
         waiting.addBoth(self._visited, address)
         waiting.addBoth(lambda _: peer.close())
+
+    def _connect_time(self, address, dialled_at):
+        """How long the connect to ``address`` took: the kernel's round-trip
+        time where the dialler's attempt knows it (the fast dialler's
+        ``rtt``), else the time since the dial, which also counts how long
+        the reactor took to get to the connect's event."""
+        rtt = getattr(self.in_flight.get(address), "rtt", None)
+        measured = rtt() if rtt is not None else None
+        return measured if measured is not None else self.clock.seconds() - dialled_at
 
     def _socket_closed(self, _):
         """

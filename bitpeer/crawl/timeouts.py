@@ -20,6 +20,15 @@ second of round trip.  ``factor`` leaves the same room above the p99 on
 slow paths: a p99 of 600 ms (mainnet's round trips, bitpeer.simnet.presets)
 gives 1.8 s.
 
+A connect's time is the kernel's round-trip estimate for the socket where
+the dialler can read it (bitpeer.net.dialler's Attempt.rtt, Linux), else
+the time from the dial to the connection's start.  The latter also counts
+the reactor's lag: a crawl busy decoding thousands of answers gets to a
+finished connect late, and a timeout learnt from that lag would be the
+configured one again.  The lag cannot cut a live node either way: before
+timing an attempt out, the dialler asks the kernel whether its connect is
+in fact over.
+
 Nothing is learnt from fewer than ``min_samples`` connects: a small crawl
 keeps its configured timeout.  Connect times go into a log-spaced histogram
 (LatencyLog): constant memory and an O(1) add whatever the crawl's size,

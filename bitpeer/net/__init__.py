@@ -33,6 +33,13 @@ Then exactly one of these happens:
   called at once with ConnectFailed; after it has settled, cancel does
   nothing.
 
+The fast dialler's timeouts are decided by the kernel, not by the
+reactor's lag: at the deadline, an attempt whose connect the kernel has
+finished (its event not yet dispatched) is settled as what it is (the
+endpoint dialler's are the Connector's timer).  Its attempts also offer
+``rtt()``, the kernel's round-trip time of the connected socket
+(Linux) or None; the crawl learns its connect timeout from it.
+
 The fast dialler watches connecting sockets in an epoll set of its own
 (Linux) or, elsewhere, as the reactor's writers (ReactorWriters), and its
 deadlines are one FIFO queue: every attempt has the same timeout.  Both

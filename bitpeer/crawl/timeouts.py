@@ -103,13 +103,14 @@ class LatencyLog:
         raise AssertionError("unreachable: the counts add up to count")
 
     def as_dict(self):
-        """``samples``, ``p50`` and ``p99`` (s, rounded to the ms), JSON-ready."""
-        return {"samples": self.count, "p50": _ms(self.quantile(0.5)),
-                "p99": _ms(self.quantile(0.99))}
+        """``samples``, ``p50`` and ``p99`` (s, rounded to 0.1 ms: a
+        loopback round trip is tens of microseconds), JSON-ready."""
+        return {"samples": self.count, "p50": _rounded(self.quantile(0.5)),
+                "p99": _rounded(self.quantile(0.99))}
 
 
-def _ms(seconds):
-    return None if seconds is None else round(seconds, 3)
+def _rounded(seconds):
+    return None if seconds is None else round(seconds, 4)
 
 
 def _quantile(instance, attribute, value):
@@ -175,4 +176,4 @@ class ConnectTimeoutLearner:
         (s), the floor, and the connect times it learnt from."""
         return {"configured": self.configured,
                 "floor": self.policy.floor if self.policy is not None else None,
-                "learnt": _ms(self.learnt), **self.times.as_dict()}
+                "learnt": _rounded(self.learnt), **self.times.as_dict()}

@@ -394,7 +394,7 @@ def with_monitor(args):
     """The seeder's first crawl, the load with its monitor idle, then the
     steady state: the monitor alone, and the load while its rounds run."""
     workdir = tempfile.mkdtemp(prefix="bitpeer-bench-seed-")
-    simnet, truth_path, seeds = start_simnet(workdir, [
+    simnet, _, seeds = start_simnet(workdir, [
         "--preset", "mainnet", "--nodes", str(args.nodes), "--dead", str(args.dead),
         "--port", str(REGTEST_PORT), "--seed", str(args.seed)])
     figures = {"workdir": workdir}

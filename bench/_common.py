@@ -1,7 +1,7 @@
 """
 What the benchmarks that run a simulated network in a process of its own
-share: the twistd beside this Python, and starting ``twistd bitpeer-simnet``
-until its truth and seeds files are there to read.
+share: the twistd beside this Python, starting ``twistd bitpeer-simnet``
+until its truth and seeds files are there to read, and a process's CPU.
 """
 
 import os
@@ -43,3 +43,10 @@ def start_simnet(workdir, simnet_args):
     # Both files are written whole under a temporary name and renamed: once
     # they exist, they are complete.
     return process, truth, seeds
+
+
+def process_cpu(pid):
+    """User + system CPU seconds of a running process (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stream:
+        fields = stream.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -74,7 +74,7 @@ from datetime import datetime
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _common import start_simnet, twistd  # noqa: E402
+from _common import process_cpu, start_simnet, twistd  # noqa: E402
 from codec import best_rate, sample_entries  # noqa: E402
 
 from bitpeer.networks import MAINNET  # noqa: E402
@@ -128,13 +128,6 @@ def run_crawler(workdir, seeds, args, extra=(), name="crawl", db="crawl.sqlite",
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"the crawl failed; see {workdir}/{name}.log")
     return wall, usage, started_at, time.time()
-
-
-def process_cpu(pid):
-    """User + system CPU seconds of a running process (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as stream:
-        fields = stream.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def read_snapshot(workdir, out="out"):

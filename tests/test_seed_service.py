@@ -15,6 +15,7 @@ from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from bitpeer.seed import dns as seed_dns
 from bitpeer.seed.good import GoodRule
 from bitpeer.seed.sample import ServedSample
 from bitpeer.seed.service import SampleService
@@ -37,6 +38,13 @@ def parse(*argv):
     return options
 
 
+class _Sink:
+    """A UDP transport that sends nothing."""
+
+    def write(self, data, address):
+        pass
+
+
 class OptionsTests(SynchronousTestCase):
     """``twistd bitpeer-seed``'s command line."""
 
@@ -47,6 +55,28 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options["zone"].host, "seed.example.org")
         self.assertEqual(options["rule"], GoodRule(8333, 880_000))
         self.assertEqual(options["db"], "bitpeer.sqlite")  # the crawler's book
+        self.assertEqual((options["dns-rate"], options["dns-burst"]), (20.0, 100))
+
+    def test_dns_rate_limit(self):
+        """--dns-rate and --dns-burst are the DNS server's per-client limit:
+        a client may ask the burst at once, then at the rate."""
+        clock = Clock()
+        options = parse(*ZONE, "--dns-rate", "2.5", "--dns-burst", "3")
+        app = seed_application(options, clock)
+        server = seed_dns._DatagramServer(app.dns._server)
+        server.transport = _Sink()
+        message = dns.Message()
+        message.queries = [dns.Query(b"seed.example.org", dns.NS)]
+        counters = app.dns.counters
+
+        def ask(times):
+            for _ in range(times):
+                server.datagramReceived(message.toStr(), ("127.0.0.1", 5000))
+            return counters.answered, counters.limited
+
+        self.assertEqual(ask(4), (3, 1))
+        clock.advance(0.4)  # one more token at 2.5 a second
+        self.assertEqual(ask(2), (4, 2))
 
     def test_the_crawls_options(self):
         options = parse(*ZONE, "--network", "testnet4", "--min-height", "5", "--limited",
@@ -76,6 +106,9 @@ class OptionsTests(SynchronousTestCase):
             (("--ttl", "0"), "--ttl must be positive"),
             (("--dns-port", "70000"), "--dns-port must be within 0..65535"),
             (("--min-height", "-1"), "--min-height cannot be negative"),
+            (("--dns-rate", "0"), "--dns-rate must be positive"),
+            (("--dns-rate", "fast"), "--dns-rate: 'fast' is not a number"),
+            (("--dns-burst", "-5"), "--dns-burst must be positive"),
             (("--interval", "60"), "--interval is bitpeer-crawl's"),
             (("--out", "x"), "--out is bitpeer-crawl's"),
         ):

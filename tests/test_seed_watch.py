@@ -3,6 +3,8 @@ Tests for bitpeer.seed.watch: the schedule of tests, and a node going down
 and up over simulated days on a task.Clock, judged by the good rule.
 """
 
+import random
+
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -97,6 +99,55 @@ class ScheduleTests(SynchronousTestCase):
         w.skipped(NODE, T0)
         self.assertEqual(w.due(T0, 10), [])
         self.assertEqual(w.next_try[NODE], T0 + MIN_RETRY)
+
+    def test_due_takes_nothing(self):
+        """Asking what is due twice gives the same answer: an address
+        stays due until it is tested or skipped."""
+        w = watch()
+        w.learn(NODE)
+        w.learn(OTHER)
+        self.assertEqual(w.due(T0, 10), [NODE, OTHER])
+        self.assertEqual(w.due(T0, 10), [NODE, OTHER])
+        w.tested(NODE, True, handshake(NODE), T0)
+        self.assertEqual(w.due(T0, 10), [OTHER])
+
+    def test_rescheduled_address_only_at_its_new_time(self):
+        """An address whose next test moved is due at the new time only,
+        once, however often its time was set."""
+        w = watch()
+        w.tested(NODE, True, handshake(NODE), T0)
+        w.due(T0 + MIN_RETRY, 10)
+        w.skipped(NODE, T0 + MIN_RETRY)
+        w.skipped(NODE, T0 + MIN_RETRY)
+        self.assertEqual(w.due(T0 + 1.5 * MIN_RETRY, 10), [])
+        self.assertEqual(w.next_due(), T0 + 2 * MIN_RETRY)
+        self.assertEqual(w.due(T0 + 2 * MIN_RETRY, 10), [NODE])
+
+    def test_due_as_a_walk_of_every_address_finds_it(self):
+        """Whatever the tests, learning and skips, the due addresses and
+        the next due time are what walking every address would give."""
+        rng = random.Random(7)
+        w = watch()
+        addresses = [NetworkAddress.parse(f"8.{n // 256}.{n % 256}.1:8333") for n in range(300)]
+        now = T0
+        for _ in range(40):
+            for address in rng.sample(addresses, 60):
+                action = rng.randrange(3)
+                if action == 0:
+                    w.learn(address)
+                elif action == 1:
+                    up = rng.random() < 0.7
+                    w.tested(address, up, handshake(address) if up else None, now)
+                else:
+                    w.skipped(address, now)
+            now += rng.randrange(2 * MIN_RETRY)
+            walked = sorted((when, str(address)) for address, when in w.next_try.items()
+                            if when <= now)
+            due = w.due(now, 50)
+            self.assertEqual(len(due), min(50, len(walked)))
+            self.assertEqual(sorted(w.next_try[a] for a in due),
+                             [when for when, _ in walked[:len(due)]])
+            self.assertEqual(w.next_due(), min(w.next_try.values()))
 
     def test_asked_for_addresses_once_a_day(self):
         w = watch()

@@ -19,10 +19,11 @@ from twisted.python import usage
 
 from ..application import ExitStatusService
 from ..crawl.tap import Options as CrawlTapOptions
-from ..crawl.tap import _whole, simnet_runner
+from ..crawl.tap import _number, _whole, simnet_runner
 from ..runtime import tune_garbage_collector
 from .dns import DNSService
 from .good import GoodRule
+from .ratelimit import DEFAULT_BURST, DEFAULT_RATE
 from .sample import ServedSample
 from .service import SeedApplication
 from .watch import Watch
@@ -55,6 +56,10 @@ class Options(CrawlTapOptions):
         ["dns-port", None, 5353, "UDP and TCP port of the DNS server (53 in production; "
                                  "0: a free one)", _whole],
         ["dns-interface", None, "", "address the DNS server listens on (default: all)"],
+        ["dns-rate", None, DEFAULT_RATE, "DNS queries a second one client address may keep "
+                                         "asking; past it, its queries are dropped", _number],
+        ["dns-burst", None, DEFAULT_BURST, "DNS queries one client address may ask at once",
+         _whole],
         ["ttl", None, 3600, "TTL of the A and AAAA answers, seconds", _whole],
         ["min-height", None, None, "the height a good node has reached at least "
                                    "(default per network: mainnet 880000, testnet3 "
@@ -72,6 +77,9 @@ class Options(CrawlTapOptions):
                 raise usage.UsageError(f"--{name} is required")
         if not 0 <= self["dns-port"] <= 0xFFFF:
             raise usage.UsageError("--dns-port must be within 0..65535")
+        for name in ("dns-rate", "dns-burst"):
+            if self[name] <= 0:
+                raise usage.UsageError(f"--{name} must be positive")
         if self["min-good"] < 0:
             raise usage.UsageError("--min-good cannot be negative")
         if self["min-height"] is not None and self["min-height"] < 0:
@@ -101,7 +109,8 @@ def seed_application(options, reactor):
     simnet, routes = simnet_runner(options, reactor)
     sample = ServedSample(reactor)
     dns = DNSService(reactor, options["zone"], sample, port=options["dns-port"],
-                     interface=options["dns-interface"])
+                     interface=options["dns-interface"], rate=options["dns-rate"],
+                     burst=options["dns-burst"])
     return SeedApplication(options, reactor, Watch(options["rule"]), sample, dns=dns,
                            simnet=simnet, simnet_routes=routes)
 

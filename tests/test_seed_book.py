@@ -6,6 +6,7 @@ read-only open ``bitpeer dump`` uses, and windows that survive a restart.
 
 import os
 import sqlite3
+from types import SimpleNamespace
 
 from twisted.internet import defer, reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -199,3 +200,35 @@ class RestartTests(TestCase):
         self.assertEqual(again.reliability, watch.reliability)
         self.assertEqual(again.good, watch.good)
         self.assertEqual(again.next_try, watch.next_try)
+
+
+class SeederStorageFaultTests(TestCase):
+    """A full disk while the seeder writes: a StorageFault (an
+    AddressBookError), and the monitor keeps the windows for the next save."""
+
+    @defer.inlineCallbacks
+    def test_disk_full_is_a_storage_fault_and_nothing_is_lost(self):
+        from bitpeer.seed import monitor
+        from bitpeer.store import addrbook
+        from bitpeer.store.bookcheck import StorageFault
+
+        def full(db, records):
+            raise sqlite3.OperationalError("database or disk is full")
+
+        book = AddressBook(os.path.join(scratch(self), "book.sqlite"), reactor)
+        yield book.open()
+        try:
+            watch = watch_after_tests()
+            self.patch(addrbook, "write_reliability", full)
+            records = watch.take_changed()
+            with self.assertRaises(StorageFault) as caught:
+                yield book.save_reliability(records)
+            self.assertIsInstance(caught.exception, AddressBookError)
+            self.assertIn("disk full", str(caught.exception))
+            watch.give_back(records)
+            service = monitor.MonitorService({}, reactor, SimpleNamespace(book=book), watch,
+                                             on_fault=self.fail)
+            yield defer.ensureDeferred(service._save())
+            self.assertEqual(len(watch.take_changed()), len(records))
+        finally:
+            yield book.close()

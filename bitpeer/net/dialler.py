@@ -449,6 +449,8 @@ class Dialler:
             if attempt.connecting:
                 expired.append(attempt)
         for attempt, broken in _already_over(expired):
+            if not attempt.connecting:
+                continue  # settled by a callback of one before it (a cancel)
             if broken is None:
                 attempt._settle(ConnectTimeout(f"no TCP connection within {timeout:g} s"))
             else:

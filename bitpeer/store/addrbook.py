@@ -57,6 +57,8 @@ from .bookcheck import (
     ReadOnlyFile,
     ReadOnlyFileSystem,
     StorageFault,
+    describe_fault,
+    fault_code,
 )
 from .bookdb import (
     MEMORY,
@@ -498,7 +500,7 @@ class AddressBook:
         """Store the tests of SeedRecords (after a flush, so that their
         attempts are in the book first), in one transaction."""
         records = list(records)
-        return self._read(write_reliability, records)
+        return self._seeder_write(write_reliability, records)
 
     def start_seeding(self, network, params, now):
         """
@@ -509,8 +511,24 @@ class AddressBook:
         """
         name = escape(str(getattr(network, "name", network)))
         params_json = json.dumps(params, sort_keys=True, default=str)
-        return self._read(lambda db: transaction(db, insert_seeding, name, params_json, now))
+        return self._seeder_write(
+            lambda db: transaction(db, insert_seeding, name, params_json, now))
 
     def end_seeding(self, run_id, now):
         """Record the end of the seeder's run ``run_id`` (status ``seeded``)."""
-        return self._read(lambda db: transaction(db, end_seeding, run_id, now))
+        return self._seeder_write(lambda db: transaction(db, end_seeding, run_id, now))
+
+    def _seeder_write(self, f, *args):
+        """
+        ``_read(f, *args)`` for the seeder's writes: a storage fault (a
+        full disk, an I/O error, a read-only file) comes back as the
+        StorageFault a flush gives, an AddressBookError the seeder keeps
+        its records through, not as SQLite's own error.
+        """
+        def as_fault(failure):
+            if fault_code(failure.value) is None:
+                return failure
+            raise StorageFault(f"address book {self.path}: {describe_fault(failure.value)}",
+                               describe_fault(failure.value), 0)
+
+        return self._read(f, *args).addErrback(as_fault)

@@ -111,6 +111,8 @@ class OptionsTests(SynchronousTestCase):
             (("--dns-burst", "-5"), "--dns-burst must be positive"),
             (("--interval", "60"), "--interval is bitpeer-crawl's"),
             (("--out", "x"), "--out is bitpeer-crawl's"),
+            (("--retry-dead-every", "5"), "--retry-dead-every is bitpeer-crawl's"),
+            (("--dead-after", "9"), "--dead-after is bitpeer-crawl's"),
         ):
             error = self.assertRaises(usage.UsageError, parse, *ZONE, *argv)
             self.assertTrue(str(error).startswith(message), str(error))

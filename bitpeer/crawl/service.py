@@ -413,14 +413,22 @@ class CrawlLoopService(Service):
     async def _from_book(self):
         """The book's addresses and crawls, or none when the book cannot be
         read now (a storage fault, said in one line): a crawl goes on from
-        its seeds."""
+        its seeds; without its crawls, from its addresses with no dead one
+        left out."""
         try:
-            return await self.book.known(), await self.book.crawls()
+            known = await self.book.known()
         except AddressBookError as error:
             self.log.error("the address book {path} cannot be read: {error}; "
                            "crawling from the seeds alone", path=self.options["db"],
                            error=error)
             return [], []
+        try:
+            return known, await self.book.crawls()
+        except AddressBookError as error:
+            self.log.error("the address book {path} cannot list its crawls: {error}; "
+                           "its addresses are dialled, none left out as dead",
+                           path=self.options["db"], error=error)
+            return known, []
 
     def _book_text(self, recorded):
         """How the final line names the address book."""

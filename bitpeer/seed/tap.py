@@ -18,6 +18,7 @@ from twisted.application.service import MultiService
 from twisted.python import usage
 
 from ..application import ExitStatusService
+from ..crawl.history import DEFAULT_DEAD_AFTER, DEFAULT_RETRY_DEAD_EVERY
 from ..crawl.tap import Options as CrawlTapOptions
 from ..crawl.tap import _number, _whole, simnet_runner
 from ..runtime import tune_garbage_collector
@@ -31,7 +32,8 @@ from .zone import SeedZone
 
 #: Crawl options that mean nothing to the seeder, and their defaults: given,
 #: they are refused rather than silently ignored.
-_CRAWL_ONLY = {"out": "snapshots", "interval": 0.0, "fresh": 0, "external-ip-url": None}
+_CRAWL_ONLY = {"out": "snapshots", "interval": 0.0, "fresh": 0, "external-ip-url": None,
+               "dead-after": DEFAULT_DEAD_AFTER, "retry-dead-every": DEFAULT_RETRY_DEAD_EVERY}
 
 
 class Options(CrawlTapOptions):

@@ -720,6 +720,33 @@ class TcpBoundsTests(ServerMixin, TestCase):
         yield from wait_until(lambda: not self.open_connections(), "the connections' end")
 
     @defer.inlineCallbacks
+    def test_connections_bounded_per_client(self):
+        """One address holds at most MAX_TCP_PER_CLIENT connections."""
+        self.patch(seed_dns, "MAX_TCP_PER_CLIENT", 1)
+        first = yield self.connect()
+        second = yield self.connect()
+        yield from wait_until(lambda: second.lost, "the second connection's end")
+        self.assertFalse(first.lost)
+        first.transport.loseConnection()
+        yield from wait_until(lambda: not self.open_connections(), "the connection's end")
+        third = yield self.connect()
+        self.assertFalse(third.lost)
+        third.transport.loseConnection()
+        yield from wait_until(lambda: not self.open_connections(), "the connection's end")
+
+    @defer.inlineCallbacks
+    def test_junk_does_not_keep_a_connection_open(self):
+        """Only an answered query resets the idle timeout: a client sending
+        junk is closed when its timeout runs out all the same."""
+        stream = yield self.connect()
+        yield from wait_until(lambda: self.open_connections(), "the connection")
+        self.clock.advance(seed_dns.TCP_IDLE_TIMEOUT - 1)
+        stream.transport.write(b"\x00\x03abc")
+        yield from wait_until(lambda: self.service.counters.malformed == 1, "the junk counted")
+        self.clock.advance(1)
+        yield from wait_until(lambda: stream.lost, "the connection's end")
+
+    @defer.inlineCallbacks
     def test_oversized_query_closes(self):
         stream = yield self.connect()
         stream.transport.write(b"\x02\x01" + b"\x00" * 513)

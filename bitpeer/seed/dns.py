@@ -13,15 +13,20 @@ and what went wrong is counted (DNSCounters), never logged per packet.
 
 TCP takes queries as RFC 7766 has them: several on one connection, each
 under the same per-client limit; a connection idle for TCP_IDLE_TIMEOUT is
-closed, and at most MAX_TCP_CONNECTIONS are open at once.
+closed, and at most MAX_TCP_CONNECTIONS are open at once (MAX_TCP_PER_CLIENT
+from one address).
 """
+
+import collections
 
 import attr
 from twisted.application import service
 from twisted.internet import defer, protocol
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.error import CannotListenError
 from twisted.protocols.basic import Int16StringReceiver
 from twisted.protocols.policies import TimeoutMixin
+from zope.interface import implementer
 
 from ..logs import logger
 from .answers import UDP_SIZE, Responder
@@ -37,6 +42,9 @@ log = logger()
 TCP_IDLE_TIMEOUT = 10
 #: TCP connections served at once; past it, a new one is closed at once.
 MAX_TCP_CONNECTIONS = 256
+#: TCP connections one client address may hold: one host cannot take every
+#: slot (and with them the TCP fallback of truncated answers).
+MAX_TCP_PER_CLIENT = 8
 #: The largest query read: a question and an OPT record need far less, and a
 #: longer datagram arrives cut short, so it does not decode.
 MAX_QUERY_SIZE = UDP_SIZE
@@ -108,33 +116,60 @@ class _DatagramServer(protocol.DatagramProtocol):
             self._server.counters.answered += 1
 
 
+@implementer(IPushProducer)
 class _StreamServer(Int16StringReceiver, TimeoutMixin):
-    """TCP: length-prefixed queries (RFC 1035 4.2.2), an idle timeout on the
-    service's clock, and a connection aborted past the connection bound or
-    on a query longer than MAX_QUERY_SIZE."""
+    """
+    TCP: length-prefixed queries (RFC 1035 4.2.2), an idle timeout on the
+    service's clock that only an answered query resets (junk and dropped
+    queries keep nothing open), and a connection aborted past the
+    connection bounds (in all, and per client) or on a query longer than
+    MAX_QUERY_SIZE.  It is its transport's producer: a client that does not
+    read its answers gets no more read from it once the transport's buffer
+    is full, so answers cannot pile up in memory, and its idle timeout ends
+    it.
+    """
 
     MAX_LENGTH = MAX_QUERY_SIZE
 
     def connectionMade(self):
         factory = self.factory
-        if len(factory.connections) >= MAX_TCP_CONNECTIONS:
+        self.client = self.transport.getPeer().host
+        if (len(factory.connections) >= MAX_TCP_CONNECTIONS
+                or factory.per_client[self.client] >= MAX_TCP_PER_CLIENT):
+            self.client = None
             self.transport.abortConnection()
             return
         factory.connections.add(self)
+        factory.per_client[self.client] += 1
+        self.transport.registerProducer(self, True)
         self.setTimeout(TCP_IDLE_TIMEOUT)
 
     def connectionLost(self, reason):
         self.setTimeout(None)
-        self.factory.connections.discard(self)
+        factory = self.factory
+        if self in factory.connections:
+            factory.connections.discard(self)
+            factory.per_client[self.client] -= 1
+            if not factory.per_client[self.client]:
+                del factory.per_client[self.client]
+
+    def pauseProducing(self):
+        self.transport.pauseProducing()
+
+    def resumeProducing(self):
+        self.transport.resumeProducing()
+
+    def stopProducing(self):
+        self.transport.abortConnection()
 
     def callLater(self, period, func):
         return self.factory.clock.callLater(period, func)
 
     def stringReceived(self, data):
-        self.resetTimeout()
         server = self.factory.server
-        response = server.respond(data, self.transport.getPeer().host, True)
+        response = server.respond(data, self.client, True)
         if response is not None:
+            self.resetTimeout()
             self.sendString(response)
             server.counters.answered += 1
 
@@ -156,6 +191,8 @@ class _StreamFactory(protocol.ServerFactory):
         self.server = server
         self.clock = clock
         self.connections = set()
+        #: Client address -> its connections open.
+        self.per_client = collections.Counter()
 
 
 class DNSService(service.Service):

@@ -57,7 +57,8 @@ class Options(CrawlTapOptions):
                              "hostmaster.example.org (required)"],
         ["dns-port", None, 5353, "UDP and TCP port of the DNS server (53 in production; "
                                  "0: a free one)", _whole],
-        ["dns-interface", None, "", "address the DNS server listens on (default: all)"],
+        ["dns-interface", None, "", "address the DNS server listens on (default: every "
+                                    "IPv4 one; :: for IPv6 too)"],
         ["dns-rate", None, DEFAULT_RATE, "DNS queries a second one client address may keep "
                                          "asking; past it, its queries are dropped", _number],
         ["dns-burst", None, DEFAULT_BURST, "DNS queries one client address may ask at once",

@@ -58,6 +58,20 @@ from .logs import logger
 EXIT_CRASHED = 1
 
 
+def end_run(reactor, log, failure, expected, what):
+    """
+    A fault ended a service's run: say so, in one line if it is one of
+    ``expected`` (exception classes a user can fix: a bad file, a full
+    disk), with a traceback if it is a bug; then stop the reactor.
+    ``what`` names the run in the log ("the crawl").
+    """
+    if failure.check(*expected):
+        log.error("{what} cannot run: {error}", what=what, error=failure.value)
+    else:
+        log.failure("{what} failed", failure, what=what)
+    stop_reactor(reactor)
+
+
 def stop_reactor(reactor):
     """
     Stop the reactor, unless it is stopping already: a service that ends

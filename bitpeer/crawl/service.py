@@ -27,7 +27,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, ensureDeferred
 from twisted.internet.task import LoopingCall, deferLater
 
-from ..application import Precondition, ServiceStack, stop_reactor
+from ..application import Precondition, ServiceStack, end_run, stop_reactor
 from ..logs import logger
 from ..oneshot import OneShot
 from ..runtime import open_file_limit, raise_open_file_limit
@@ -100,12 +100,8 @@ class Outcome:
     def cannot_run(self, failure):
         """A fault that ends the run: one line if the user can fix it, a
         traceback if it is a bug; then stop the reactor."""
-        if failure.check(*EXPECTED_FAULTS):
-            self.log.error("the crawl cannot run: {error}", error=failure.value)
-        else:
-            self.log.failure("the crawl failed", failure)
         self.failed = True
-        stop_reactor(self.reactor)
+        end_run(self.reactor, self.log, failure, EXPECTED_FAULTS, "the crawl")
 
 
 class CrawlApplication(ServiceStack):

@@ -26,7 +26,7 @@ from twisted.application.service import Service
 from twisted.internet.error import CannotListenError
 from twisted.internet.task import LoopingCall
 
-from ..application import ServiceStack, stop_reactor
+from ..application import ServiceStack, end_run
 from ..crawl.service import EXIT_FAILED, EXPECTED_FAULTS, check_book_network
 from ..logs import logger
 from ..store.service import AddressBookService
@@ -82,12 +82,8 @@ class SeedApplication(ServiceStack):
     def _cannot_run(self, failure):
         """A fault that ends the run: one line if the user can fix it, a
         traceback if it is a bug; then stop the reactor."""
-        if failure.check(*SEED_FAULTS):
-            self.log.error("the seeder cannot run: {error}", error=failure.value)
-        else:
-            self.log.failure("the seeder failed", failure)
         self.failed = True
-        stop_reactor(self.reactor)
+        end_run(self.reactor, self.log, failure, SEED_FAULTS, "the seeder")
 
     def exit_code(self):
         """EXIT_FAILED when the seeder could not run or lost windows, else 0."""
